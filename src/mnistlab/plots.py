@@ -1,0 +1,96 @@
+"""Pictures of a run (matplotlib, headless Agg): curves, sample predictions, misclassified digits, confusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def _show(x: torch.Tensor, mean: float, std: float):
+    return (x.squeeze().float() * std + mean).clamp(0, 1).numpy()
+
+
+def plot_history(history, path: str | Path | None = None):
+    """The seed's 2x2 figure: training loss, training accuracy, test loss, test accuracy per epoch."""
+    epochs = history.column("epoch")
+    fig, axs = plt.subplots(2, 2, figsize=(12, 8))
+    panels = [
+        ("Training Loss", history.train_losses, 1),
+        ("Training Accuracy (%)", history.train_acc, 100),
+        ("Test Loss", history.test_losses, 1),
+        ("Test Accuracy (%)", history.test_acc, 100),
+    ]
+    for ax, (title, values, scale) in zip(axs.flat, panels):
+        ax.plot(epochs, [v * scale for v in values], marker="o")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_samples(images, targets, preds, path=None, *, n: int = 12, mean=0.1307, std=0.3081, title=None):
+    """A grid of the first `n` images with predicted and true labels (red where they differ)."""
+    n = min(n, len(images))
+    cols = min(6, max(n, 1))
+    rows = max(1, -(-n // cols))
+    fig, axs = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    for i, ax in enumerate(axs.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(_show(images[i], mean, std), cmap="gray")
+            ok = int(preds[i]) == int(targets[i])
+            ax.set_title(f"pred {int(preds[i])} / true {int(targets[i])}", fontsize=9, color="black" if ok else "red")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_misclassified(images, targets, preds, path=None, *, n: int = 24, mean=0.1307, std=0.3081):
+    """The first `n` misclassified images, each titled pred vs true."""
+    wrong = (preds != targets).nonzero().flatten()[:n]
+    total = int((preds != targets).sum())
+    return plot_samples(
+        images[wrong],
+        targets[wrong],
+        preds[wrong],
+        path,
+        n=len(wrong),
+        mean=mean,
+        std=std,
+        title=f"Misclassified: {total} of {len(targets)} (showing {len(wrong)})",
+    )
+
+
+def plot_confusion(cm: torch.Tensor, path=None):
+    """Confusion matrix with counts (rows true, columns predicted)."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(cm.numpy(), cmap="Blues", norm=matplotlib.colors.LogNorm(vmin=1, vmax=max(int(cm.max()), 2)))
+    k = cm.shape[0]
+    for t in range(k):
+        for p in range(k):
+            v = int(cm[t, p])
+            if v:
+                ax.text(p, t, str(v), ha="center", va="center", fontsize=8, color="white" if t == p else "black")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (test set)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def _finish(fig, path):
+    if path is None:
+        return fig
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

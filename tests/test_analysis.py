@@ -1,0 +1,64 @@
+import pytest
+import torch
+import torch.nn as nn
+
+from mnistlab.analysis import confusion_matrix, model_summary, per_class_accuracy, receptive_field
+from mnistlab.model import Net
+
+# The seed's table: layer -> (rf, n, j) after the layer.
+SEED_RF = [("conv1", 3, 26, 1), ("conv2", 5, 24, 1), ("pool1", 6, 12, 2), ("conv3", 10, 10, 2),
+           ("conv4", 14, 8, 2), ("pool2", 16, 4, 4)]
+
+
+def test_receptive_field_equals_the_seeds_table():
+    rows = receptive_field(Net())
+    assert [(r.layer, r.rf_out, r.n_out, r.j_out) for r in rows] == SEED_RF
+    # each row starts where the previous one ended
+    assert (rows[0].rf_in, rows[0].n_in, rows[0].j_in) == (1, 28, 1)
+    for a, b in zip(rows, rows[1:]):
+        assert (b.rf_in, b.n_in, b.j_in) == (a.rf_out, a.n_out, a.j_out)
+
+
+def test_receptive_field_follows_forward_order_not_registration_order():
+    class Shuffled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = nn.MaxPool2d(2)  # registered first, called second
+            self.conv = nn.Conv2d(1, 4, 5, padding=1)
+
+        def forward(self, x):
+            return self.pool(self.conv(x))
+
+    rows = receptive_field(Shuffled())
+    assert [(r.layer, r.rf_out, r.n_out, r.j_out) for r in rows] == [("conv", 5, 26, 1), ("pool", 6, 13, 2)]
+    assert rows[0].padding == 1
+
+
+def test_dilation_and_avgpool():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, dilation=2), nn.ReLU(), nn.AvgPool2d(3, stride=3))
+    rows = receptive_field(model)
+    assert [(r.kernel, r.rf_out, r.n_out, r.j_out) for r in rows] == [(5, 5, 24, 1), (3, 7, 8, 3)]
+
+
+def test_unknown_layer_is_reported_not_guessed():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Upsample(scale_factor=2), nn.Conv2d(2, 2, 3))
+    rows = receptive_field(model)
+    assert rows[0].rf_out == 3
+    assert rows[1].kind == "Upsample" and rows[1].rf_out is None and "not analysed" in rows[1].note
+    assert rows[2].rf_in is None and rows[2].rf_out is None  # nothing after it is guessed
+
+
+def test_summary_total_and_shapes():
+    stats = model_summary(Net())
+    assert stats.total_params == 593_200
+    shapes = [tuple(info.output_size) for info in stats.summary_list if info.depth == 1]
+    assert shapes[:6] == [(1, 32, 26, 26), (1, 64, 24, 24), (1, 64, 12, 12), (1, 128, 10, 10), (1, 256, 8, 8),
+                          (1, 256, 4, 4)]
+
+
+def test_confusion_matrix():
+    t = torch.tensor([0, 0, 1, 2, 2, 2])
+    p = torch.tensor([0, 1, 1, 2, 2, 0])
+    cm = confusion_matrix(t, p, num_classes=3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert per_class_accuracy(cm) == pytest.approx([0.5, 1.0, 2 / 3])

@@ -1,0 +1,114 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time_s", "imgs_per_s"}
+RF_KEYS = {"layer", "rf_in", "n_in", "j_in", "stride", "padding", "kernel", "rf_out", "n_out", "j_out"}
+
+
+def run_cli(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture
+def env(data_dir, mirror):
+    e = dict(os.environ, MNISTLAB_DATA=str(data_dir), MNISTLAB_MIRROR=str(mirror))
+    return e
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("mnistlab")
+    assert script.exists(), "pip install should create the `mnistlab` console script"
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "train" in out.stdout and "predict" in out.stdout
+
+
+def test_train_evaluate_summary_end_to_end(tmp_path, env):
+    run = tmp_path / "run"
+    r = run_cli("train", "--epochs", 2, "--limit-train", 1024, "--limit-test", 500, "--out", run, "--device", "cpu",
+                env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Train: Loss=" in r.stderr and "Batch_id=" in r.stderr  # the seed's progress bar
+    assert "Test set: Average loss:" in r.stdout and "/500 (" in r.stdout
+    for name in ["recipe.json", "metrics.jsonl", "train.log", "model.safetensors", "checkpoint.safetensors",
+                 "curves.png", "samples.png", "misclassified.png", "confusion_matrix.png"]:
+        assert (run / name).is_file() and (run / name).stat().st_size > 0, name
+    recipe = json.loads((run / "recipe.json").read_text())
+    assert recipe["name"] == "default" and recipe["epochs"] == 2 and recipe["limit_train"] == 1024
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    for m in lines:
+        assert METRIC_KEYS <= m.keys()
+        assert 0 <= m["train_acc"] <= 1 and 0 <= m["test_acc"] <= 1 and m["train_time_s"] > 0
+    assert "recipe 'default'" in (run / "train.log").read_text()
+
+    r = run_cli("evaluate", run, "--json", "--device", "cpu", env=env)
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    assert ev["test_images"] == 10_000 and len(ev["per_class_acc"]) == 10
+    assert sum(map(sum, ev["confusion_matrix"])) == 10_000
+    assert ev["correct"] == sum(ev["confusion_matrix"][i][i] for i in range(10))
+    assert (run / "evaluation.json").is_file() and (run / "misclassified.png").is_file()
+    r = run_cli("evaluate", run, "--limit-test", 500, env=env)
+    assert r.returncode == 0 and "Per-class accuracy" in r.stdout and "Test accuracy: " in r.stdout
+    # the weights are the trained ones: evaluation on the same 500 images matches the last epoch
+    assert f"{round(lines[-1]['test_acc'] * 500)}/500" in r.stdout
+
+    r = run_cli("summary", "--json", env=env)
+    s = json.loads(r.stdout)
+    assert s["params"] == 593_200 and len(s["receptive_field"]) == 6
+    assert all(RF_KEYS <= row.keys() for row in s["receptive_field"])
+    assert s["receptive_field"][-1]["rf_out"] == 16
+    r = run_cli("summary", env=env)
+    assert "Total params: 593,200" in r.stdout and "| pool2 | MaxPool2d | 14 | 8 | 2 | 2 | 2 | 0 | 16 | 4 | 4 |" in r.stdout
+
+
+def _one_line_error(r):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def test_missing_data_without_mirror_is_one_line(tmp_path):
+    e = {k: v for k, v in os.environ.items() if k not in ("MNISTLAB_MIRROR", "MNISTLAB_DATA")}
+    e["MNISTLAB_DATA"] = str(tmp_path / "empty")
+    msg = _one_line_error(run_cli("train", "--limit-train", 10, "--out", tmp_path / "run", env=e, timeout=120))
+    assert "--mirror" in msg and "MNISTLAB_MIRROR" in msg and str(tmp_path / "empty") in msg
+    r = run_cli("--debug", "train", "--limit-train", 10, "--out", tmp_path / "run2", env=e, timeout=120)
+    assert r.returncode == 2 and "Traceback" in r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--epochs", "0"], "--epochs: must be at least 1"),
+    (["train", "--epochs", "-3"], "--epochs: must be at least 1"),
+    (["train", "--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["train", "--lr", "-1"], "--lr: must be a finite number > 0"),
+    (["train", "--recipe", "fastest"], "invalid choice: 'fastest'"),
+    (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
+    (["evaluate", "/nonexistent/run"], "is not a folder"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_options_are_one_line(args, needle, env):
+    assert needle in _one_line_error(run_cli(*args, env=env))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so --device cuda is valid here")
+def test_unavailable_device_is_one_line(tmp_path, env):
+    msg = _one_line_error(run_cli("train", "--device", "cuda", "--limit-train", 10, "--out", tmp_path / "r", env=env))
+    assert "not available" in msg
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path, env):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("")
+    assert "already holds a run" in _one_line_error(run_cli("train", "--out", run, "--limit-train", 10, env=env))

@@ -1,0 +1,102 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnistlab import data
+from mnistlab.model import Net
+from mnistlab.recipes import SEED, get_recipe
+from mnistlab.trainer import fit
+from mnistlab.utils import History, set_seed, train
+from mnistlab.utils import test as evaluate
+
+
+def test_train_loop_lowers_the_loss_on_real_data(data_dir, capsys):
+    set_seed(0)
+    x, y = data.load_tensors(True, data_dir, limit=2000)
+    xt, yt = data.load_tensors(False, data_dir, limit=500)
+    loader = data.DeviceLoader(x, y, 100, "cpu", shuffle=True, seed=0)
+    test_loader = data.DeviceLoader(xt, yt, 500, "cpu")
+    model = Net()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    history = History()
+    for epoch in range(1, 4):
+        loader.set_epoch(epoch)
+        res = train(model, torch.device("cpu"), loader, opt, progress=True)
+        loss, correct, total = evaluate(model, torch.device("cpu"), test_loader)
+        history.add(epoch=epoch, train_loss=res.loss, test_acc=correct / total)
+    out = capsys.readouterr()
+    assert "Test set: Average loss: " in out.out and "/500 (" in out.out
+    assert "Train: Loss=" in out.err and "Batch_id=19 Accuracy=" in out.err
+    assert history.train_losses[-1] < 0.5 * history.train_losses[0]
+    assert history.test_acc[-1] > 0.8
+
+
+def test_default_recipe_reaches_98_5_after_one_full_epoch(trained_one_epoch):
+    rec = trained_one_epoch.history.records[0]
+    assert rec["test_acc"] >= 0.985, rec
+    assert rec["epoch"] == 1 and rec["train_time_s"] > 0 and rec["imgs_per_s"] > 0
+
+
+def test_seed_recipe_runs_faithfully(data_dir, mirror):
+    recipe = get_recipe("seed", epochs=3, limit_train=2048, limit_test=512, device="cpu")
+    assert (recipe.optimizer, recipe.lr, recipe.momentum, recipe.batch_size) == ("sgd", 0.01, 0.9, 1024)
+    assert (recipe.scheduler, recipe.step_size, recipe.gamma, recipe.label_smoothing) == ("step", 2, 0.1, 0.0)
+    assert recipe.pipeline == "loader" and recipe.amp == "off" and SEED.epochs == 5
+    res = fit(recipe, data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    lrs = res.history.column("lr")
+    assert lrs[0] == pytest.approx(0.01) and lrs[1] == pytest.approx(0.01) and lrs[2] == pytest.approx(0.001)
+    assert len(res.loaders.train) == 2  # 2048 / 1024
+    assert all(math.isfinite(v) for v in res.history.train_losses)
+
+
+def _small(**kw):
+    return get_recipe("default", epochs=2, limit_train=512, limit_test=256, batch_size=64, device="cpu", **kw)
+
+
+def test_fixed_seed_reproduces_on_cpu(data_dir, mirror):
+    a = fit(_small(), data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    b = fit(_small(), data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    strip = [{k: v for k, v in r.items() if k not in ("train_time_s", "imgs_per_s")} for r in a.history.records]
+    assert strip == [{k: v for k, v in r.items() if k not in ("train_time_s", "imgs_per_s")}
+                     for r in b.history.records]
+    c = fit(_small(seed=2), data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    assert not torch.equal(a.model.fc2.weight, c.model.fc2.weight)
+
+
+def _one_step(device, data_dir):
+    torch.manual_seed(0)
+    model = Net().to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = data.load_tensors(False, data_dir, limit=128)
+    loader = data.DeviceLoader(x, y, 64, device)
+    for xb, yb in loader:
+        loss = F.nll_loss(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    xb, _ = next(iter(loader))
+    with torch.no_grad():
+        return model(xb).cpu()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: run on the GPU machine (benchmarks/gpu.sh)")
+def test_cpu_and_cuda_agree(data_dir):
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.testing.assert_close(_one_step("cuda", data_dir), _one_step("cpu", data_dir), atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: run on the GPU machine (benchmarks/gpu.sh)")
+def test_cuda_graph_step_trains_like_eager(data_dir, mirror):
+    kw = dict(epochs=2, limit_train=4096, limit_test=1000, batch_size=256, device="cuda", amp="off")
+    graphed = fit(get_recipe("default", cuda_graphs="on", **kw), data_dir=data_dir, mirror=str(mirror),
+                  progress=False, echo=False)
+    eager = fit(get_recipe("default", cuda_graphs="off", **kw), data_dir=data_dir, mirror=str(mirror),
+                progress=False, echo=False)
+    # different random augmentation streams, same recipe: both must learn about equally well
+    assert graphed.history.test_acc[-1] > 0.9 and eager.history.test_acc[-1] > 0.9
+    assert abs(graphed.history.test_acc[-1] - eager.history.test_acc[-1]) < 0.03
