@@ -6,8 +6,14 @@ from mnistlab.analysis import confusion_matrix, model_summary, per_class_accurac
 from mnistlab.model import Net
 
 # The seed's table: layer -> (rf, n, j) after the layer.
-SEED_RF = [("conv1", 3, 26, 1), ("conv2", 5, 24, 1), ("pool1", 6, 12, 2), ("conv3", 10, 10, 2),
-           ("conv4", 14, 8, 2), ("pool2", 16, 4, 4)]
+SEED_RF = [
+    ("conv1", 3, 26, 1),
+    ("conv2", 5, 24, 1),
+    ("pool1", 6, 12, 2),
+    ("conv3", 10, 10, 2),
+    ("conv4", 14, 8, 2),
+    ("pool2", 16, 4, 4),
+]
 
 
 def test_receptive_field_equals_the_seeds_table():
@@ -52,8 +58,14 @@ def test_summary_total_and_shapes():
     stats = model_summary(Net())
     assert stats.total_params == 593_200
     shapes = [tuple(info.output_size) for info in stats.summary_list if info.depth == 1]
-    assert shapes[:6] == [(1, 32, 26, 26), (1, 64, 24, 24), (1, 64, 12, 12), (1, 128, 10, 10), (1, 256, 8, 8),
-                          (1, 256, 4, 4)]
+    assert shapes[:6] == [
+        (1, 32, 26, 26),
+        (1, 64, 24, 24),
+        (1, 64, 12, 12),
+        (1, 128, 10, 10),
+        (1, 256, 8, 8),
+        (1, 256, 4, 4),
+    ]
 
 
 def test_confusion_matrix():

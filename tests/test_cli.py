@@ -12,8 +12,9 @@ RF_KEYS = {"layer", "rf_in", "n_in", "j_in", "stride", "padding", "kernel", "rf_
 
 
 def run_cli(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -31,13 +32,23 @@ def test_console_script_is_installed():
 
 def test_train_evaluate_summary_end_to_end(tmp_path, env):
     run = tmp_path / "run"
-    r = run_cli("train", "--epochs", 2, "--limit-train", 1024, "--limit-test", 500, "--out", run, "--device", "cpu",
-                env=env)
+    r = run_cli(
+        "train", "--epochs", 2, "--limit-train", 1024, "--limit-test", 500, "--out", run, "--device", "cpu", env=env
+    )
     assert r.returncode == 0, r.stderr
     assert "Train: Loss=" in r.stderr and "Batch_id=" in r.stderr  # the seed's progress bar
     assert "Test set: Average loss:" in r.stdout and "/500 (" in r.stdout
-    for name in ["recipe.json", "metrics.jsonl", "train.log", "model.safetensors", "checkpoint.safetensors",
-                 "curves.png", "samples.png", "misclassified.png", "confusion_matrix.png"]:
+    for name in [
+        "recipe.json",
+        "metrics.jsonl",
+        "train.log",
+        "model.safetensors",
+        "checkpoint.safetensors",
+        "curves.png",
+        "samples.png",
+        "misclassified.png",
+        "confusion_matrix.png",
+    ]:
         assert (run / name).is_file() and (run / name).stat().st_size > 0, name
     recipe = json.loads((run / "recipe.json").read_text())
     assert recipe["name"] == "default" and recipe["epochs"] == 2 and recipe["limit_train"] == 1024
@@ -66,7 +77,10 @@ def test_train_evaluate_summary_end_to_end(tmp_path, env):
     assert all(RF_KEYS <= row.keys() for row in s["receptive_field"])
     assert s["receptive_field"][-1]["rf_out"] == 16
     r = run_cli("summary", env=env)
-    assert "Total params: 593,200" in r.stdout and "| pool2 | MaxPool2d | 14 | 8 | 2 | 2 | 2 | 0 | 16 | 4 | 4 |" in r.stdout
+    assert (
+        "Total params: 593,200" in r.stdout
+        and "| pool2 | MaxPool2d | 14 | 8 | 2 | 2 | 2 | 0 | 16 | 4 | 4 |" in r.stdout
+    )
 
 
 def _one_line_error(r):
@@ -86,17 +100,20 @@ def test_missing_data_without_mirror_is_one_line(tmp_path):
     assert r.returncode == 2 and "Traceback" in r.stderr
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["train", "--epochs", "0"], "--epochs: must be at least 1"),
-    (["train", "--epochs", "-3"], "--epochs: must be at least 1"),
-    (["train", "--batch-size", "0"], "--batch-size: must be at least 1"),
-    (["train", "--lr", "-1"], "--lr: must be a finite number > 0"),
-    (["train", "--recipe", "fastest"], "invalid choice: 'fastest'"),
-    (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
-    (["evaluate", "/nonexistent/run"], "is not a folder"),
-    (["frobnicate"], "invalid choice"),
-    ([], "required"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "--epochs", "0"], "--epochs: must be at least 1"),
+        (["train", "--epochs", "-3"], "--epochs: must be at least 1"),
+        (["train", "--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["train", "--lr", "-1"], "--lr: must be a finite number > 0"),
+        (["train", "--recipe", "fastest"], "invalid choice: 'fastest'"),
+        (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
+        (["evaluate", "/nonexistent/run"], "is not a folder"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
 def test_bad_options_are_one_line(args, needle, env):
     assert needle in _one_line_error(run_cli(*args, env=env))
 

@@ -51,6 +51,11 @@ def test_seed_recipe_runs_faithfully(data_dir, mirror):
     assert all(math.isfinite(v) for v in res.history.train_losses)
 
 
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU: run on the GPU machine (benchmarks/gpu.sh)"
+)
+
+
 def _small(**kw):
     return get_recipe("default", epochs=2, limit_train=512, limit_test=256, batch_size=64, device="cpu", **kw)
 
@@ -61,8 +66,7 @@ def test_fixed_seed_reproduces_on_cpu(data_dir, mirror):
     for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(va, vb), k
     strip = [{k: v for k, v in r.items() if k not in ("train_time_s", "imgs_per_s")} for r in a.history.records]
-    assert strip == [{k: v for k, v in r.items() if k not in ("train_time_s", "imgs_per_s")}
-                     for r in b.history.records]
+    assert strip == [{k: v for k, v in r.items() if k not in ("train_time_s", "imgs_per_s")} for r in b.history.records]
     c = fit(_small(seed=2), data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
     assert not torch.equal(a.model.fc2.weight, c.model.fc2.weight)
 
@@ -83,20 +87,30 @@ def _one_step(device, data_dir):
         return model(xb).cpu()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: run on the GPU machine (benchmarks/gpu.sh)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU: run on the GPU machine (benchmarks/gpu.sh)"
+)
 def test_cpu_and_cuda_agree(data_dir):
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.testing.assert_close(_one_step("cuda", data_dir), _one_step("cpu", data_dir), atol=2e-3, rtol=2e-3)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: run on the GPU machine (benchmarks/gpu.sh)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU: run on the GPU machine (benchmarks/gpu.sh)"
+)
 def test_cuda_graph_step_trains_like_eager(data_dir, mirror):
     kw = dict(epochs=2, limit_train=4096, limit_test=1000, batch_size=256, device="cuda", amp="off")
-    graphed = fit(get_recipe("default", cuda_graphs="on", **kw), data_dir=data_dir, mirror=str(mirror),
-                  progress=False, echo=False)
-    eager = fit(get_recipe("default", cuda_graphs="off", **kw), data_dir=data_dir, mirror=str(mirror),
-                progress=False, echo=False)
+    graphed = fit(
+        get_recipe("default", cuda_graphs="on", **kw), data_dir=data_dir, mirror=str(mirror), progress=False, echo=False
+    )
+    eager = fit(
+        get_recipe("default", cuda_graphs="off", **kw),
+        data_dir=data_dir,
+        mirror=str(mirror),
+        progress=False,
+        echo=False,
+    )
     # different random augmentation streams, same recipe: both must learn about equally well
     assert graphed.history.test_acc[-1] > 0.9 and eager.history.test_acc[-1] > 0.9
     assert abs(graphed.history.test_acc[-1] - eager.history.test_acc[-1]) < 0.03
