@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
-import json
+import itertools
 import math
+import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from mnistlab import checkpoints, data
 from mnistlab.errors import UserError
 from mnistlab.model import get_model
 from mnistlab.recipes import Recipe
-from mnistlab.utils import History, amp_dtype, get_device, set_seed, test, train, train_line
+from mnistlab.utils import History, amp_dtype, get_device, set_seed, test, test_line, train, train_line
 
 
 class NonFiniteLoss(UserError):
@@ -90,12 +92,14 @@ def build_scheduler(recipe: Recipe, optimizer, steps_per_epoch: int):
     """(scheduler, per_batch): OneCycle is stepped every batch, StepLR every epoch."""
     if recipe.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma), False
+    total = recipe.epochs * steps_per_epoch
+    if total < 4:  # too short for a warm-up and an anneal phase: keep the peak rate
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0), True
     sched = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=recipe.lr,
-        epochs=recipe.epochs,
-        steps_per_epoch=steps_per_epoch,
-        pct_start=recipe.pct_start,
+        total_steps=total,
+        pct_start=min(max(recipe.pct_start, 2.0 / total), 0.5),  # at least one step of warm-up
         div_factor=recipe.div_factor,
         final_div_factor=recipe.final_div_factor,
         cycle_momentum=False,
@@ -150,9 +154,13 @@ def fit(
     progress: bool = True,
     echo: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    evals_per_epoch: int = 1,
 ) -> RunResult:
     """Train `recipe` end to end. With `out`, write the run folder (recipe.json, metrics.jsonl, train.log,
-    checkpoint.safetensors every epoch, model.safetensors at the end); with `resume`, continue from it."""
+    checkpoint.safetensors every epoch, model.safetensors at the end); with `resume`, continue from it.
+
+    `evals_per_epoch` > 1 evaluates (and records, with fractional `epoch`) that many times per epoch, for
+    time-to-accuracy measurements; `on_epoch` is called with every record."""
     recipe.validate()
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
@@ -189,6 +197,7 @@ def fit(
         )
         history = History(meta["history"])
         start = meta["epoch"] + 1
+        _write_metrics(run_dir, history)  # drop lines of an epoch that was not checkpointed
         log(f"Resuming {run_dir} after epoch {meta['epoch']}")
     elif run_dir is not None:
         recipe.save(run_dir / "recipe.json")
@@ -208,43 +217,49 @@ def fit(
         if hasattr(loaders.train, "set_epoch"):
             loaders.train.set_epoch(epoch)
         log(f"Epoch {epoch}")
-        lr = _current_lr(optimizer)
-        res = train(
-            train_model,
-            device,
-            train_batches,
-            optimizer,
-            scheduler if per_batch else None,
-            criterion=criterion,
-            dtype=dtype,
-            step=step,
-            progress=progress,
-            log_every=1 if device.type == "cpu" else 20,
-        )
-        log(train_line(res))
-        if not math.isfinite(res.loss):
-            raise NonFiniteLoss(
-                f"training loss became {res.loss} in epoch {epoch}; stopped"
-                + (f", the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir}" if run_dir else "")
-                + " (try a lower --lr)"
+        batches = iter(train_batches)
+        pieces = _split(len(train_batches), evals_per_epoch)
+        for part, n_batches in enumerate(pieces, start=1):
+            lr = _current_lr(optimizer)
+            res = train(
+                train_model,
+                device,
+                _Take(batches, n_batches),
+                optimizer,
+                scheduler if per_batch else None,
+                criterion=criterion,
+                dtype=dtype,
+                step=step,
+                progress=progress,
+                log_every=1 if device.type == "cpu" else 20,
             )
+            log(train_line(res))
+            if not math.isfinite(res.loss):
+                raise NonFiniteLoss(
+                    f"training loss became {res.loss} in epoch {epoch}; stopped"
+                    + (f", the last good checkpoint (epoch {epoch - 1}) is kept in {run_dir}" if run_dir else "")
+                    + " (try a lower --lr)"
+                )
+            t0 = time.perf_counter()
+            test_loss, correct, total = test(train_model, device, loaders.test, dtype=dtype, verbose=False)
+            eval_time = time.perf_counter() - t0
+            log(test_line(test_loss, correct, total))
+            rec = history.add(
+                epoch=epoch if len(pieces) == 1 else epoch - 1 + part / len(pieces),
+                train_loss=res.loss,
+                train_acc=res.accuracy,
+                test_loss=test_loss,
+                test_acc=correct / total,
+                lr=lr,
+                train_time_s=res.seconds,
+                imgs_per_s=res.images / res.seconds if res.seconds > 0 else float("nan"),
+                eval_time_s=eval_time,
+            )
+            if on_epoch is not None:
+                on_epoch(rec)
         if not per_batch:
             scheduler.step()
-        test_loss, correct, total = test(train_model, device, loaders.test, dtype=dtype, verbose=False)
-        log(f"Test set: Average loss: {test_loss:.4f}, Accuracy: {correct}/{total} ({100.0 * correct / total:.2f}%)")
-        rec = history.add(
-            epoch=epoch,
-            train_loss=res.loss,
-            train_acc=res.accuracy,
-            test_loss=test_loss,
-            test_acc=correct / total,
-            lr=lr,
-            train_time_s=res.seconds,
-            imgs_per_s=res.images / res.seconds if res.seconds > 0 else float("nan"),
-        )
         if run_dir is not None:
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
             checkpoints.save_checkpoint(
                 run_dir / checkpoints.CHECKPOINT,
                 model=model,
@@ -255,8 +270,8 @@ def fit(
                 recipe=asdict(recipe),
                 loader_generator=loaders.generator,
             )
-        if on_epoch is not None:
-            on_epoch(rec)
+            # metrics.jsonl follows the checkpoint: a kill between the two loses nothing on resume
+            _write_metrics(run_dir, history)
     if run_dir is not None:
         checkpoints.save_weights(
             model,
@@ -264,6 +279,31 @@ def fit(
             {"model": recipe.model, "dataset": recipe.dataset, "recipe": recipe.name},
         )
     return RunResult(model, history, run_dir, device, loaders, dtype)
+
+
+def _write_metrics(run_dir: Path, history: History) -> None:
+    tmp = run_dir / "metrics.jsonl.tmp"
+    tmp.write_text(history.to_jsonl())
+    os.replace(tmp, run_dir / "metrics.jsonl")
+
+
+def _split(n: int, parts: int) -> list[int]:
+    """n batches in `parts` near-equal consecutive pieces (no empty piece)."""
+    parts = max(1, min(parts, n))
+    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
+
+
+class _Take:
+    """The next n items of a shared iterator, with a length (for the progress bar)."""
+
+    def __init__(self, it, n: int):
+        self.it, self.n = it, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return itertools.islice(self.it, self.n)
 
 
 def _current_lr(optimizer) -> float:

@@ -240,8 +240,18 @@ def test(
         total += target.shape[0]
     avg, c = loss_sum.item() / max(total, 1), int(correct.item())
     if verbose:
-        print(f"Test set: Average loss: {avg:.4f}, Accuracy: {c}/{total} ({100.0 * c / max(total, 1):.2f}%)")
+        print(test_line(avg, c, total))
     return avg, c, total
+
+
+def test_line(avg_loss: float, correct: int, total: int) -> str:
+    """The seed's evaluation line."""
+    return (
+        f"Test set: Average loss: {avg_loss:.4f}, Accuracy: {correct}/{total} ({100.0 * correct / max(total, 1):.2f}%)"
+    )
+
+
+test_line.__test__ = False  # a helper, not a pytest test
 
 
 @torch.no_grad()
