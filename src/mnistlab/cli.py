@@ -166,6 +166,7 @@ def cmd_train(args) -> int:
         )
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{stamp}"
+    args.train_run_dir = run_dir  # for the Ctrl-C message in main()
     result = fit(
         recipe,
         data_dir=args.data_dir,
@@ -298,6 +299,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    args = None
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
@@ -306,13 +308,22 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"mnistlab: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as e:  # disk full, permission denied, ...: the user's environment, not a bug
+        if debug:
+            traceback.print_exc()
+        print(f"mnistlab: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()
-        print(
-            "mnistlab: interrupted; checkpoints written so far are kept (continue with --resume RUN_DIR)",
-            file=sys.stderr,
-        )
+        run_dir = getattr(args, "train_run_dir", None)
+        if run_dir is None:
+            message = "interrupted"
+        elif (Path(run_dir) / "checkpoint.safetensors").is_file():
+            message = f"interrupted; checkpoints written so far are kept (continue with --resume {run_dir})"
+        else:
+            message = f"interrupted in the first epoch: {run_dir} has nothing to resume; start again with another --out"
+        print(f"mnistlab: {message}", file=sys.stderr)
         return 130
 
 

@@ -191,7 +191,8 @@ def seed_loader(
         shuffle=train,
         num_workers=num_workers,
         pin_memory=pin_memory,
-        persistent_workers=num_workers > 0,
+        # fresh workers each epoch draw their seeds from `generator`, which checkpoints save: exact resume
+        persistent_workers=False,
         generator=torch.Generator().manual_seed(seed),
     )
 

@@ -166,7 +166,10 @@ def fit(
     if run_dir is not None:
         if resume:
             if not (run_dir / checkpoints.CHECKPOINT).is_file():
-                raise UserError(f"cannot resume: {run_dir} has no {checkpoints.CHECKPOINT}")
+                raise UserError(
+                    f"cannot resume: {run_dir} has no {checkpoints.CHECKPOINT} (it stopped before its first epoch "
+                    "ended); start a new run with another --out"
+                )
         elif (run_dir / "metrics.jsonl").exists():
             raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -198,6 +201,8 @@ def fit(
         history = History(meta["history"])
         start = meta["epoch"] + 1
         _write_metrics(run_dir, history)  # drop lines of an epoch that was not checkpointed
+        for stale in run_dir.glob("*.tmp"):  # temporary files of writes that a kill cut short
+            stale.unlink(missing_ok=True)
         log(f"Resuming {run_dir} after epoch {meta['epoch']}")
     elif run_dir is not None:
         recipe.save(run_dir / "recipe.json")

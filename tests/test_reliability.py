@@ -1,0 +1,480 @@
+"""Reliability: kill -9 and resume bit-identically, atomic checkpoints, non-finite loss, Ctrl-C, bad input."""
+
+import itertools
+import json
+import os
+import pickle
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+
+from mnistlab import checkpoints, data, trainer
+from mnistlab.errors import UserError
+from mnistlab.recipes import get_recipe
+from mnistlab.trainer import NonFiniteLoss, fit
+
+TRAIN = ["train", "--device", "cpu", "--quiet", "--no-plots"]
+SMALL = ["--epochs", "4", "--limit-train", "1024", "--limit-test", "256", "--batch-size", "64"]
+SEED_SMALL = ["--recipe", "seed", "--epochs", "3", "--limit-train", "2048", "--limit-test", "256"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def run_cli(*args, env=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def start_cli(*args, env, log: Path):
+    """The CLI in the background, stdout and stderr into files (no pipe can fill up and stall it)."""
+    with open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
+        return subprocess.Popen([sys.executable, "-m", "mnistlab", *map(str, args)], stdout=out, stderr=err, env=env)
+
+
+def wait_for(cond, proc, what: str, timeout: float = 120.0) -> None:
+    """Poll `cond()` every 10 ms; fail if `proc` ends first or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended (status {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def metric_lines(run: Path) -> list[str]:
+    p = run / "metrics.jsonl"
+    return p.read_text().splitlines() if p.exists() else []
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in metric_lines(run)]
+
+
+def without_timing(records: list[dict]) -> list[dict]:
+    """Records without the wall-clock keys (train_time_s, imgs_per_s, eval_time_s): those differ run to run."""
+    return [{k: v for k, v in r.items() if not k.endswith(("_time_s", "_per_s"))} for r in records]
+
+
+def assert_same_tensors(a: Path, b: Path) -> None:
+    ta, tb = load_file(str(a)), load_file(str(b))
+    assert ta.keys() == tb.keys(), (a, b)
+    different = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not different, f"{a.name}: tensors differ from the uninterrupted run: {different}"
+
+
+def one_line_error(r) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def checkpoint_epoch(run: Path) -> int:
+    _, meta = checkpoints.read_safetensors(run / checkpoints.CHECKPOINT)
+    return meta["epoch"]
+
+
+@pytest.fixture
+def env(data_dir, mirror):
+    return dict(os.environ, MNISTLAB_DATA=str(data_dir), MNISTLAB_MIRROR=str(mirror))
+
+
+def _tiny(**kw):
+    base = dict(epochs=2, limit_train=256, limit_test=128, batch_size=64, device="cpu")
+    return get_recipe("default", **{**base, **kw})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 1. kill -9 mid-epoch, resume: bit-identical to the uninterrupted run
+
+
+def _kill_then_resume(tmp_path, env, args, after_lines: int, delay: float) -> Path:
+    """Start `train args`, SIGKILL it `delay` s after metrics.jsonl has `after_lines` lines, resume it."""
+    run = tmp_path / "killed"
+    proc = start_cli(*TRAIN, *args, "--out", run, env=env, log=tmp_path / "killed")
+    wait_for(lambda: len(metric_lines(run)) >= after_lines, proc, f"{after_lines} lines in metrics.jsonl")
+    time.sleep(delay)
+    assert proc.poll() is None, f"the run finished within {delay:.2f} s; nothing was interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert not (run / checkpoints.WEIGHTS).exists(), "killed before the end: no final weights yet"
+
+    # the checkpoint on disk is a whole one, whatever moment the kill hit
+    epoch = checkpoint_epoch(run)
+    assert epoch >= after_lines, (epoch, metric_lines(run))
+    # Make the worst case of a kill certain: a line of an epoch after the checkpoint plus a torn line, and the
+    # temporary file of a checkpoint write that was cut short. Resume must drop all of them.
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({**metrics(run)[-1], "epoch": epoch + 1, "train_loss": 123.0}) + "\n")
+        f.write('{"epoch": ' + str(epoch + 2) + ', "train_lo')
+    (run / f"{checkpoints.CHECKPOINT}.k1ll3d.tmp").write_bytes(b"\0" * 1000)
+
+    r = run_cli("train", "--resume", run, "--quiet", "--no-plots", env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"Resuming {run} after epoch {epoch}" in r.stdout
+    assert not list(run.glob("*.tmp")), sorted(p.name for p in run.iterdir())
+    return run
+
+
+def _assert_resumed_like_uninterrupted(run: Path, ref: Path, epochs: int, note: str) -> None:
+    recs = metrics(run)
+    assert [m["epoch"] for m in recs] == list(range(1, epochs + 1)), (note, metric_lines(run))
+    assert without_timing(recs) == without_timing(metrics(ref)), note
+    assert_same_tensors(run / checkpoints.WEIGHTS, ref / checkpoints.WEIGHTS)
+    # model, optimizer and RNG states too: the resumed run is the uninterrupted one
+    assert_same_tensors(run / checkpoints.CHECKPOINT, ref / checkpoints.CHECKPOINT)
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, env):
+    delay = random.uniform(0.05, 0.3)  # some moment inside epoch 3 (an epoch takes about 0.5 s here)
+    run = _kill_then_resume(tmp_path, env, SMALL, after_lines=2, delay=delay)
+    ref = tmp_path / "uninterrupted"
+    r = run_cli(*TRAIN, *SMALL, "--out", ref, env=env)
+    assert r.returncode == 0, r.stderr
+    _assert_resumed_like_uninterrupted(run, ref, 4, f"killed {delay:.3f} s after epoch 2")
+
+
+def test_seed_recipe_with_loader_workers_resumes_bit_identically(tmp_path, env):
+    """The seed path: DataLoader with 2 worker processes doing random PIL augmentation, SGD, StepLR."""
+    delay = random.uniform(0.0, 0.5)
+    run = _kill_then_resume(tmp_path, env, SEED_SMALL, after_lines=1, delay=delay)
+    ref = tmp_path / "uninterrupted"
+    r = run_cli(*TRAIN, *SEED_SMALL, "--out", ref, env=env)
+    assert r.returncode == 0, r.stderr
+    _assert_resumed_like_uninterrupted(run, ref, 3, f"killed {delay:.3f} s after epoch 1")
+    assert [m["lr"] for m in metrics(run)] == pytest.approx([0.01, 0.01, 0.001])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2. A checkpoint write that fails half-way leaves the previous checkpoint whole
+
+
+def test_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, data_dir, mirror, monkeypatch):
+    run = tmp_path / "run"
+    real_save_file = checkpoints.save_file
+    seen: dict = {"calls": 0}
+
+    def half_then_disk_full(tensors, filename, metadata=None):
+        seen["calls"] += 1
+        if seen["calls"] == 1:  # epoch 1's checkpoint goes through
+            return real_save_file(tensors, filename, metadata=metadata)
+        seen["before"] = (run / checkpoints.CHECKPOINT).read_bytes()
+        seen["tmp"] = Path(filename)
+        blob = safetensors.torch.save(tensors, metadata=metadata)
+        Path(filename).write_bytes(blob[: len(blob) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoints, "save_file", half_then_disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        fit(_tiny(epochs=3), data_dir=data_dir, mirror=str(mirror), out=run, progress=False, echo=False)
+    assert seen["calls"] == 2
+    assert seen["tmp"].parent == run and seen["tmp"].name != checkpoints.CHECKPOINT  # it wrote a temporary file
+    assert (run / checkpoints.CHECKPOINT).read_bytes() == seen["before"], "the previous checkpoint was touched"
+    assert not list(run.glob("*.tmp")), sorted(p.name for p in run.iterdir())
+    assert checkpoint_epoch(run) == 1
+    assert [m["epoch"] for m in metrics(run)] == [1]  # metrics.jsonl follows the checkpoint
+    assert not (run / checkpoints.WEIGHTS).exists()
+
+    # the kept checkpoint is loadable and resumes to the same end as an uninterrupted run; a stale metrics line
+    # (of an epoch the checkpoint does not hold) is gone as soon as the resumed run starts
+    monkeypatch.setattr(checkpoints, "save_file", real_save_file)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({**metrics(run)[0], "epoch": 2}) + "\n")
+    at_first_epoch = []
+
+    def on_epoch(rec):
+        if not at_first_epoch:
+            at_first_epoch.append([m["epoch"] for m in metrics(run)])
+
+    resumed = fit(
+        _tiny(epochs=3),
+        data_dir=data_dir,
+        mirror=str(mirror),
+        out=run,
+        resume=True,
+        echo=False,
+        progress=False,
+        on_epoch=on_epoch,
+    )
+    assert at_first_epoch[0] == [1]
+    ref = fit(_tiny(epochs=3), data_dir=data_dir, mirror=str(mirror), out=tmp_path / "ref", echo=False, progress=False)
+    assert [r["epoch"] for r in resumed.history.records] == [1, 2, 3]
+    assert without_timing(resumed.history.records) == without_timing(ref.history.records)
+    assert_same_tensors(run / checkpoints.WEIGHTS, tmp_path / "ref" / checkpoints.WEIGHTS)
+
+
+def test_atomic_save_never_leaves_a_torn_file(tmp_path, monkeypatch):
+    path = tmp_path / "w.safetensors"
+    checkpoints.atomic_save({"a": torch.arange(1000.0)}, path, {"v": 1})
+    before = path.read_bytes()
+
+    def torn(tensors, filename, metadata=None):
+        Path(filename).write_bytes(safetensors.torch.save(tensors, metadata=metadata)[:100])
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the write
+
+    monkeypatch.setattr(checkpoints, "save_file", torn)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.atomic_save({"a": torch.zeros(1000)}, path, {"v": 2})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+    tensors, meta = checkpoints.read_safetensors(path)
+    assert torch.equal(tensors["a"], torch.arange(1000.0)) and meta == {"v": 1}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 3. A loss that becomes NaN stops the run with one clear message and keeps the last good checkpoint
+
+
+def _nan_after(n: int):
+    """A criterion that is nll for the first n batches and NaN from then on."""
+    calls = itertools.count(1)
+
+    def criterion(output, target):
+        loss = F.nll_loss(output, target)
+        return loss * float("nan") if next(calls) > n else loss
+
+    return criterion
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, mirror, monkeypatch):
+    monkeypatch.setattr(trainer, "build_criterion", lambda recipe: _nan_after(4))  # 4 batches = epoch 1
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLoss) as e:
+        fit(_tiny(epochs=3), data_dir=data_dir, mirror=str(mirror), out=run, progress=False, echo=False)
+    assert isinstance(e.value, UserError)
+    msg = str(e.value)
+    assert "nan" in msg and "epoch 2" in msg and "checkpoint (epoch 1)" in msg and str(run) in msg, msg
+    assert "--lr" in msg and "\n" not in msg
+    tensors, meta = checkpoints.read_safetensors(run / checkpoints.CHECKPOINT)
+    assert meta["epoch"] == 1
+    assert all(torch.isfinite(t).all() for k, t in tensors.items() if k.startswith("model/"))
+    assert [m["epoch"] for m in metrics(run)] == [1]
+    assert not (run / checkpoints.WEIGHTS).exists()
+    assert "Epoch 2" in (run / "train.log").read_text()
+
+
+_NAN_CLI = """
+import itertools, sys
+import torch.nn.functional as F
+import mnistlab.trainer
+
+calls = itertools.count(1)
+
+def criterion(output, target):
+    loss = F.nll_loss(output, target)
+    return loss * float("nan") if next(calls) > 4 else loss
+
+mnistlab.trainer.build_criterion = lambda recipe: criterion
+from mnistlab.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_non_finite_loss_on_the_command_line_is_one_line_and_status_2(tmp_path, env):
+    run = tmp_path / "run"
+    args = [*TRAIN, "--epochs", "3", "--limit-train", "256", "--limit-test", "128", "--batch-size", "64", "--out", run]
+    r = subprocess.run(
+        [sys.executable, "-c", _NAN_CLI, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+    msg = one_line_error(r)
+    assert "became nan in epoch 2" in msg and "checkpoint (epoch 1)" in msg and "--lr" in msg, msg
+    assert checkpoint_epoch(run) == 1
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4. Ctrl-C
+
+
+def test_ctrl_c_exits_130_with_one_line_and_the_run_resumes(tmp_path, env):
+    run = tmp_path / "run"
+    args = ["--epochs", "10", "--limit-train", "512", "--limit-test", "128", "--batch-size", "64"]
+    proc = start_cli(*TRAIN, *args, "--out", run, env=env, log=tmp_path / "ctrl-c")
+    wait_for(lambda: (run / checkpoints.CHECKPOINT).exists(), proc, "the first checkpoint")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    err = (tmp_path / "ctrl-c.err").read_text()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnistlab: ") and "Traceback" not in err, err
+    assert f"--resume {run}" in lines[0], lines[0]
+    assert not (run / checkpoints.WEIGHTS).exists()
+    done = checkpoint_epoch(run)  # a whole checkpoint, whatever the interrupt hit
+    assert 1 <= done < 10
+
+    r = run_cli("train", "--resume", run, "--quiet", "--no-plots", env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"Resuming {run} after epoch {done}" in r.stdout and not list(run.glob("*.tmp"))
+    assert [m["epoch"] for m in metrics(run)] == list(range(1, 11))
+    assert (run / checkpoints.WEIGHTS).is_file()
+
+
+def test_ctrl_c_before_the_first_checkpoint_does_not_send_the_user_in_circles(tmp_path, env):
+    """Interrupted during epoch 1 there is nothing to resume: the message must say so, not suggest --resume."""
+    run = tmp_path / "run"
+    args = ["--epochs", "1", "--limit-train", "8192", "--limit-test", "128", "--batch-size", "64"]
+    proc = start_cli(*TRAIN, *args, "--out", run, env=env, log=tmp_path / "ctrl-c")
+    wait_for(
+        lambda: (run / "train.log").exists() and "Epoch 1" in (run / "train.log").read_text(), proc, "epoch 1 to start"
+    )
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert not (run / checkpoints.CHECKPOINT).exists(), "epoch 1 finished before the interrupt; make it longer"
+    err = (tmp_path / "ctrl-c.err").read_text()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "--resume" not in lines[0] and "first" in lines[0], lines[0]
+    # and --resume, if tried anyway, says what to do instead
+    msg = one_line_error(run_cli("train", "--resume", run, "--quiet", "--no-plots", env=env))
+    assert "checkpoint" in msg and "--out" in msg, msg
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 5. Bad input: one line on stderr and exit status 2 each
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, data_dir, mirror) -> Path:
+    """A run folder trained in a few seconds (512 images, 1 epoch): enough to exercise predict."""
+    run = tmp_path_factory.mktemp("quick") / "run"
+    recipe = get_recipe("default", epochs=1, limit_train=512, limit_test=256, device="cpu")
+    fit(recipe, data_dir=data_dir, mirror=str(mirror), out=run, progress=False, echo=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def digit_pngs(tmp_path_factory, data_dir) -> list[Path]:
+    """Two MNIST test digits as 100x100 PNGs, dark ink on light paper, as a user would draw them."""
+    folder = tmp_path_factory.mktemp("digits")
+    x, y = data.load_tensors(False, data_dir, limit=2)
+    paths = []
+    for i in range(2):
+        p = folder / f"digit{i}-{int(y[i])}.png"
+        Image.fromarray(255 - x[i].numpy()).resize((100, 100), Image.BILINEAR).save(p)
+        paths.append(p)
+    return paths
+
+
+class _Payload:
+    """Unpickling this touches a marker file: proof that a loader ran pickle on untrusted data."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_bad_input_is_one_line_and_status_2(tmp_path, env, quick_run, digit_pngs):
+    png = digit_pngs[0]
+    not_a_run = tmp_path / "not-a-run"
+    not_a_run.mkdir()
+    (not_a_run / "notes.txt").write_text("hello\n")
+    # a run stopped before its first checkpoint: recipe.json but nothing to resume from
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(quick_run / "recipe.json", unfinished)
+    (unfinished / "metrics.jsonl").write_text("")
+    # a malicious pickle where weights are expected; check first that the payload really works
+    marker = tmp_path / "PAYLOAD-RAN"
+    evil = pickle.dumps({"conv1.weight": _Payload(marker)})
+    pickle.loads(evil)
+    assert marker.exists(), "the payload is not a working one"
+    marker.unlink()
+    evil_file = tmp_path / "weights.pt"
+    evil_file.write_bytes(evil)
+    evil_run = tmp_path / "evil-run"
+    evil_run.mkdir()
+    (evil_run / checkpoints.WEIGHTS).write_bytes(evil)
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image\n")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    # a data folder whose t10k labels file was cut short
+    bad_data = tmp_path / "data"
+    raw = bad_data / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for gz in (Path(env["MNISTLAB_DATA"]) / "MNIST" / "raw").glob("*.gz"):
+        shutil.copy(gz, raw)
+    labels = raw / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:1000])
+
+    cases = [
+        (["evaluate", tmp_path / "missing"], ["missing", "not a folder"]),
+        (["evaluate", not_a_run], [str(not_a_run), "not a run folder"]),
+        (["train", "--resume", not_a_run], [str(not_a_run), "not a run folder"]),
+        (["train", "--resume", unfinished, "--quiet"], [str(unfinished), checkpoints.CHECKPOINT]),
+        (["predict", tmp_path / "missing.safetensors", png], ["missing.safetensors", "does not exist"]),
+        (["predict", evil_file, png], [str(evil_file), "safetensors"]),
+        (["predict", evil_run, png], [checkpoints.WEIGHTS, "safetensors"]),
+        (["predict", quick_run, text], [str(text), "not an image"]),
+        (["predict", quick_run, empty], [str(empty), "empty"]),
+        (["predict", quick_run, tmp_path / "nope.png"], ["nope.png", "does not exist"]),
+        (["predict", quick_run, png, "--top-k", "0"], ["--top-k"]),
+        (
+            ["train", "--data-dir", bad_data, "--limit-train", "10", "--out", tmp_path / "r", "--device", "cpu"],
+            [str(labels), "delete it"],
+        ),
+    ]
+    failures = []
+    for args, needles in cases:
+        r = run_cli(*args, env=env)
+        lines = (r.stdout + r.stderr).strip().splitlines()
+        ok = r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr
+        ok = ok and "error: " in lines[0] and all(n in lines[0] for n in needles)
+        if not ok:
+            failures.append(f"{' '.join(map(str, args))}\n  -> status {r.returncode}: {r.stdout + r.stderr}")
+    assert not marker.exists(), "mnistlab unpickled the malicious weights file"
+    assert not failures, "\n".join(failures)
+    assert (tmp_path / "data" / "MNIST" / "raw" / labels.name).stat().st_size == 1000  # reported, not touched
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 6. predict works
+
+
+def test_predict_plain_and_json(quick_run, digit_pngs, env):
+    from mnistlab.predict import load_model
+    from mnistlab.preprocess import open_image, preprocess
+
+    r = run_cli("predict", quick_run, *digit_pngs, "--json", "--top-k", "10", env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [d["file"] for d in results] == [str(p) for p in digit_pngs]
+    model, _ = load_model(quick_run)
+    for d, p in zip(results, digit_pngs):
+        assert d.keys() == {"file", "prediction", "top_k"}
+        probs = [t["probability"] for t in d["top_k"]]
+        assert sorted(t["digit"] for t in d["top_k"]) == list(range(10))
+        assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-5)
+        assert d["prediction"] == d["top_k"][0]["digit"]
+        # the run's weights and MNIST-style preprocessing, exactly as the library computes them
+        with torch.no_grad():
+            expected = model(preprocess(open_image(p), name=str(p))[None]).exp()[0]
+        assert probs == pytest.approx([float(expected[t["digit"]]) for t in d["top_k"]], abs=1e-6)
+
+    r = run_cli("predict", quick_run, *digit_pngs, env=env)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2
+    for line, d in zip(lines, results):
+        m = re.fullmatch(r"(.+): (\d)  \((\d \d+\.\d%), (\d \d+\.\d%), (\d \d+\.\d%)\)", line)
+        assert m, line
+        assert m.group(1) == d["file"] and int(m.group(2)) == d["prediction"]
+        top3 = [f"{t['digit']} {100 * t['probability']:.1f}%" for t in d["top_k"][:3]]
+        assert list(m.groups()[2:]) == top3
