@@ -72,7 +72,17 @@ def worker(cfg: dict) -> dict:
         "recipe": recipe.name,
         "settings": {
             k: getattr(recipe, k)
-            for k in ("epochs", "batch_size", "seed", "pipeline", "amp", "channels_last", "compile", "cuda_graphs")
+            for k in (
+                "epochs",
+                "batch_size",
+                "seed",
+                "pipeline",
+                "amp",
+                "channels_last",
+                "compile",
+                "cuda_graphs",
+                "keep_cpu_buffers",
+            )
         },
         "device": str(res.device),
         "records": recs,
@@ -177,6 +187,11 @@ def main(argv=None) -> int:
         choices=["auto", "on", "off"],
         help="CUDA-graph settings to try for the default pipeline",
     )
+    p.add_argument(
+        "--seed-tuned",
+        action="store_true",
+        help="also run the seed pipeline with mnistlab's CPU allocator setting (recipe keep_cpu_buffers)",
+    )
     p.add_argument("--compile", action="store_true", help="also run the default pipeline with torch.compile")
     p.add_argument("--evals-per-epoch", type=int, default=4, help="evaluations per epoch (default: 4)")
     p.add_argument("--data-dir", default=None, help="MNIST data folder (default: $MNISTLAB_DATA)")
@@ -194,6 +209,9 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             if pipe == "seed":
                 configs.append(("seed", "seed", {"epochs": args.seed_epochs, "seed": seed, "device": args.device}))
+                if args.seed_tuned:
+                    tuned = {"epochs": args.seed_epochs, "seed": seed, "device": args.device, "keep_cpu_buffers": True}
+                    configs.append(("seed + keep_cpu_buffers", "seed", tuned))
                 continue
             for bs, lr, graphs in itertools.product(args.batch_size, args.lr, args.cuda_graphs):
                 label = (
@@ -246,7 +264,7 @@ def main(argv=None) -> int:
         "runs": runs,
         "summary": summarise(runs),
     }
-    seed_runs = [r for r in runs if r["recipe"] == "seed"]
+    seed_runs = [r for r in runs if r["label"] == "seed"]
     fast_runs = [r for r in runs if r["label"] == "default"]
     if seed_runs and fast_runs:
         s_ips = statistics.fmean(r["imgs_per_s"] for r in seed_runs)

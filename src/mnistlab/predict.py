@@ -26,8 +26,9 @@ def _weights_file(path: Path) -> Path:
     for name in (WEIGHTS, CHECKPOINT):
         if (path / name).is_file():
             return path / name
-    raise UserError(f"{path} has no {WEIGHTS} or {CHECKPOINT}; pass a run folder written by training "
-                    "or a .safetensors weights file")
+    raise UserError(
+        f"{path} has no {WEIGHTS} or {CHECKPOINT}; pass a run folder written by training or a .safetensors weights file"
+    )
 
 
 def _model_name(meta: dict) -> str:
@@ -47,7 +48,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     file = _weights_file(Path(path))
     tensors, meta = load_weights(file)  # UserError for anything that is not a safetensors file
     if any(k.startswith("model/") for k in tensors):  # a training checkpoint: keep the model's tensors
-        tensors = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+        tensors = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     name = _model_name(meta)
     try:
         model = get_model(name)
@@ -59,8 +60,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     unexpected = [k for k in tensors if k not in expected]
     wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
     if missing or unexpected or wrong:
-        why = ", ".join(f"{len(v)} {what}" for v, what in ((missing, "missing"), (unexpected, "unexpected"),
-                                                         (wrong, "wrongly shaped")) if v)
+        why = ", ".join(
+            f"{len(v)} {what}"
+            for v, what in ((missing, "missing"), (unexpected, "unexpected"), (wrong, "wrongly shaped"))
+            if v
+        )
         raise UserError(f"{file} is not a mnistlab {kind} weights file ({why} tensors)")
     try:
         model.load_state_dict(tensors, strict=True)
@@ -127,10 +131,10 @@ def predict(model: nn.Module, images: list[Path], top_k: int = 3, device: str | 
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(inputs), _BATCH):
-            batch = torch.stack(inputs[start:start + _BATCH]).to(device=device, dtype=dtype)
+            batch = torch.stack(inputs[start : start + _BATCH]).to(device=device, dtype=dtype)
             probs = model(batch).float().exp().cpu()
             p, d = probs.topk(top_k, dim=1)
-            for i, slot in enumerate(slots[start:start + _BATCH]):
+            for i, slot in enumerate(slots[start : start + _BATCH]):
                 ranked = [{"digit": int(d[i, j]), "probability": float(p[i, j])} for j in range(top_k)]
                 results[slot].update(prediction=ranked[0]["digit"], top_k=ranked)
     return results

@@ -283,7 +283,7 @@ def _max_filter_1d(a: np.ndarray, radius: int, axis: int) -> np.ndarray:
     while 2 * span <= size:
         cur = np.maximum(cur[:-span], cur[span:])
         span *= 2
-    out = np.maximum(cur[:n], cur[size - span:size - span + n])
+    out = np.maximum(cur[:n], cur[size - span : size - span + n])
     return np.moveaxis(out, 0, axis)
 
 
@@ -364,7 +364,7 @@ def mnistify(gray: np.ndarray, name: str = "the image") -> np.ndarray:
     x0, x1 = max(left, 0), min(left + dw, FIELD)
     if y1 <= y0 or x1 <= x0:
         raise _no_ink(name)
-    out[y0:y1, x0:x1] = digit[y0 - top:y1 - top, x0 - left:x1 - left]
+    out[y0:y1, x0:x1] = digit[y0 - top : y1 - top, x0 - left : x1 - left]
     return out
 
 

@@ -47,6 +47,7 @@ class Recipe:
     channels_last: bool = True
     compile: bool = False
     cuda_graphs: str = "auto"  # "auto" (on CUDA with the resident pipeline) | "on" | "off"
+    keep_cpu_buffers: bool = True  # CPU: glibc keeps large buffers instead of mmap/munmap per step (utils)
     eval_batch_size: int = 2000
     device: str = "auto"
     seed: int = 1
@@ -108,6 +109,7 @@ SEED = Recipe(
     amp="off",
     channels_last=False,
     cuda_graphs="off",
+    keep_cpu_buffers=False,
 )
 
 DEFAULT = Recipe()

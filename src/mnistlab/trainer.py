@@ -19,7 +19,17 @@ from mnistlab import checkpoints, data
 from mnistlab.errors import UserError
 from mnistlab.model import get_model
 from mnistlab.recipes import Recipe
-from mnistlab.utils import History, amp_dtype, get_device, set_seed, test, test_line, train, train_line
+from mnistlab.utils import (
+    History,
+    amp_dtype,
+    get_device,
+    keep_cpu_buffers,
+    set_seed,
+    test,
+    test_line,
+    train,
+    train_line,
+)
 
 
 class NonFiniteLoss(UserError):
@@ -181,6 +191,8 @@ def fit(
     graphs = use_cuda_graphs(recipe, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    elif device.type == "cpu" and recipe.keep_cpu_buffers:
+        keep_cpu_buffers()
     loaders = build_loaders(recipe, device, data_dir, mirror, graphs=graphs)
     model = get_model(recipe.model).to(device)
     if recipe.channels_last:

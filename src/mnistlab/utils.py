@@ -43,6 +43,24 @@ def get_device(name: str = "auto") -> torch.device:
     raise UserError(f"unknown device {name!r}; choose from auto, cpu, cuda, mps")
 
 
+def keep_cpu_buffers() -> bool:
+    """Ask glibc to serve large allocations from its heap and keep freed memory (Linux only; else a no-op).
+
+    By default glibc hands every allocation over 32 MiB to mmap and returns it on free, so each CPU training step
+    page-faults and zero-fills its large activation buffers afresh. Raising the mmap and trim thresholds lets the
+    buffers be reused: +20-25% images/s for the seed Net on a 2-core CPU (see README, Performance). Process-wide;
+    returns whether it took effect.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
