@@ -129,3 +129,25 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, env):
     run.mkdir()
     (run / "metrics.jsonl").write_text("")
     assert "already holds a run" in _one_line_error(run_cli("train", "--out", run, "--limit-train", 10, env=env))
+
+
+def test_resume_refuses_a_new_length_for_a_onecycle_run(tmp_path, env):
+    run = tmp_path / "run"
+    r = run_cli(
+        "train",
+        "--epochs",
+        1,
+        "--limit-train",
+        256,
+        "--limit-test",
+        100,
+        "--out",
+        run,
+        "--quiet",
+        "--no-plots",
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    msg = _one_line_error(run_cli("train", "--resume", run, "--epochs", 3, env=env))
+    assert "cannot change --epochs" in msg and "OneCycle" in msg
+    assert json.loads((run / "recipe.json").read_text())["epochs"] == 1

@@ -147,8 +147,14 @@ def cmd_train(args) -> int:
         if not (run_dir / "recipe.json").is_file():
             raise UserError(f"cannot resume: {run_dir} is not a run folder (no recipe.json)")
         recipe = Recipe.load(run_dir / "recipe.json")
-        if args.epochs is not None:
+        if args.epochs is not None and args.epochs != recipe.epochs:
+            if recipe.scheduler == "onecycle":
+                raise UserError(
+                    f"cannot change --epochs when resuming: {run_dir} was planned as a {recipe.epochs}-epoch "
+                    "OneCycle schedule (leave --epochs out to finish it)"
+                )
             recipe.epochs = args.epochs
+            recipe.save(run_dir / "recipe.json")
         if args.device is not None:
             recipe.device = args.device
     else:
