@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from mnistlab.errors import UserError
 
@@ -52,11 +52,9 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not path.is_file():
         raise UserError(f"{path} does not exist")
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="pt") as f:  # reads the header and tensors; never unpickles
             raw = (f.metadata() or {}).get(_META_KEY, "{}")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
         return tensors, json.loads(raw)
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
         raise UserError(
