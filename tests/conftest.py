@@ -1,8 +1,11 @@
-"""Shared fixtures: the local MNIST mirror, a session data folder, and one model trained for an epoch."""
+"""Shared fixtures and helpers: MNIST fetched as `mnistlab train` fetches it, the CLI in a subprocess, one-line
+errors, and one model trained for an epoch."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,40 +13,54 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _find_mirror() -> Path:
-    env = os.environ.get("MNISTLAB_MIRROR")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "data" / "MNIST" / "raw")
-    for c in candidates:
-        if (c / "t10k-images-idx3-ubyte.gz").is_file():
-            return c
-    raise RuntimeError(
-        "the tests need the four MNIST .gz files: set MNISTLAB_MIRROR to a folder holding them "
-        f"(looked in {', '.join(map(str, candidates))})"
+def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
+    """`python -m mnistlab ARGS` in a subprocess, text output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
     )
 
 
-@pytest.fixture(scope="session")
-def mirror() -> Path:
-    return _find_mirror()
+def one_line_error(r: subprocess.CompletedProcess) -> str:
+    """Assert that a finished command failed the way a user's mistake must: exit 2, one line, no traceback."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory, mirror) -> Path:
-    """A data folder filled once from the mirror (md5-checked, extracted)."""
+def data_dir(tmp_path_factory) -> Path:
+    """A data folder holding MNIST, got the way `mnistlab train` gets it.
+
+    With $MNISTLAB_MIRROR (as in CI) a fresh folder is filled from that mirror; without it, the user's own data
+    folder ($MNISTLAB_DATA or ~/.cache/mnistlab) is used, downloading from the internet if it is empty.
+    """
     from mnistlab import data
 
-    d = tmp_path_factory.mktemp("mnist-data")
-    data.load_tensors(True, d, str(mirror))
-    data.load_tensors(False, d, str(mirror))
+    d = tmp_path_factory.mktemp("mnist-data") if os.environ.get("MNISTLAB_MIRROR") else data.default_data_dir()
+    data.load_tensors(True, d)
+    data.load_tensors(False, d)
     return d
 
 
 @pytest.fixture(scope="session")
+def mirror(data_dir) -> Path:
+    """A folder holding the four verified MNIST .gz files (usable as a mirror)."""
+    return data_dir / "MNIST" / "raw"
+
+
+@pytest.fixture
+def env(data_dir, mirror) -> dict:
+    """The environment for CLI subprocesses: the test data folder and mirror."""
+    return dict(os.environ, MNISTLAB_DATA=str(data_dir), MNISTLAB_MIRROR=str(mirror))
+
+
+@pytest.fixture(scope="session")
 def trained_one_epoch(data_dir, mirror):
-    """The default recipe trained for one full epoch on real MNIST on the CPU (about 30 s); a RunResult."""
+    """The default recipe trained for one full epoch on real MNIST on the CPU (about 30 s); a `Run`."""
     from mnistlab.recipes import get_recipe
-    from mnistlab.trainer import fit
+    from mnistlab.run import fit
 
     recipe = get_recipe("default", epochs=1, device="cpu")
     return fit(recipe, data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)

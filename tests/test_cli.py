@@ -6,21 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_line_error, run_cli
 
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time_s", "imgs_per_s"}
 RF_KEYS = {"layer", "rf_in", "n_in", "j_in", "stride", "padding", "kernel", "rf_out", "n_out", "j_out"}
-
-
-def run_cli(*args, env=None, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
-    )
-
-
-@pytest.fixture
-def env(data_dir, mirror):
-    e = dict(os.environ, MNISTLAB_DATA=str(data_dir), MNISTLAB_MIRROR=str(mirror))
-    return e
 
 
 def test_console_script_is_installed():
@@ -83,18 +72,10 @@ def test_train_evaluate_summary_end_to_end(tmp_path, env):
     )
 
 
-def _one_line_error(r):
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
-
-
 def test_missing_data_without_mirror_is_one_line(tmp_path):
     e = {k: v for k, v in os.environ.items() if k not in ("MNISTLAB_MIRROR", "MNISTLAB_DATA")}
     e["MNISTLAB_DATA"] = str(tmp_path / "empty")
-    msg = _one_line_error(run_cli("train", "--limit-train", 10, "--out", tmp_path / "run", env=e, timeout=120))
+    msg = one_line_error(run_cli("train", "--limit-train", 10, "--out", tmp_path / "run", env=e, timeout=120))
     assert "--mirror" in msg and "MNISTLAB_MIRROR" in msg and str(tmp_path / "empty") in msg
     r = run_cli("--debug", "train", "--limit-train", 10, "--out", tmp_path / "run2", env=e, timeout=120)
     assert r.returncode == 2 and "Traceback" in r.stderr
@@ -110,17 +91,19 @@ def test_missing_data_without_mirror_is_one_line(tmp_path):
         (["train", "--recipe", "fastest"], "invalid choice: 'fastest'"),
         (["train", "--device", "tpu"], "invalid choice: 'tpu'"),
         (["evaluate", "/nonexistent/run"], "is not a folder"),
+        (["predict", "x.png", "--output", "out.txt"], "--output must name a .csv or a .jsonl file"),
+        (["predict", "x.png", "--top-k", "0"], "--top-k: must be at least 1"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),
     ],
 )
 def test_bad_options_are_one_line(args, needle, env):
-    assert needle in _one_line_error(run_cli(*args, env=env))
+    assert needle in one_line_error(run_cli(*args, env=env))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so --device cuda is valid here")
 def test_unavailable_device_is_one_line(tmp_path, env):
-    msg = _one_line_error(run_cli("train", "--device", "cuda", "--limit-train", 10, "--out", tmp_path / "r", env=env))
+    msg = one_line_error(run_cli("train", "--device", "cuda", "--limit-train", 10, "--out", tmp_path / "r", env=env))
     assert "not available" in msg
 
 
@@ -128,7 +111,7 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, env):
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.jsonl").write_text("")
-    assert "already holds a run" in _one_line_error(run_cli("train", "--out", run, "--limit-train", 10, env=env))
+    assert "already holds a run" in one_line_error(run_cli("train", "--out", run, "--limit-train", 10, env=env))
 
 
 def test_resume_refuses_a_new_length_for_a_onecycle_run(tmp_path, env):
@@ -148,6 +131,21 @@ def test_resume_refuses_a_new_length_for_a_onecycle_run(tmp_path, env):
         env=env,
     )
     assert r.returncode == 0, r.stderr
-    msg = _one_line_error(run_cli("train", "--resume", run, "--epochs", 3, env=env))
+    msg = one_line_error(run_cli("train", "--resume", run, "--epochs", 3, env=env))
     assert "cannot change --epochs" in msg and "OneCycle" in msg
     assert json.loads((run / "recipe.json").read_text())["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--lr", "0.1"], "--lr cannot be changed when resuming"),
+        (["--recipe", "seed", "--batch-size", "64"], "--recipe, --batch-size cannot be changed when resuming"),
+        (["--out", "elsewhere"], "--out cannot move a resumed run"),
+    ],
+)
+def test_resume_refuses_options_it_cannot_honour(tmp_path, env, extra, needle):
+    run = tmp_path / "never-created"
+    args = [a if a != "elsewhere" else tmp_path / "B" for a in extra]
+    assert needle in one_line_error(run_cli("train", "--resume", run, *args, env=env))
+    assert not run.exists() and not (tmp_path / "B").exists()

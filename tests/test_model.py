@@ -1,7 +1,6 @@
-import pytest
 import torch
 
-from mnistlab.model import Net, get_model
+from mnistlab.model import Net
 
 SEED_SHAPES = {
     "conv1": (32, 26, 26),
@@ -32,9 +31,3 @@ def test_output_is_log_probabilities():
     out = Net()(torch.randn(4, 1, 28, 28))
     assert out.shape == (4, 10)
     torch.testing.assert_close(out.exp().sum(1), torch.ones(4))
-
-
-def test_registry():
-    assert isinstance(get_model("net"), Net)
-    with pytest.raises(ValueError, match="unknown model"):
-        get_model("resnet")

@@ -23,3 +23,7 @@ def test_notebook_executes_with_small_parameters(data_dir, mirror, monkeypatch):
     assert rf and "| pool2 | MaxPool2d | 14 | 8 | 2 | 2 | 2 | 0 | 16 | 4 | 4 |" in rf[0]["data"]["text/markdown"]
     pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(pngs) == 3  # curves, samples, misclassified
+    plain = [
+        o["data"]["text/plain"] for c in nb.cells for o in c.get("outputs", []) if "text/plain" in o.get("data", {})
+    ]
+    assert any(t.startswith("[Prediction(digit=") and "seven_pen.png" in t for t in plain)

@@ -5,7 +5,6 @@ import json
 import os
 import pickle
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -17,13 +16,15 @@ import pytest
 import safetensors.torch
 import torch
 import torch.nn.functional as F
+from conftest import one_line_error, run_cli
 from PIL import Image
 from safetensors.torch import load_file
 
-from mnistlab import checkpoints, data, trainer
+from mnistlab import checkpoints, data
+from mnistlab import run as run_module
 from mnistlab.errors import UserError
 from mnistlab.recipes import get_recipe
-from mnistlab.trainer import NonFiniteLoss, fit
+from mnistlab.run import NonFiniteLoss, fit
 
 TRAIN = ["train", "--device", "cpu", "--quiet", "--no-plots"]
 SMALL = ["--epochs", "4", "--limit-train", "1024", "--limit-test", "256", "--batch-size", "64"]
@@ -32,12 +33,6 @@ SEED_SMALL = ["--recipe", "seed", "--epochs", "3", "--limit-train", "2048", "--l
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
-
-
-def run_cli(*args, env=None, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
-    )
 
 
 def start_cli(*args, env, log: Path):
@@ -79,22 +74,9 @@ def assert_same_tensors(a: Path, b: Path) -> None:
     assert not different, f"{a.name}: tensors differ from the uninterrupted run: {different}"
 
 
-def one_line_error(r) -> str:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mnistlab: error: "), r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
-
-
 def checkpoint_epoch(run: Path) -> int:
     _, meta = checkpoints.read_safetensors(run / checkpoints.CHECKPOINT)
     return meta["epoch"]
-
-
-@pytest.fixture
-def env(data_dir, mirror):
-    return dict(os.environ, MNISTLAB_DATA=str(data_dir), MNISTLAB_MIRROR=str(mirror))
 
 
 def _tiny(**kw):
@@ -212,7 +194,7 @@ def test_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, data_di
         resume=True,
         echo=False,
         progress=False,
-        on_epoch=on_epoch,
+        on_record=on_epoch,
     )
     assert at_first_epoch[0] == [1]
     ref = fit(_tiny(epochs=3), data_dir=data_dir, mirror=str(mirror), out=tmp_path / "ref", echo=False, progress=False)
@@ -254,7 +236,7 @@ def _nan_after(n: int):
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data_dir, mirror, monkeypatch):
-    monkeypatch.setattr(trainer, "build_criterion", lambda recipe: _nan_after(4))  # 4 batches = epoch 1
+    monkeypatch.setattr(run_module, "build_criterion", lambda recipe: _nan_after(4))  # 4 batches = epoch 1
     run = tmp_path / "run"
     with pytest.raises(NonFiniteLoss) as e:
         fit(_tiny(epochs=3), data_dir=data_dir, mirror=str(mirror), out=run, progress=False, echo=False)
@@ -273,7 +255,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data
 _NAN_CLI = """
 import itertools, sys
 import torch.nn.functional as F
-import mnistlab.trainer
+import mnistlab.run
 
 calls = itertools.count(1)
 
@@ -281,7 +263,7 @@ def criterion(output, target):
     loss = F.nll_loss(output, target)
     return loss * float("nan") if next(calls) > 4 else loss
 
-mnistlab.trainer.build_criterion = lambda recipe: criterion
+mnistlab.run.build_criterion = lambda recipe: criterion
 from mnistlab.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -299,22 +281,28 @@ def test_non_finite_loss_on_the_command_line_is_one_line_and_status_2(tmp_path, 
 
 
 # --------------------------------------------------------------------------------------------------------------
-# 4. Ctrl-C
+# 4. Ctrl-C and SIGTERM
 
 
-def test_ctrl_c_exits_130_with_one_line_and_the_run_resumes(tmp_path, env):
+@pytest.mark.parametrize(
+    "sig,status,word",
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+    ids=["ctrl-c", "term"],
+)
+def test_interrupt_exits_with_one_line_and_the_run_resumes(tmp_path, env, sig, status, word):
+    """Ctrl-C (exit 130) and SIGTERM (exit 143, as from a scheduler or `kill`) both stop with the resume command."""
     run = tmp_path / "run"
     args = ["--epochs", "10", "--limit-train", "512", "--limit-test", "128", "--batch-size", "64"]
-    proc = start_cli(*TRAIN, *args, "--out", run, env=env, log=tmp_path / "ctrl-c")
+    proc = start_cli(*TRAIN, *args, "--out", run, env=env, log=tmp_path / "signal")
     wait_for(lambda: (run / checkpoints.CHECKPOINT).exists(), proc, "the first checkpoint")
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
-    err = (tmp_path / "ctrl-c.err").read_text()
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == status
+    err = (tmp_path / "signal.err").read_text()
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mnistlab: ") and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith(f"mnistlab: {word}") and "Traceback" not in err, err
     assert f"--resume {run}" in lines[0], lines[0]
     assert not (run / checkpoints.WEIGHTS).exists()
-    done = checkpoint_epoch(run)  # a whole checkpoint, whatever the interrupt hit
+    done = checkpoint_epoch(run)  # a whole checkpoint, whatever the signal hit
     assert 1 <= done < 10
 
     r = run_cli("train", "--resume", run, "--quiet", "--no-plots", env=env)
@@ -380,101 +368,134 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
-def test_bad_input_is_one_line_and_status_2(tmp_path, env, quick_run, digit_pngs):
-    png = digit_pngs[0]
-    not_a_run = tmp_path / "not-a-run"
-    not_a_run.mkdir()
-    (not_a_run / "notes.txt").write_text("hello\n")
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory, quick_run, digit_pngs, data_dir) -> dict:
+    """Things a user may hand mnistlab by mistake (or malice), made once for the cases below."""
+    tmp = tmp_path_factory.mktemp("bad")
+    p = {"tmp": tmp, "run": quick_run, "png": digit_pngs[0]}
+    p["not_a_run"] = tmp / "not-a-run"
+    p["not_a_run"].mkdir()
+    (p["not_a_run"] / "notes.txt").write_text("hello\n")
     # a run stopped before its first checkpoint: recipe.json but nothing to resume from
-    unfinished = tmp_path / "unfinished"
-    unfinished.mkdir()
-    shutil.copy(quick_run / "recipe.json", unfinished)
-    (unfinished / "metrics.jsonl").write_text("")
+    p["unfinished"] = tmp / "unfinished"
+    p["unfinished"].mkdir()
+    shutil.copy(quick_run / "recipe.json", p["unfinished"])
+    (p["unfinished"] / "metrics.jsonl").write_text("")
     # a malicious pickle where weights are expected; check first that the payload really works
-    marker = tmp_path / "PAYLOAD-RAN"
-    evil = pickle.dumps({"conv1.weight": _Payload(marker)})
+    p["marker"] = tmp / "PAYLOAD-RAN"
+    evil = pickle.dumps({"conv1.weight": _Payload(p["marker"])})
     pickle.loads(evil)
-    assert marker.exists(), "the payload is not a working one"
-    marker.unlink()
-    evil_file = tmp_path / "weights.pt"
-    evil_file.write_bytes(evil)
-    evil_run = tmp_path / "evil-run"
-    evil_run.mkdir()
-    (evil_run / checkpoints.WEIGHTS).write_bytes(evil)
-    text = tmp_path / "notes.png"
-    text.write_text("this is not an image\n")
-    empty = tmp_path / "empty.png"
-    empty.write_bytes(b"")
+    assert p["marker"].exists(), "the payload is not a working one"
+    p["marker"].unlink()
+    p["evil_file"] = tmp / "weights.pt"
+    p["evil_file"].write_bytes(evil)
+    p["evil_run"] = tmp / "evil-run"
+    p["evil_run"].mkdir()
+    (p["evil_run"] / checkpoints.WEIGHTS).write_bytes(evil)
+    p["text"] = tmp / "notes.png"
+    p["text"].write_text("this is not an image\n")
+    p["empty"] = tmp / "empty.png"
+    p["empty"].write_bytes(b"")
     # a data folder whose t10k labels file was cut short
-    bad_data = tmp_path / "data"
-    raw = bad_data / "MNIST" / "raw"
+    p["bad_data"] = tmp / "data"
+    raw = p["bad_data"] / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for gz in (Path(env["MNISTLAB_DATA"]) / "MNIST" / "raw").glob("*.gz"):
+    for gz in (data_dir / "MNIST" / "raw").glob("*.gz"):
         shutil.copy(gz, raw)
-    labels = raw / "t10k-labels-idx1-ubyte.gz"
-    labels.write_bytes(labels.read_bytes()[:1000])
-
-    cases = [
-        (["evaluate", tmp_path / "missing"], ["missing", "not a folder"]),
-        (["evaluate", not_a_run], [str(not_a_run), "not a run folder"]),
-        (["train", "--resume", not_a_run], [str(not_a_run), "not a run folder"]),
-        (["train", "--resume", unfinished, "--quiet"], [str(unfinished), checkpoints.CHECKPOINT]),
-        (["predict", tmp_path / "missing.safetensors", png], ["missing.safetensors", "does not exist"]),
-        (["predict", evil_file, png], [str(evil_file), "safetensors"]),
-        (["predict", evil_run, png], [checkpoints.WEIGHTS, "safetensors"]),
-        (["predict", quick_run, text], [str(text), "not an image"]),
-        (["predict", quick_run, empty], [str(empty), "empty"]),
-        (["predict", quick_run, tmp_path / "nope.png"], ["nope.png", "does not exist"]),
-        (["predict", quick_run, png, "--top-k", "0"], ["--top-k"]),
-        (
-            ["train", "--data-dir", bad_data, "--limit-train", "10", "--out", tmp_path / "r", "--device", "cpu"],
-            [str(labels), "delete it"],
-        ),
-    ]
-    failures = []
-    for args, needles in cases:
-        r = run_cli(*args, env=env)
-        lines = (r.stdout + r.stderr).strip().splitlines()
-        ok = r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr
-        ok = ok and "error: " in lines[0] and all(n in lines[0] for n in needles)
-        if not ok:
-            failures.append(f"{' '.join(map(str, args))}\n  -> status {r.returncode}: {r.stdout + r.stderr}")
-    assert not marker.exists(), "mnistlab unpickled the malicious weights file"
-    assert not failures, "\n".join(failures)
-    assert (tmp_path / "data" / "MNIST" / "raw" / labels.name).stat().st_size == 1000  # reported, not touched
+    p["labels"] = raw / "t10k-labels-idx1-ubyte.gz"
+    p["labels"].write_bytes(p["labels"].read_bytes()[:1000])
+    return p
 
 
-# --------------------------------------------------------------------------------------------------------------
-# 6. predict works
+BAD_INPUTS = {  # case: (arguments, words the one line must hold), each built from the `bad` fixture
+    "evaluate a missing folder": lambda p: (["evaluate", p["tmp"] / "missing"], ["missing", "not a folder"]),
+    "evaluate a folder that is no run": lambda p: (["evaluate", p["not_a_run"]], [p["not_a_run"], "not a run folder"]),
+    "resume a folder that is no run": lambda p: (
+        ["train", "--resume", p["not_a_run"]],
+        [p["not_a_run"], "not a run folder"],
+    ),
+    "resume a run with no checkpoint": lambda p: (
+        ["train", "--resume", p["unfinished"], "--quiet"],
+        [p["unfinished"], checkpoints.CHECKPOINT],
+    ),
+    "weights that do not exist": lambda p: (
+        ["predict", p["png"], "--model", p["tmp"] / "missing.safetensors"],
+        ["missing.safetensors", "does not exist"],
+    ),
+    "a pickle as weights": lambda p: (
+        ["predict", p["png"], "--model", p["evil_file"]],
+        [p["evil_file"], "safetensors"],
+    ),
+    "a pickle in a run folder": lambda p: (
+        ["predict", p["png"], "--model", p["evil_run"]],
+        [checkpoints.WEIGHTS, "safetensors"],
+    ),
+    "a text file as an image": lambda p: (["predict", p["text"], "--model", p["run"]], [p["text"], "not an image"]),
+    "an empty image file": lambda p: (["predict", p["empty"], "--model", p["run"]], [p["empty"], "empty"]),
+    "an image that does not exist": lambda p: (
+        ["predict", p["tmp"] / "nope.png", "--model", p["run"]],
+        ["nope.png", "does not exist"],
+    ),
+    "top-k 0": lambda p: (["predict", p["png"], "--top-k", "0"], ["--top-k"]),
+    "a truncated data file": lambda p: (
+        ["train", "--data-dir", p["bad_data"], "--limit-train", "10", "--out", p["tmp"] / "r", "--device", "cpu"],
+        [p["labels"], "delete it"],
+    ),
+}
 
 
-def test_predict_plain_and_json(quick_run, digit_pngs, env):
-    from mnistlab.predict import load_model
-    from mnistlab.preprocess import open_image, preprocess
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_is_one_line_and_status_2(case, bad, env):
+    args, needles = BAD_INPUTS[case](bad)
+    r = run_cli(*args, env=env)
+    line = one_line_error(r)
+    assert r.stdout == "", r.stdout
+    for needle in needles:
+        assert str(needle) in line, line
+    assert not bad["marker"].exists(), "mnistlab unpickled the malicious weights file"
+    assert bad["labels"].stat().st_size == 1000  # reported, not touched
+    assert not (bad["tmp"] / "r").exists(), "a run that could not start left a folder behind"
 
-    r = run_cli("predict", quick_run, *digit_pngs, "--json", "--top-k", "10", env=env)
-    assert r.returncode == 0 and r.stderr == "", r.stderr
-    results = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [d["file"] for d in results] == [str(p) for p in digit_pngs]
-    model, _ = load_model(quick_run)
-    for d, p in zip(results, digit_pngs):
-        assert d.keys() == {"file", "prediction", "top_k"}
-        probs = [t["probability"] for t in d["top_k"]]
-        assert sorted(t["digit"] for t in d["top_k"]) == list(range(10))
-        assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-5)
-        assert d["prediction"] == d["top_k"][0]["digit"]
-        # the run's weights and MNIST-style preprocessing, exactly as the library computes them
-        with torch.no_grad():
-            expected = model(preprocess(open_image(p), name=str(p))[None]).exp()[0]
-        assert probs == pytest.approx([float(expected[t["digit"]]) for t in d["top_k"]], abs=1e-6)
 
-    r = run_cli("predict", quick_run, *digit_pngs, env=env)
-    assert r.returncode == 0 and r.stderr == "", r.stderr
-    lines = r.stdout.splitlines()
-    assert len(lines) == 2
-    for line, d in zip(lines, results):
-        m = re.fullmatch(r"(.+): (\d)  \((\d \d+\.\d%), (\d \d+\.\d%), (\d \d+\.\d%)\)", line)
-        assert m, line
-        assert m.group(1) == d["file"] and int(m.group(2)) == d["prediction"]
-        top3 = [f"{t['digit']} {100 * t['probability']:.1f}%" for t in d["top_k"][:3]]
-        assert list(m.groups()[2:]) == top3
+def test_checkpoint_of_a_schedule_with_tensor_learning_rates(tmp_path):
+    """A CUDA-graph run keeps lr in tensors, so its OneCycle state holds tensors: the checkpoint must store them."""
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=torch.tensor(0.01))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=10)
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    assert any(
+        torch.is_tensor(v) or (isinstance(v, list) and torch.is_tensor(v[0])) for v in sched.state_dict().values()
+    )
+    state = dict(model=model, optimizer=opt, scheduler=sched)
+    checkpoints.save_checkpoint(tmp_path / "c.safetensors", **state, epoch=1, history=[], recipe={})
+    model2 = torch.nn.Linear(3, 2)
+    opt2 = torch.optim.AdamW(model2.parameters(), lr=torch.tensor(0.01))
+    sched2 = torch.optim.lr_scheduler.OneCycleLR(opt2, max_lr=0.01, total_steps=10)
+    checkpoints.load_checkpoint(tmp_path / "c.safetensors", model=model2, optimizer=opt2, scheduler=sched2)
+    sched.step()
+    sched2.step()
+    assert float(opt2.param_groups[0]["lr"]) == pytest.approx(float(opt.param_groups[0]["lr"]))
+
+
+def test_resumed_optimizer_state_keeps_the_parameters_layout(tmp_path):
+    """Checkpoints store tensors contiguous; a channels_last model's AdamW moments must come back in its layout
+    (fused AdamW on CUDA refuses mixed layouts, which broke resuming on a GPU)."""
+    from mnistlab.model import Net
+
+    def build():
+        model = Net().to(memory_format=torch.channels_last)
+        return model, torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    model, opt = build()
+    model(torch.randn(2, 1, 28, 28)).sum().backward()
+    opt.step()
+    state = dict(model=model, optimizer=opt, scheduler=None)
+    checkpoints.save_checkpoint(tmp_path / "c.safetensors", **state, epoch=1, history=[], recipe={})
+    model2, opt2 = build()
+    checkpoints.load_checkpoint(tmp_path / "c.safetensors", model=model2, optimizer=opt2, scheduler=None)
+    for p, p2 in zip(model.parameters(), model2.parameters()):
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert opt2.state[p2][k].stride() == p2.stride(), k
+            assert torch.equal(opt2.state[p2][k], opt.state[p][k]), k

@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from mnistlab import data
+from mnistlab.loaders import DeviceLoader
 from mnistlab.model import Net
 from mnistlab.recipes import SEED, get_recipe
-from mnistlab.trainer import fit
+from mnistlab.run import Run, fit
 from mnistlab.utils import History, set_seed, train
 from mnistlab.utils import test as evaluate
 
@@ -16,8 +17,8 @@ def test_train_loop_lowers_the_loss_on_real_data(data_dir, capsys):
     set_seed(0)
     x, y = data.load_tensors(True, data_dir, limit=2000)
     xt, yt = data.load_tensors(False, data_dir, limit=500)
-    loader = data.DeviceLoader(x, y, 100, "cpu", shuffle=True, seed=0)
-    test_loader = data.DeviceLoader(xt, yt, 500, "cpu")
+    loader = DeviceLoader(x, y, 100, "cpu", shuffle=True, seed=0)
+    test_loader = DeviceLoader(xt, yt, 500, "cpu")
     model = Net()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     history = History()
@@ -48,7 +49,7 @@ def test_seed_recipe_runs_faithfully(data_dir, mirror):
     res = fit(recipe, data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
     lrs = res.history.column("lr")
     assert lrs[0] == pytest.approx(0.01) and lrs[1] == pytest.approx(0.01) and lrs[2] == pytest.approx(0.001)
-    assert len(res.loaders.train) == 2  # 2048 / 1024
+    assert len(res.train_loader) == 2  # 2048 / 1024
     assert all(math.isfinite(v) for v in res.history.train_losses)
 
 
@@ -58,7 +59,59 @@ needs_cuda = pytest.mark.skipif(
 
 
 def _small(**kw):
-    return get_recipe("default", epochs=2, limit_train=512, limit_test=256, batch_size=64, device="cpu", **kw)
+    return get_recipe(
+        "default", **{**dict(epochs=2, limit_train=512, limit_test=256, batch_size=64, device="cpu"), **kw}
+    )
+
+
+def untimed(records):
+    return [{k: v for k, v in r.items() if not k.endswith(("_time_s", "_per_s"))} for r in records]
+
+
+def test_run_step_by_step_is_fit(tmp_path, data_dir, mirror):
+    """The loop a notebook writes with Run is the one fit runs: same weights, same records, same files."""
+    quiet = dict(data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    run = Run.create(_small(), tmp_path / "by-hand", **quiet)
+    while not run.done:
+        run.train_epoch()
+        run.evaluate()
+        run.save()
+    run.export()
+    ref = fit(_small(), out=tmp_path / "fit", **quiet)
+    assert untimed(run.history.records) == untimed(ref.history.records)
+    for k, v in ref.model.state_dict().items():
+        assert torch.equal(run.model.state_dict()[k], v), k
+    assert sorted(p.name for p in (tmp_path / "by-hand").iterdir()) == sorted(
+        p.name for p in (tmp_path / "fit").iterdir()
+    )
+
+
+def test_evaluating_inside_epochs_changes_nothing_but_the_records(data_dir, mirror):
+    quiet = dict(data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    sliced = fit(_small(), evals_per_epoch=3, **quiet)
+    whole = fit(_small(), **quiet)
+    assert [r["epoch"] for r in sliced.history.records] == pytest.approx(
+        [3 / 8, 6 / 8, 1, 11 / 8, 14 / 8, 2]
+    )  # batches of 3, 3, 2
+    assert [r["epoch"] for r in whole.history.records] == [1, 2]
+    for k, v in whole.model.state_dict().items():
+        assert torch.equal(sliced.model.state_dict()[k], v), k
+
+
+def test_run_refuses_what_it_cannot_do(tmp_path, data_dir, mirror):
+    run = Run.create(
+        _small(epochs=1), tmp_path / "run", data_dir=data_dir, mirror=str(mirror), progress=False, echo=False
+    )
+    with pytest.raises(RuntimeError, match="train before evaluating"):
+        run.evaluate()
+    run.train_epoch(batches=3)
+    assert run.evaluate()["epoch"] == pytest.approx(3 / 8)  # 512 images in batches of 64
+    with pytest.raises(RuntimeError, match="epoch boundaries"):
+        run.save()
+    run.train_epoch()
+    assert run.done and run.evaluate()["epoch"] == 1
+    with pytest.raises(RuntimeError, match="all its 1 epochs"):
+        run.train_epoch()
 
 
 def test_fixed_seed_reproduces_on_cpu(data_dir, mirror):
@@ -66,9 +119,6 @@ def test_fixed_seed_reproduces_on_cpu(data_dir, mirror):
     b = fit(_small(), data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
     for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.equal(va, vb), k
-    def untimed(records):
-        return [{k: v for k, v in r.items() if not k.endswith(("_time_s", "_per_s"))} for r in records]
-
     assert untimed(a.history.records) == untimed(b.history.records)
     c = fit(_small(seed=2), data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
     assert not torch.equal(a.model.fc2.weight, c.model.fc2.weight)
@@ -79,7 +129,7 @@ def _one_step(device, data_dir):
     model = Net().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = data.load_tensors(False, data_dir, limit=128)
-    loader = data.DeviceLoader(x, y, 64, device)
+    loader = DeviceLoader(x, y, 64, device)
     for xb, yb in loader:
         loss = F.nll_loss(model(xb), yb)
         opt.zero_grad()
@@ -90,18 +140,14 @@ def _one_step(device, data_dir):
         return model(xb).cpu()
 
 
-@pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU: run on the GPU machine (benchmarks/gpu.sh)"
-)
+@needs_cuda
 def test_cpu_and_cuda_agree(data_dir):
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.testing.assert_close(_one_step("cuda", data_dir), _one_step("cpu", data_dir), atol=2e-3, rtol=2e-3)
 
 
-@pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU: run on the GPU machine (benchmarks/gpu.sh)"
-)
+@needs_cuda
 def test_cuda_graph_step_trains_like_eager(data_dir, mirror):
     kw = dict(epochs=2, limit_train=16384, limit_test=2000, batch_size=256, device="cuda", amp="off")
     graphed = fit(
@@ -117,3 +163,22 @@ def test_cuda_graph_step_trains_like_eager(data_dir, mirror):
     # different random augmentation streams, same recipe: both must learn about equally well
     assert graphed.history.test_acc[-1] > 0.95 and eager.history.test_acc[-1] > 0.95
     assert abs(graphed.history.test_acc[-1] - eager.history.test_acc[-1]) < 0.02
+
+
+@needs_cuda
+def test_cuda_graph_run_resumes_from_its_checkpoint(tmp_path, data_dir, mirror):
+    """The CUDA-graph path through Run: a run cut after epoch 1 and resumed ends like an uninterrupted one."""
+    quiet = dict(data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    kw = dict(epochs=2, limit_train=8192, limit_test=2000, device="cuda")
+    ref = fit(get_recipe("default", **kw), out=tmp_path / "ref", **quiet)
+    cut = Run.create(get_recipe("default", **kw), tmp_path / "cut", **quiet)
+    assert cut.graphs
+    cut.train_epoch()
+    cut.evaluate()
+    cut.save()
+    del cut
+    resumed = fit(None, out=tmp_path / "cut", resume=True, **quiet)
+    assert resumed.graphs and [r["epoch"] for r in resumed.history.records] == [1, 2]
+    assert abs(resumed.history.test_acc[-1] - ref.history.test_acc[-1]) < 0.01
+    same = all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in ref.model.state_dict().items())
+    print(f"resumed CUDA-graph run bit-identical to the uninterrupted one: {same}")

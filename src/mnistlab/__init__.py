@@ -1,3 +1,32 @@
-"""mnistlab: train, explain and use the seed CNN on MNIST."""
+"""mnistlab: train, explain and use the seed CNN on MNIST.
 
-__version__ = "0.1.0"
+import mnistlab
+clf = mnistlab.load()                      # the bundled weights; or a run folder / .safetensors file
+clf.predict("digit.png")[0].digit          # paths, PIL images, arrays, tensors or bytes; one or a list
+
+run = mnistlab.Run.create(mnistlab.Recipe(epochs=1), out="runs/first")
+run.train_epoch(); run.evaluate(); run.save()
+"""
+
+__version__ = "0.2.0"
+
+# Imported on first use, so that `mnistlab --help` does not wait for torch.
+_EXPORTS = {
+    "load": "mnistlab.classifier",
+    "Classifier": "mnistlab.classifier",
+    "Prediction": "mnistlab.classifier",
+    "Run": "mnistlab.run",
+    "fit": "mnistlab.run",
+    "Recipe": "mnistlab.recipes",
+    "get_recipe": "mnistlab.recipes",
+    "UserError": "mnistlab.errors",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mnistlab' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -31,7 +31,7 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, meta: dict |
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={_META_KEY: json.dumps(meta or {})})
+        save_file(tensors, tmp, metadata={_META_KEY: json.dumps(meta or {}, default=_tensor_to_json)})
         os.chmod(tmp, 0o644)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -44,6 +44,13 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, meta: dict |
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _tensor_to_json(o):
+    """Metadata may hold small tensors: a CUDA-graph run keeps its learning rates (and so its schedule's) in them."""
+    if torch.is_tensor(o):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} cannot be stored in checkpoint metadata")
 
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -103,6 +110,10 @@ def _optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
     opt.load_state_dict({"state": state, "param_groups": groups})
+    for p, st in opt.state.items():  # saved contiguous; a channels_last model's moments must match its strides
+        for k, v in st.items():  # (fused AdamW on CUDA insists)
+            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 def rng_state(loader_generator: torch.Generator | None = None) -> tuple[dict[str, torch.Tensor], dict]:

@@ -1,9 +1,10 @@
-"""The `mnistlab` command: train, evaluate, summary, predict. User mistakes give one line and exit status 2."""
+"""The `mnistlab` command: train, evaluate, summary, predict. A user's mistake is one line and exit status 2."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -79,9 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--recipe",
-        default="default",
         choices=sorted(RECIPES),
-        help="seed: the original assignment's recipe; default: the fast, accurate one (default)",
+        help="seed: the original assignment's recipe; default: the fast, accurate one (default: default)",
     )
     t.add_argument("--epochs", type=_positive_int, help="number of epochs (default: the recipe's)")
     t.add_argument("--batch-size", type=_positive_int, help="training batch size (default: the recipe's)")
@@ -89,9 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_nonneg_int, help="random seed (default: the recipe's)")
     t.add_argument("--limit-train", type=_positive_int, help="train on the first N training images only")
     t.add_argument("--limit-test", type=_positive_int, help="evaluate on the first N test images only")
-    t.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    t.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (default: off)")
     t.add_argument("--out", help="run folder (default: runs/<recipe>-<date>-<time>)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    t.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint, with its own recipe (only --epochs, for a "
+        "StepLR run, and --device may be given with it)",
+    )
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots at the end")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_args(t)
@@ -110,23 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "summary",
         help="the model's layers, parameters and receptive field",
-        description="Print the torchinfo summary and the receptive-field table of a model.",
+        description="Print the torchinfo summary and the receptive-field table of the seed's Net.",
     )
-    from mnistlab.model import MODELS
-
-    s.add_argument("--model", default="net", choices=sorted(MODELS), help="model name (default: net)")
     s.add_argument("--json", action="store_true", help="print one JSON object (params, layers, receptive_field)")
 
     p = sub.add_parser(
         "predict",
         help="predict the digit in your own images",
-        description="Predict digits in image files (PNG, JPEG, BMP, GIF; any size; dark-on-light "
-        "or light-on-dark). Images are prepared the way MNIST was made.",
+        description="Predict digits in image files (PNG, JPEG, BMP, GIF, WebP, TIFF; any size; dark-on-light "
+        "or light-on-dark). Images are prepared the way MNIST was made. Exit status 2 if any image failed.",
     )
-    p.add_argument("model", metavar="MODEL", help="a run folder or a .safetensors weights file")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of images")
+    p.add_argument(
+        "--model",
+        metavar="RUN_OR_WEIGHTS",
+        help="a run folder or a .safetensors weights file (default: the weights bundled with mnistlab)",
+    )
     p.add_argument("--top-k", type=_positive_int, default=3, help="how many digits to list per image (default: 3)")
-    p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
+    p.add_argument("--json", action="store_true", help="one JSON object per image, one per line (errors included)")
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="also write every result to FILE: .csv (file, digit, p0..p9, error) or .jsonl (as --json)",
+    )
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="default: cpu")
     return parser
 
@@ -137,29 +148,33 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args) -> int:
     import datetime
 
-    from mnistlab import plots
-    from mnistlab.recipes import Recipe, get_recipe
-    from mnistlab.trainer import fit
-    from mnistlab.utils import get_predictions
+    from mnistlab.recipes import get_recipe
+    from mnistlab.run import fit
 
+    kw = dict(data_dir=args.data_dir, mirror=args.mirror, progress=not args.quiet)
     if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "recipe.json").is_file():
-            raise UserError(f"cannot resume: {run_dir} is not a run folder (no recipe.json)")
-        recipe = Recipe.load(run_dir / "recipe.json")
-        if args.epochs is not None and args.epochs != recipe.epochs:
-            if recipe.scheduler == "onecycle":
-                raise UserError(
-                    f"cannot change --epochs when resuming: {run_dir} was planned as a {recipe.epochs}-epoch "
-                    "OneCycle schedule (leave --epochs out to finish it)"
-                )
-            recipe.epochs = args.epochs
-            recipe.save(run_dir / "recipe.json")
-        if args.device is not None:
-            recipe.device = args.device
+        fixed = {
+            "--recipe": args.recipe,
+            "--batch-size": args.batch_size,
+            "--lr": args.lr,
+            "--seed": args.seed,
+            "--limit-train": args.limit_train,
+            "--limit-test": args.limit_test,
+            "--compile": args.compile,
+        }
+        given = [flag for flag, value in fixed.items() if value is not None]
+        if given:
+            raise UserError(
+                f"{', '.join(given)} cannot be changed when resuming: {args.resume} continues with the recipe in "
+                "its recipe.json (only --epochs, for a StepLR run, and --device may be given with --resume)"
+            )
+        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise UserError(f"--out cannot move a resumed run: it continues in {args.resume} (leave --out out)")
+        recipe, run_dir = None, Path(args.resume)
+        kw.update(epochs=args.epochs, device=args.device)
     else:
         recipe = get_recipe(
-            args.recipe,
+            args.recipe or "default",
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
@@ -171,28 +186,12 @@ def cmd_train(args) -> int:
         )
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{stamp}"
-    args.train_run_dir = run_dir  # for the Ctrl-C message in main()
-    result = fit(
-        recipe,
-        data_dir=args.data_dir,
-        mirror=args.mirror,
-        out=run_dir,
-        resume=bool(args.resume),
-        progress=not args.quiet,
-    )
+    args.train_run_dir = run_dir  # for the interrupt message in main()
+    run = fit(recipe, out=run_dir, resume=bool(args.resume), **kw)
     if not args.no_plots:
-        from mnistlab.data import get_spec
-
-        spec = get_spec(recipe.dataset)
-        plots.plot_history(result.history, run_dir / "curves.png")
-        x, y, pred, _ = get_predictions(result.model, result.device, result.loaders.test, dtype=result.dtype)
-        plots.plot_samples(x, y, pred, run_dir / "samples.png", mean=spec.mean, std=spec.std)
-        plots.plot_misclassified(x, y, pred, run_dir / "misclassified.png", mean=spec.mean, std=spec.std)
-        from mnistlab.analysis import confusion_matrix
-
-        plots.plot_confusion(confusion_matrix(y, pred), run_dir / "confusion_matrix.png")
-    last = result.history.records[-1]
-    total = sum(r["train_time_s"] for r in result.history.records)
+        run.plot()
+    last = run.history.records[-1]
+    total = sum(r["train_time_s"] for r in run.history.records)
     print(
         f"Done: test accuracy {100 * last['test_acc']:.2f}% after {last['epoch']} epochs, "
         f"{total:.1f} s of training; run folder {run_dir}"
@@ -201,39 +200,36 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from mnistlab import checkpoints, plots
+    from mnistlab import plots
     from mnistlab.analysis import confusion_matrix, per_class_accuracy
-    from mnistlab.data import DeviceLoader, get_spec, load_tensors
-    from mnistlab.predict import load_model
-    from mnistlab.recipes import Recipe
-    from mnistlab.utils import amp_dtype, get_device, get_predictions
+    from mnistlab.classifier import load_model
+    from mnistlab.data import load_tensors
+    from mnistlab.loaders import DeviceLoader
+    from mnistlab.loops import predictions
+    from mnistlab.rundir import RunDir
+    from mnistlab.runtime import amp_dtype, get_device
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a folder; pass a run folder written by `mnistlab train`")
-    if not (run_dir / "recipe.json").is_file():
-        raise UserError(f"{run_dir} is not a run folder (no recipe.json)")
-    recipe = Recipe.load(run_dir / "recipe.json")
+    folder = RunDir(args.run_dir)
+    recipe = folder.load_recipe()
     device = get_device(args.device or "auto")
-    model, _ = load_model(run_dir, device=device)
-    spec = get_spec(recipe.dataset)
+    model, _ = load_model(folder.path, device=device)
     x, y = load_tensors(False, args.data_dir, args.mirror, recipe.dataset, args.limit_test)
-    loader = DeviceLoader(x, y, 2000, device, mean=spec.mean, std=spec.std)
-    images, targets, preds, _ = get_predictions(model, device, loader, dtype=amp_dtype(recipe.amp, device))
+    loader = DeviceLoader(x, y, recipe.eval_batch_size, device)
+    images, targets, preds, _ = predictions(model, device, loader, dtype=amp_dtype(recipe.amp, device))
     cm = confusion_matrix(targets, preds)
     correct = int(cm.diag().sum())
     report = {
-        "run_dir": str(run_dir),
-        "weights": checkpoints.WEIGHTS if (run_dir / checkpoints.WEIGHTS).exists() else checkpoints.CHECKPOINT,
+        "run_dir": str(folder),
+        "weights": folder.weights_file().name,
         "test_images": len(targets),
         "correct": correct,
         "test_acc": correct / len(targets),
         "per_class_acc": per_class_accuracy(cm),
         "confusion_matrix": cm.tolist(),
     }
-    (run_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-    plots.plot_confusion(cm, run_dir / "confusion_matrix.png")
-    plots.plot_misclassified(images, targets, preds, run_dir / "misclassified.png", mean=spec.mean, std=spec.std)
+    (folder / folder.EVALUATION).write_text(json.dumps(report, indent=2) + "\n")
+    plots.plot_confusion(cm, folder / folder.CONFUSION)
+    plots.plot_misclassified(images, targets, preds, folder / folder.MISCLASSIFIED)
     if args.json:
         print(json.dumps(report))
         return 0
@@ -246,15 +242,16 @@ def cmd_evaluate(args) -> int:
     print("      " + " ".join(f"{p:>5}" for p in range(10)))
     for t in range(10):
         print(f"{t:>5} " + " ".join(f"{int(v):>5}" for v in cm[t]))
-    print(f"\nWrote {run_dir / 'evaluation.json'}, confusion_matrix.png, misclassified.png")
+    written = ", ".join(str(folder / name) for name in (folder.EVALUATION, folder.CONFUSION, folder.MISCLASSIFIED))
+    print(f"\nWrote {written}")
     return 0
 
 
 def cmd_summary(args) -> int:
     from mnistlab.analysis import model_summary, receptive_field, rf_rows_as_dicts, rf_table_markdown
-    from mnistlab.model import get_model
+    from mnistlab.model import Net
 
-    model = get_model(args.model)
+    model = Net()
     stats = model_summary(model)
     rows = receptive_field(model)
     if args.json:
@@ -268,16 +265,8 @@ def cmd_summary(args) -> int:
             for info in stats.summary_list
             if info.depth == 1
         ]
-        print(
-            json.dumps(
-                {
-                    "model": args.model,
-                    "params": int(stats.total_params),
-                    "layers": layers,
-                    "receptive_field": rf_rows_as_dicts(rows),
-                }
-            )
-        )
+        summary = {"model": "Net", "params": int(stats.total_params), "layers": layers}
+        print(json.dumps({**summary, "receptive_field": rf_rows_as_dicts(rows)}))
         return 0
     print(stats)
     print("\nReceptive field (rf = receptive field, n = output size, j = jump):\n")
@@ -286,19 +275,61 @@ def cmd_summary(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from mnistlab.predict import format_result, iter_image_files, load_model, predict
-    from mnistlab.utils import get_device
+    from mnistlab.classifier import image_files, load
 
-    device = get_device(args.device)
-    model, _ = load_model(args.model, device=device)
-    files = iter_image_files(args.images)
-    results = predict(model, files, top_k=args.top_k, device=device)
-    for r in results:
-        print(json.dumps(r) if args.json else format_result(r))
-    return 0 if all("error" not in r for r in results) else EXIT_USER_ERROR
+    if args.output and not args.output.lower().endswith((".csv", ".jsonl")):
+        raise UserError(f"--output must name a .csv or a .jsonl file, not {args.output!r}")
+    classifier = load(args.model, device=args.device)
+    files = image_files(args.images)
+    results = classifier.predict_each(files, top_k=args.top_k)
+    rows = [_result_row(str(f), r) for f, r in zip(files, results)]
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        elif "error" in row:
+            print(f"mnistlab: error: {row['error']}", file=sys.stderr)
+        else:
+            ranked = ", ".join(f"{t['digit']} {100 * t['probability']:.1f}%" for t in row["top_k"])
+            print(f"{row['file']}: {row['digit']}  ({ranked})")
+    if args.output:
+        _write_results(Path(args.output), rows)
+    return EXIT_USER_ERROR if any("error" in row for row in rows) else 0
+
+
+def _result_row(file: str, result) -> dict:
+    """One image's result as plain JSON-ready data: the prediction, or the error."""
+    if isinstance(result, UserError):
+        return {"file": file, "error": str(result)}
+    top = [{"digit": d, "probability": p} for d, p in result.top_k]
+    return {"file": file, "digit": result.digit, "probabilities": result.probabilities, "top_k": top}
+
+
+def _write_results(path: Path, rows: list[dict]) -> None:
+    import csv
+    import io
+
+    if path.suffix.lower() == ".jsonl":
+        text = "".join(json.dumps(row) + "\n" for row in rows)
+    else:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["file", "digit", *(f"p{d}" for d in range(10)), "error"])
+        for row in rows:
+            probs = row.get("probabilities", [""] * 10)
+            writer.writerow([row["file"], row.get("digit", ""), *probs, row.get("error", "")])
+        text = buf.getvalue()
+    path.write_text(text)
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary, "predict": cmd_predict}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (exit status 143 instead of 130)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,29 +338,30 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "train":
+            signal.signal(signal.SIGTERM, _on_sigterm)
         return COMMANDS[args.command](args)
-    except UserError as e:
+    except (UserError, OSError) as e:  # OSError: disk full, permission denied, ...: the user's environment
         if debug:
             traceback.print_exc()
         print(f"mnistlab: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except OSError as e:  # disk full, permission denied, ...: the user's environment, not a bug
+    except KeyboardInterrupt as e:
         if debug:
             traceback.print_exc()
-        print(f"mnistlab: error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        if debug:
-            traceback.print_exc()
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
         run_dir = getattr(args, "train_run_dir", None)
         if run_dir is None:
-            message = "interrupted"
-        elif (Path(run_dir) / "checkpoint.safetensors").is_file():
-            message = f"interrupted; checkpoints written so far are kept (continue with --resume {run_dir})"
+            message = what
         else:
-            message = f"interrupted in the first epoch: {run_dir} has nothing to resume; start again with another --out"
+            from mnistlab.rundir import RunDir
+
+            if RunDir(run_dir).has_checkpoint():
+                message = f"{what}; checkpoints written so far are kept (continue with --resume {run_dir})"
+            else:
+                message = f"{what} in the first epoch: {run_dir} has nothing to resume; start again with another --out"
         print(f"mnistlab: {message}", file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":

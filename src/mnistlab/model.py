@@ -1,8 +1,6 @@
-"""Networks: the seed's `Net` and a small registry to look models up by name."""
+"""Networks: the seed's `Net`."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -37,15 +35,3 @@ class Net(nn.Module):
         x = F.relu(self.fc1(x))
         x = self.fc2(x)
         return F.log_softmax(x, dim=1)
-
-
-MODELS: dict[str, Callable[[], nn.Module]] = {"net": Net}
-
-
-def get_model(name: str = "net") -> nn.Module:
-    """Build a fresh model by registry name (see `MODELS`)."""
-    try:
-        factory = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}") from None
-    return factory()

@@ -14,43 +14,42 @@ from mnistlab.errors import UserError
 class Recipe:
     """Everything that decides a training run. Saved as recipe.json in every run folder."""
 
-    name: str = "default"
-    model: str = "net"
-    dataset: str = "mnist"
-    epochs: int = 5
-    batch_size: int = 256
+    name: str = "default"  # the named recipe this run started from
+    dataset: str = "mnist"  # the data to train and test on
+    epochs: int = 5  # passes over the training set; OneCycle spans exactly this many
+    batch_size: int = 256  # training images per step
     # optimiser
     optimizer: str = "adamw"  # "adamw" | "sgd"
-    lr: float = 3e-3  # peak learning rate for onecycle, the learning rate for step
+    lr: float = 3e-3  # peak learning rate for onecycle, the starting one for step
     momentum: float = 0.9  # sgd only
     nesterov: bool = False  # sgd only
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-4  # decoupled for adamw, L2 for sgd
     # schedule
     scheduler: str = "onecycle"  # "onecycle" (stepped per batch) | "step" (stepped per epoch)
-    step_size: int = 2  # step only
-    gamma: float = 0.1  # step only
-    pct_start: float = 0.25  # onecycle only
-    div_factor: float = 10.0  # onecycle only
-    final_div_factor: float = 100.0  # onecycle only
+    step_size: int = 2  # step only: epochs between decays
+    gamma: float = 0.1  # step only: the decay factor
+    pct_start: float = 0.25  # onecycle only: the fraction of steps spent warming up
+    div_factor: float = 10.0  # onecycle only: the warm-up starts at lr / div_factor
+    final_div_factor: float = 100.0  # onecycle only: it ends at lr / div_factor / final_div_factor
     # loss
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.1  # 0 gives the seed's plain nll loss
     # data pipeline
     pipeline: str = "resident"  # "resident" (on-device tensors + affine) | "loader" (seed DataLoader + PIL)
-    num_workers: int = 2  # loader only
-    aug_degrees: float = 15.0  # resident only
-    aug_scale: float = 0.1  # resident only
-    aug_translate: float = 2.0  # resident only, pixels
-    limit_train: int | None = None
-    limit_test: int | None = None
+    num_workers: int = 2  # loader only: DataLoader worker processes
+    aug_degrees: float = 15.0  # resident only: rotation, +- degrees
+    aug_scale: float = 0.1  # resident only: scale 1 +- this
+    aug_translate: float = 2.0  # resident only: shift, +- pixels
+    limit_train: int | None = None  # train on the first N training images only (None: all 60,000)
+    limit_test: int | None = None  # evaluate on the first N test images only (None: all 10,000)
     # execution
     amp: str = "auto"  # "auto" (bf16 where it is faster) | "bf16" | "off"
-    channels_last: bool = True
-    compile: bool = False
+    channels_last: bool = True  # NHWC activations: faster convolutions on CPU and GPU
+    compile: bool = False  # torch.compile the model (measured slower here; see README)
     cuda_graphs: str = "auto"  # "auto" (on CUDA with the resident pipeline) | "on" | "off"
-    keep_cpu_buffers: bool = True  # CPU: glibc keeps large buffers instead of mmap/munmap per step (utils)
-    eval_batch_size: int = 2000
-    device: str = "auto"
-    seed: int = 1
+    keep_cpu_buffers: bool = True  # CPU: glibc keeps large buffers instead of mmap/munmap per step (runtime)
+    eval_batch_size: int = 2000  # test images per evaluation batch
+    device: str = "auto"  # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | "mps"
+    seed: int = 1  # every random choice of the run derives from it
 
     def validate(self) -> Recipe:
         """Raise UserError on settings no run can use."""
@@ -76,13 +75,16 @@ class Recipe:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
-
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
+        """Read a recipe.json; unreadable JSON or a non-object is a UserError naming the file."""
         fields = {f.name for f in dataclasses.fields(cls)}
-        data = json.loads(Path(path).read_text())
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"cannot read {path}: {e}") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{path} does not hold a recipe (a JSON object)")
         return cls(**{k: v for k, v in data.items() if k in fields})
 
     def describe(self) -> str:

@@ -1,0 +1,175 @@
+"""The Python API: `load` weights (bundled, a run folder or a .safetensors file) into a `Classifier` of digits."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from mnistlab.checkpoints import read_safetensors
+from mnistlab.data import MEAN, STD
+from mnistlab.errors import UserError
+from mnistlab.model import Net
+from mnistlab.preprocess import preprocess
+from mnistlab.rundir import RunDir
+from mnistlab.runtime import get_device
+
+BUNDLED = "weights/mnist-default.safetensors"  # inside the package; made by scripts/bundle_weights.py
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+_BATCH = 256  # images per forward pass
+
+
+@dataclass
+class Prediction:
+    """What the classifier read in one image."""
+
+    digit: int  # the most likely digit
+    probabilities: list[float]  # 10 values, one per digit 0-9, summing to 1
+    top_k: list[tuple[int, float]]  # the k most likely (digit, probability), most likely first
+    source: str | None = None  # the file the image came from, if it came from one
+
+
+def bundled_weights() -> Path:
+    """The weights that ship with the package (the default recipe; see the README's model card)."""
+    return Path(str(resources.files("mnistlab").joinpath(BUNDLED)))
+
+
+def load_model(source: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """(Net in eval mode on `device`, metadata) from a run folder, a .safetensors file, or None (bundled).
+
+    A folder gives its model.safetensors, else the model part of its checkpoint. Files are read with safetensors
+    only: a pickle (or anything else) is refused with a `UserError`, never unpickled. So are weights that do not
+    fit the network: missing, extra or wrongly shaped tensors, non-float dtypes, NaN or infinite values.
+    """
+    path = bundled_weights() if source is None else Path(source)
+    if not path.exists():
+        raise UserError(f"{path} does not exist; pass a run folder or a .safetensors weights file")
+    file = RunDir(path).weights_file() if path.is_dir() else path
+    tensors, meta = read_safetensors(file)
+    if any(k.startswith("model/") for k in tensors):  # a training checkpoint: keep the model's tensors
+        tensors = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    model = Net()
+    expected = model.state_dict()
+    problems = {
+        "missing": [k for k in expected if k not in tensors],
+        "unexpected": [k for k in tensors if k not in expected],
+        "wrongly shaped": [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape],
+        "non-float": [k for k, t in tensors.items() if k in expected and not t.is_floating_point()],
+    }
+    why = ", ".join(f"{len(v)} {what}" for what, v in problems.items() if v)
+    if why:
+        raise UserError(f"{file} is not a mnistlab Net weights file ({why} tensors)")
+    if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
+        raise UserError(f"{file} holds NaN or infinite weights; it cannot predict anything")
+    model.load_state_dict({k: t.float() for k, t in tensors.items()}, strict=True)
+    try:
+        model = model.to(torch.device(device))
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise UserError(f"cannot use device {device!r}: {' '.join(str(e).split())}") from None
+    return model.eval(), meta if isinstance(meta, dict) else {}
+
+
+class Classifier:
+    """A trained Net with MNIST's preprocessing: `predict` reads digits in images of any kind.
+
+    `model` is the `nn.Module`; `card` the metadata stored with the weights (recipe, test accuracy, date, ...).
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device, card: dict | None = None, source: str | None = None):
+        self.model, self.device, self.card, self.source = model, device, card or {}, source
+
+    def __repr__(self) -> str:
+        return f"Classifier(source={self.source!r}, device={str(self.device)!r})"
+
+    def predict(self, images, top_k: int = 3) -> list[Prediction]:
+        """One `Prediction` per image, in order, for one image or a list of them.
+
+        An image is a path, a `PIL.Image`, a NumPy array (HxW or HxWxC; uint8, or floats in [0, 1]), a torch
+        tensor, or the encoded bytes of an image file. Each is prepared the way MNIST was made (see
+        `mnistlab.preprocess`); a 28x28 white-on-black digit is used as it is. An image that cannot be used
+        (no ink, unreadable, too large) raises a `UserError` naming it.
+        """
+        results = self.predict_each(images, top_k)
+        for r in results:
+            if isinstance(r, UserError):
+                raise r
+        return results
+
+    def predict_each(self, images, top_k: int = 3) -> list[Prediction | UserError]:
+        """Like `predict`, but an image that cannot be used gives its `UserError` in its place, not a raise."""
+        top_k = _check_top_k(top_k)
+        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        results: list[Prediction | UserError] = []
+        ready: list[tuple[int, torch.Tensor, str | None]] = []
+        for i, item in enumerate(items):
+            source = str(item) if isinstance(item, (str, os.PathLike)) else None
+            try:
+                x = preprocess(item, mean=MEAN, std=STD, name=source or _describe(item, i, len(items)))
+            except UserError as e:
+                results.append(e)
+                continue
+            results.append(None)  # filled below
+            ready.append((i, x, source))
+        param = next(self.model.parameters())
+        with torch.inference_mode():
+            for start in range(0, len(ready), _BATCH):
+                chunk = ready[start : start + _BATCH]
+                batch = torch.stack([x for _, x, _ in chunk]).to(device=param.device, dtype=param.dtype)
+                probs = self.model(batch).float().exp().cpu()
+                top_p, top_d = probs.topk(top_k, dim=1)
+                for row, (i, _, source) in enumerate(chunk):
+                    ranked = [(int(d), float(p)) for d, p in zip(top_d[row], top_p[row])]
+                    results[i] = Prediction(ranked[0][0], probs[row].tolist(), ranked, source)
+        return results
+
+
+def load(source: str | os.PathLike | None = None, device: str = "auto") -> Classifier:
+    """A `Classifier` from a run folder or a .safetensors file; `None` means the weights bundled with mnistlab.
+
+    >>> import mnistlab
+    >>> mnistlab.load().predict("examples/digits/seven_pen.png")[0].digit
+    7
+    """
+    dev = get_device(device)
+    model, meta = load_model(source, dev)
+    return Classifier(model, dev, meta, "bundled" if source is None else str(source))
+
+
+def image_files(paths) -> list[Path]:
+    """Files as given, folders expanded (not recursively, sorted) to their image files (`IMAGE_EXTENSIONS`)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise UserError(f"{p} does not exist")
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+            if not found:
+                raise UserError(f"{p} holds no images (looked for {' '.join(IMAGE_EXTENSIONS)})")
+            files.extend(found)
+        else:
+            files.append(p)
+    if not files:
+        raise UserError("no images given")
+    return files
+
+
+def _check_top_k(top_k) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 10:
+        raise UserError(f"top-k must be a whole number from 1 to 10, not {top_k!r}")
+    return top_k
+
+
+def _describe(item, i: int, n: int) -> str:
+    kind = {Image.Image: "PIL image", np.ndarray: "array", torch.Tensor: "tensor"}
+    what = next((name for t, name in kind.items() if isinstance(item, t)), "image")
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        what = "image bytes"
+    return f"the {what}" if n == 1 else f"image {i} (the {what})"

@@ -1,0 +1,251 @@
+"""Reading user images safely: files or bytes with a pixel limit checked before decoding, and any image or array
+turned into a grayscale array in [0, 1]."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import re
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mnistlab.errors import UserError
+
+MAX_PIXELS = 50_000_000
+"""Largest image (width x height) `open_image` decodes; bigger ones are refused from their header alone."""
+
+ALPHA_VARIATION = 0.1  # an alpha channel spanning less than this is treated as uniform and ignored
+
+_DECODE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    zlib.error,
+    MemoryError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
+
+
+def _too_large(path: Path, pixels: int, size: tuple[int, int] | None = None) -> UserError:
+    dims = f"{size[0]}x{size[1]} = " if size else ""
+    return UserError(f"{path} is too large ({dims}{pixels:,} pixels); the limit is {MAX_PIXELS:,} pixels")
+
+
+def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
+    """Open an image file, or the encoded bytes of one (PNG, JPEG, BMP, GIF, WebP, TIFF, ... what Pillow reads).
+
+    The size is checked from the header before any pixel is decoded: images over `MAX_PIXELS` are refused.
+    Animated or multi-page files give their first frame; EXIF orientation is applied. Every problem
+    (missing, a folder, empty, not an image, truncated, too large) is a one-line `UserError` naming the file
+    (or `name`, for bytes).
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        path = name or "the image bytes"
+        if len(source) == 0:
+            raise UserError(f"{path} is empty (0 bytes), not an image")
+        opener = functools.partial(io.BytesIO, bytes(source))
+    else:
+        path = Path(source)
+        _check_file(path)
+        opener = functools.partial(open, path, "rb")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with opener() as f, Image.open(f) as im:
+                width, height = im.size
+                if width * height > MAX_PIXELS:
+                    raise _too_large(path, width * height, (width, height))
+                if width < 1 or height < 1:
+                    raise UserError(f"{path} has no pixels ({width}x{height})")
+                if getattr(im, "n_frames", 1) > 1:
+                    im.seek(0)
+                im.load()
+                img = im.copy()
+        except UserError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            m = re.search(r"\((\d+) pixels\)", str(e))
+            raise _too_large(path, int(m.group(1)) if m else MAX_PIXELS + 1) from None
+        except UnidentifiedImageError:
+            raise UserError(f"cannot read {path}: not an image file, or a format Pillow does not know") from None
+        except _DECODE_ERRORS as e:
+            raise UserError(f"cannot read {path}: the image is damaged or truncated ({_one_line(e)})") from None
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # a broken EXIF block must not make a readable image unusable
+        pass
+    return img
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not an image file")
+    if not path.is_file():
+        raise UserError(f"{path} is not a regular file")
+    try:
+        if path.stat().st_size == 0:
+            raise UserError(f"{path} is empty (0 bytes), not an image")
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {_one_line(e)}") from None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Grayscale
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma of an HxWx3 array (same weights as Pillow's RGB -> L)."""
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Flatten gray + alpha onto a background that contrasts with the visible ink.
+
+    Visible pixels mostly dark (black ink on transparent) go onto white, mostly light ones onto black. An alpha
+    channel without real variation (fully opaque, uniformly translucent) is ignored.
+    """
+    if float(alpha.max()) - float(alpha.min()) <= ALPHA_VARIATION:
+        return gray
+    weight = float(alpha.sum())
+    ink = float((gray * alpha).sum()) / weight if weight > 0 else float(gray.mean())
+    background = 1.0 if ink < 0.5 else 0.0
+    return gray * alpha + background * (1.0 - alpha)
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    """A float32 array in [0, 1]: HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA)."""
+    mode = img.mode
+    if mode == "1":
+        return np.asarray(img.convert("L"), dtype=np.float32) / np.float32(255)
+    if mode == "L":
+        return np.asarray(img, dtype=np.float32) / np.float32(255)
+    if mode in ("LA", "La"):
+        return np.asarray(img.convert("LA"), dtype=np.float32) / np.float32(255)
+    if mode in ("RGB", "RGBX"):
+        return np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255)
+    if mode in ("RGBA", "RGBa"):
+        return np.asarray(img.convert("RGBA"), dtype=np.float32) / np.float32(255)
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in img.info
+        return np.asarray(img.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / np.float32(255)
+    if mode.startswith("I;16"):
+        return np.asarray(img.convert("I"), dtype=np.float32) / np.float32(65535)
+    if mode in ("I", "F"):
+        a = np.asarray(img)
+        if mode == "I":
+            return _scale_unit(a, integer=True)
+        return _scale_unit(a, integer=False)
+    try:  # CMYK, YCbCr, LAB, HSV, ...
+        return np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255)
+    except (ValueError, OSError) as e:
+        raise UserError(f"cannot convert an image in mode {mode} to grayscale ({_one_line(e)})") from None
+
+
+def to_grayscale(img: Image.Image) -> np.ndarray:
+    """A 2-D float32 array in [0, 1] (0 black, 1 white) of any Pillow image.
+
+    Handles modes 1, L, LA, P (with or without transparency), RGB, RGBA, I, I;16, F, CMYK and whatever Pillow
+    converts to RGB. Transparency is composited onto white when the visible pixels are mostly dark and onto
+    black when they are mostly light, so black-on-transparent and white-on-transparent both stay legible.
+    """
+    if img.width < 1 or img.height < 1:
+        raise UserError(f"the image has no pixels ({img.width}x{img.height})")
+    return _channels_to_gray(_pil_to_array(img)).astype(np.float32)
+
+
+def _channels_to_gray(a: np.ndarray) -> np.ndarray:
+    """HxW, HxWx1, HxWx2, HxWx3 or HxWx4 float array in [0, 1] -> HxW float array."""
+    if a.ndim == 2:
+        return a
+    c = a.shape[-1]
+    if c == 1:
+        return a[..., 0]
+    if c == 2:
+        return _composite(a[..., 0], a[..., 1])
+    if c == 3:
+        return _luminance(a)
+    return _composite(_luminance(a[..., :3]), a[..., 3])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Arrays
+
+
+def _scale_unit(a: np.ndarray, *, integer: bool) -> np.ndarray:
+    """Map finite values to [0, 1]: uint8 by 255; other integers in 0..1, 0..255 or 0..65535 and floats in 0..1
+    or 0..255 by that nominal range; anything else by min-max. Returns float32."""
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / np.float32(255)
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= 0:
+        if hi <= 1:
+            return a.astype(np.float32)
+        if hi <= 255:
+            return a.astype(np.float32) / np.float32(255)
+        if integer and hi <= 65535:
+            return a.astype(np.float32) / np.float32(65535)
+    if hi == lo:
+        return np.zeros(a.shape, dtype=np.float32)
+    scale = max(abs(lo), abs(hi))  # scale first so that hi - lo cannot overflow
+    a = a.astype(np.float64) / scale
+    lo, hi = lo / scale, hi / scale
+    return np.clip((a - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def array_to_gray(image, name: str) -> np.ndarray:
+    """A user array (HxW, HxWxC or CxHxW with C in 1..4; uint8, other ints, bool or float) -> HxW float32."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+    try:
+        a = np.asarray(image)
+    except Exception as e:  # whatever the object is, it is not an image
+        raise UserError(f"{name} is not an image array ({_one_line(e)})") from None
+    if a.dtype.kind == "b":
+        a = a.astype(np.float32)  # False = 0, True = 1
+    if a.dtype.kind not in "uif":
+        raise UserError(f"{name} has unsupported array type {a.dtype}; expected integers or floats")
+    while a.ndim > 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4) and a.shape[0] in (1, 2, 3, 4):
+        a = np.moveaxis(a, 0, -1)  # CxHxW (torch layout)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4)):
+        raise UserError(f"{name} has shape {a.shape}; expected HxW grayscale or HxWx3 / HxWx4 colour")
+    if a.size == 0:
+        raise UserError(f"{name} is empty (shape {a.shape})")
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise UserError(f"{name} is too large ({a.shape[0] * a.shape[1]:,} pixels); the limit is {MAX_PIXELS:,}")
+    integer = a.dtype.kind in "ui"
+    if not integer:
+        if not np.isfinite(a).all():
+            raise UserError(f"{name} contains NaN or infinite values")
+        big = np.abs(a).max()  # in the array's own precision (long doubles go beyond float64)
+        if a.dtype.itemsize >= 8 and big > 1e300:  # keep min-max scaling from overflowing
+            a = a / big
+    if a.ndim == 3 and a.shape[-1] in (2, 4):  # colour and alpha are scaled separately
+        colour = _scale_unit(a[..., :-1], integer=integer)
+        alpha = _scale_unit(a[..., -1:], integer=integer)
+        a = np.concatenate([colour, alpha], axis=-1)
+    else:
+        a = _scale_unit(a, integer=integer)
+    return _channels_to_gray(a)

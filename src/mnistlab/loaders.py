@@ -1,0 +1,180 @@
+"""The two ways to batch MNIST: the seed's DataLoader with PIL transforms, and the data held on the device."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Subset
+from torchvision.transforms import v2
+
+from mnistlab.data import MEAN, STD, mnist_dataset
+from mnistlab.runtime import epoch_seed
+
+# --------------------------------------------------------------------------------------------------------------
+# The seed's path: PIL transforms in a torchvision DataLoader.
+
+
+def seed_transforms(train: bool, mean: float = MEAN, std: float = STD) -> v2.Compose:
+    """The seed's transforms (transforms.v2 equivalents of its v1 pipeline on PIL images)."""
+    tail = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize((mean,), (std,))]
+    if not train:
+        return v2.Compose(tail)
+    return v2.Compose(
+        [
+            v2.RandomApply([v2.CenterCrop(22)], p=0.1),
+            v2.Resize((28, 28)),
+            v2.RandomRotation((-15.0, 15.0), fill=0),
+            *tail,
+        ]
+    )
+
+
+def seed_loader(
+    train: bool,
+    batch_size: int,
+    *,
+    data_dir=None,
+    mirror=None,
+    dataset: str = "mnist",
+    limit: int | None = None,
+    num_workers: int = 2,
+    seed: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """A torchvision DataLoader with the seed's transforms (shuffled for training)."""
+    ds = mnist_dataset(train, data_dir, mirror, dataset, transform=seed_transforms(train))
+    if limit is not None:
+        ds = Subset(ds, range(min(limit, len(ds))))
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=train,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        # fresh workers each epoch draw their seeds from `generator`, which checkpoints save: exact resume
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed % 2**64),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The fast path: the whole dataset resident on the device, batches sliced from a per-epoch permutation.
+
+
+class EpochSampler:
+    """Indices for one epoch: a permutation drawn from (seed, epoch) alone, so any epoch can be replayed.
+
+    With `world_size` > 1 the permutation is padded to a multiple of `world_size` and rank r takes every
+    world_size-th index from r, as `DistributedSampler` does; each rank then sees `num_samples` indices.
+    """
+
+    def __init__(self, n: int, *, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world of size {world_size}")
+        self.n, self.shuffle, self.seed, self.rank, self.world_size = n, shuffle, seed, rank, world_size
+        self.num_samples = math.ceil(n / world_size)
+
+    def indices(self, epoch: int) -> torch.Tensor:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch, "order"))
+            perm = torch.randperm(self.n, generator=g)
+        else:
+            perm = torch.arange(self.n)
+        total = self.num_samples * self.world_size
+        if total > self.n:
+            perm = torch.cat([perm, perm[: total - self.n]])
+        return perm[self.rank : total : self.world_size]
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random affine per image: rotation +-degrees, scale 1+-scale, shift +-translate pixels (bilinear)."""
+
+    degrees: float = 15.0
+    scale: float = 0.1
+    translate: float = 2.0
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        b, _, h, w = x.shape
+        r = torch.rand(b, 4, device=x.device, generator=generator, dtype=torch.float32) * 2 - 1
+        angle = r[:, 0] * math.radians(self.degrees)
+        s = 1 + r[:, 1] * self.scale
+        cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+        tx, ty = r[:, 2] * (2 * self.translate / w), r[:, 3] * (2 * self.translate / h)
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        # MNIST's border pixels are background, so border padding fills with the exact background value.
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+class DeviceLoader:
+    """Batches from a dataset held on the device, normalised once; optional on-device augmentation.
+
+    Iterating yields (images [B,1,28,28] float32, labels [B] int64) already on `device`. Call
+    `set_epoch(e)` before each epoch (as with `DistributedSampler`); the order and the augmentation of
+    epoch e depend only on (seed, e), which makes runs resumable at epoch boundaries.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        device: torch.device | str,
+        *,
+        mean: float = MEAN,
+        std: float = STD,
+        shuffle: bool = False,
+        augment: Augment | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        channels_last: bool = False,
+    ):
+        self.device = torch.device(device)
+        x = images.to(self.device).unsqueeze(1).float().div_(255).sub_(mean).div_(std)
+        self.images = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+        self.labels = labels.to(self.device)
+        self.batch_size, self.augment, self.seed, self.drop_last = batch_size, augment, seed, drop_last
+        self.channels_last = channels_last
+        self.sampler = EpochSampler(len(labels), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+        self.epoch = 0
+        self.dataset = self.images  # len(loader.dataset) = number of images, as with a DataLoader
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = self.sampler.num_samples
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def batch(self, idx: torch.Tensor, generator: torch.Generator | None = None):
+        """(images, labels) of the images at `idx`: gathered, augmented if training, in the model's layout.
+
+        The one gather-and-augment path: eager iteration calls it with the epoch's generator, and the CUDA graph
+        captures it with `generator=None` (the default CUDA generator, which graphs can replay safely).
+        """
+        x = self.images.index_select(0, idx)
+        if self.augment is not None:
+            x = self.augment(x, generator)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        return x, self.labels.index_select(0, idx)
+
+    def iter_indices(self) -> Iterator[torch.Tensor]:
+        """The indices of each batch of the current epoch, on the device."""
+        idx_all = self.sampler.indices(self.epoch).to(self.device)
+        for i in range(len(self)):
+            yield idx_all[i * self.batch_size : (i + 1) * self.batch_size]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gen = None
+        if self.augment is not None:
+            gen = torch.Generator(device=self.device).manual_seed(epoch_seed(self.seed, self.epoch, "augment"))
+        for idx in self.iter_indices():
+            yield self.batch(idx, gen)

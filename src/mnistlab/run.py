@@ -1,0 +1,302 @@
+"""A training run: `Run` builds everything from a recipe and trains, evaluates and saves it; `fit` loops over it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from mnistlab import checkpoints, loops, plots
+from mnistlab.analysis import confusion_matrix
+from mnistlab.build import build_criterion, build_loaders, build_optimizer, build_scheduler, use_cuda_graphs
+from mnistlab.errors import UserError
+from mnistlab.model import Net
+from mnistlab.recipes import Recipe
+from mnistlab.rundir import RunDir
+from mnistlab.runtime import amp_dtype, get_device, keep_cpu_buffers, machine_name, set_seed
+
+
+class NonFiniteLoss(UserError):
+    """The training loss became NaN or infinite."""
+
+
+class Run:
+    """One training run. `Run.create(recipe, out)` starts one, `Run.resume(out)` continues one from its checkpoint.
+
+    `train_epoch()` trains (the rest of) the current epoch, `evaluate()` tests and records a history line,
+    `save()` checkpoints at an epoch boundary, `export()` writes the final weights, `plot()` the pictures.
+    Without `out` nothing is written. The model, optimizer, scheduler, loaders and history are attributes.
+    """
+
+    def __init__(self, recipe: Recipe, folder: RunDir | None, *, data_dir=None, mirror=None, progress=True, echo=True):
+        self.recipe, self.folder, self.progress, self.echo = recipe.validate(), folder, progress, echo
+        self.device = get_device(recipe.device)
+        set_seed(recipe.seed)
+        self.dtype = amp_dtype(recipe.amp, self.device)
+        self.graphs = use_cuda_graphs(recipe, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        elif self.device.type == "cpu" and recipe.keep_cpu_buffers:
+            keep_cpu_buffers()
+        self.train_loader, self.test_loader, self.loader_generator = build_loaders(
+            recipe, self.device, data_dir, mirror, graphs=self.graphs
+        )
+        self.model = Net().to(self.device)
+        if recipe.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = build_optimizer(recipe, self.model, self.device, graphs=self.graphs)
+        self.scheduler, self.per_batch = build_scheduler(recipe, self.optimizer, len(self.train_loader))
+        self.criterion = build_criterion(recipe)
+        self.train_model = torch.compile(self.model) if recipe.compile else self.model
+        self.history = loops.History()
+        self.epochs_done = 0  # whole epochs trained
+        self.batch_in_epoch = 0  # batches of the current epoch trained so far
+        self._batches = None  # the current epoch's batch iterator
+        self._last: loops.EpochResult | None = None
+        self._lr = 0.0
+        self._graph_step = None  # captured on first use, after a resume has restored the optimizer
+
+    @classmethod
+    def create(cls, recipe: Recipe, out: str | Path | None = None, **kw) -> Run:
+        """A new run of `recipe`; with `out`, its folder is claimed once the data and model are ready."""
+        folder = RunDir(out) if out is not None else None
+        if folder is not None:
+            folder.check_free()
+        run = cls(recipe, folder, **kw)  # a mistake found here leaves nothing behind
+        if folder is not None:
+            folder.claim(recipe)
+        run._log_start()
+        return run
+
+    @classmethod
+    def resume(cls, out: str | Path, *, epochs: int | None = None, device: str | None = None, **kw) -> Run:
+        """The run in folder `out`, restored from its checkpoint. `epochs` lengthens a StepLR run; `device`
+        moves it."""
+        folder = RunDir(out)
+        saved = folder.load_recipe()
+        folder.require_checkpoint()
+        lengthened = epochs is not None and epochs != saved.epochs
+        if lengthened and saved.scheduler == "onecycle":
+            raise UserError(
+                f"cannot change --epochs when resuming: {folder} was planned as a {saved.epochs}-epoch "
+                "OneCycle schedule (leave --epochs out to finish it)"
+            )
+        saved = dataclasses.replace(saved, epochs=epochs or saved.epochs)
+        run = cls(dataclasses.replace(saved, device=device or saved.device), folder, **kw)
+        meta = folder.load_checkpoint(
+            model=run.model, optimizer=run.optimizer, scheduler=run.scheduler, loader_generator=run.loader_generator
+        )
+        run.history, run.epochs_done = loops.History(meta["history"]), meta["epoch"]
+        folder.write_metrics(run.history.records)  # drop lines of an epoch the checkpoint does not hold
+        folder.clean_up()
+        if lengthened:
+            folder.save_recipe(saved)
+        run.log(f"Resuming {folder} after epoch {run.epochs_done}")
+        run._log_start()
+        return run
+
+    # ---------------------------------------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return self.epochs_done >= self.recipe.epochs
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.train_loader)
+
+    def log(self, message: str = "") -> None:
+        """Print (unless quiet) and append to the run's train.log."""
+        if self.echo:
+            print(message, flush=True)
+        if self.folder is not None:
+            self.folder.log(message)
+
+    def _log_start(self) -> None:
+        r = self.recipe
+        self.log(
+            f"mnistlab recipe '{r.name}' on {self.device} (amp={self.dtype}, cuda_graphs={self.graphs}, "
+            f"torch {torch.__version__})"
+        )
+        self.log(r.describe())
+
+    def _step(self):
+        """The step the loop calls: None (the eager `loops.train_step`) or the CUDA-graph replay of it."""
+        if self.graphs and self._graph_step is None:
+            from mnistlab.cuda_graph import CUDAGraphStep
+
+            def step(x, y):
+                return loops.train_step(self.model, self.optimizer, self.criterion, x, y, self.dtype)
+
+            self._graph_step = CUDAGraphStep(step, self.train_loader, self.model, self.optimizer)
+        return self._graph_step
+
+    def train_epoch(self, batches: int | None = None) -> loops.EpochResult:
+        """Train the rest of the current epoch, or only its next `batches` batches (for finer evaluation)."""
+        if self.done:
+            raise RuntimeError(f"the run has trained all its {self.recipe.epochs} epochs")
+        epoch = self.epochs_done + 1
+        if self.batch_in_epoch == 0:
+            if hasattr(self.train_loader, "set_epoch"):
+                self.train_loader.set_epoch(epoch)
+            graphed = self._step() is not None
+            self._batches = iter(((i,) for i in self.train_loader.iter_indices()) if graphed else self.train_loader)
+            self.log(f"Epoch {epoch}")
+        left = self.batches_per_epoch - self.batch_in_epoch
+        n = left if batches is None else max(1, min(batches, left))
+        self._lr = _current_lr(self.optimizer)
+        res = loops.train_epoch(
+            self.train_model,
+            self.device,
+            _Take(self._batches, n),
+            self.optimizer,
+            self.scheduler if self.per_batch else None,
+            criterion=self.criterion,
+            dtype=self.dtype,
+            step=self._step(),
+            progress=self.progress,
+            log_every=1 if self.device.type == "cpu" else 20,
+        )
+        self._last = res
+        self.log(loops.train_line(res))
+        if not math.isfinite(res.loss):
+            kept = f", the last good checkpoint (epoch {epoch - 1}) is kept in {self.folder}" if self.folder else ""
+            raise NonFiniteLoss(f"training loss became {res.loss} in epoch {epoch}; stopped{kept} (try a lower --lr)")
+        self.batch_in_epoch += n
+        if self.batch_in_epoch == self.batches_per_epoch:
+            self.batch_in_epoch, self.epochs_done = 0, epoch
+            if not self.per_batch:
+                self.scheduler.step()
+        return res
+
+    def evaluate(self) -> dict:
+        """Test the model, log the seed's line, and add (and return) a history record of the last training."""
+        if self._last is None:
+            raise RuntimeError("train before evaluating: a record pairs the last training with its test")
+        t0 = time.perf_counter()
+        loss, correct, total = loops.evaluate(
+            self.train_model, self.device, self.test_loader, dtype=self.dtype, verbose=False
+        )
+        eval_time = time.perf_counter() - t0
+        self.log(loops.test_line(loss, correct, total))
+        res = self._last
+        fraction = self.batch_in_epoch / self.batches_per_epoch
+        return self.history.add(
+            epoch=self.epochs_done + fraction if fraction else self.epochs_done,
+            train_loss=res.loss,
+            train_acc=res.accuracy,
+            test_loss=loss,
+            test_acc=correct / total,
+            lr=self._lr,
+            train_time_s=res.seconds,
+            imgs_per_s=res.images / res.seconds if res.seconds > 0 else 0.0,
+            eval_time_s=eval_time,
+        )
+
+    def save(self) -> None:
+        """Checkpoint everything needed to continue (then metrics.jsonl, so the two agree). Epoch boundaries only."""
+        if self.folder is None:
+            return
+        if self.batch_in_epoch:
+            raise RuntimeError("checkpoints are written at epoch boundaries; finish the epoch first")
+        self.folder.save_checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            epoch=self.epochs_done,
+            history=self.history.records,
+            recipe=dataclasses.asdict(self.recipe),
+            loader_generator=self.loader_generator,
+        )
+        self.folder.write_metrics(self.history.records)
+
+    def card(self) -> dict:
+        """The model card stored with exported weights: recipe, epochs, test accuracy, date, machine."""
+        last = self.history.records[-1] if self.history.records else {}
+        return {
+            "dataset": self.recipe.dataset,
+            "recipe": dataclasses.asdict(self.recipe),
+            "epochs": self.epochs_done,
+            "test_acc": last.get("test_acc"),
+            "test_images": len(self.test_loader.dataset),
+            "date": datetime.date.today().isoformat(),
+            "machine": machine_name(self.device),
+            "torch": torch.__version__,
+        }
+
+    def export(self, path: str | Path | None = None) -> Path | None:
+        """Write the weights with `card()` as metadata, to `path` or the run folder's model.safetensors."""
+        if path is None and self.folder is None:
+            return None
+        path = Path(path) if path is not None else self.folder / RunDir.WEIGHTS
+        checkpoints.save_weights(self.model, path, self.card())
+        return path
+
+    def plot(self) -> None:
+        """Curves, sample predictions, misclassified digits and the confusion matrix into the run folder."""
+        f = self.folder
+        x, y, pred, _ = loops.predictions(self.model, self.device, self.test_loader, dtype=self.dtype)
+        plots.plot_history(self.history, f / f.CURVES)
+        plots.plot_samples(x, y, pred, f / f.SAMPLES)
+        plots.plot_misclassified(x, y, pred, f / f.MISCLASSIFIED)
+        plots.plot_confusion(confusion_matrix(y, pred), f / f.CONFUSION)
+
+
+def fit(
+    recipe: Recipe | None,
+    *,
+    out=None,
+    resume: bool = False,
+    evals_per_epoch: int = 1,
+    on_record: Callable[[dict], None] | None = None,
+    **kw,
+) -> Run:
+    """Train `recipe` to the end (or, with `resume`, the run in `out`, whose own recipe is used) and return the Run.
+
+    With `out` the run folder gets recipe.json, train.log, metrics.jsonl and a checkpoint every epoch, and
+    model.safetensors at the end. `evals_per_epoch` > 1 evaluates (and records, with a fractional epoch) that
+    often per epoch, for time-to-accuracy measurements; `on_record` sees every record. `kw`: data_dir, mirror,
+    progress, echo."""
+    run = Run.resume(out, **kw) if resume else Run.create(recipe, out, **kw)
+    while not run.done:
+        for n in _split(run.batches_per_epoch, evals_per_epoch):
+            run.train_epoch(batches=n)
+            record = run.evaluate()
+            if on_record is not None:
+                on_record(record)
+        run.save()
+    run.export()
+    return run
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _split(n: int, parts: int) -> list[int]:
+    """n batches in `parts` near-equal consecutive pieces (no empty piece)."""
+    parts = max(1, min(parts, n))
+    return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
+
+
+class _Take:
+    """The next n items of a shared iterator, with a length (for the progress bar)."""
+
+    def __init__(self, it, n: int):
+        self.it, self.n = it, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return itertools.islice(self.it, self.n)
+
+
+def _current_lr(optimizer) -> float:
+    lr = optimizer.param_groups[0]["lr"]
+    return float(lr.item() if torch.is_tensor(lr) else lr)

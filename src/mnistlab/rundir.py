@@ -1,0 +1,115 @@
+"""The run folder: its file names, claiming it, recipe.json, metrics.jsonl, train.log, checkpoints and clean-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mnistlab import checkpoints
+from mnistlab.errors import UserError
+from mnistlab.loops import History
+from mnistlab.recipes import Recipe
+
+
+class RunDir:
+    """A run folder. Every file a run writes is named here, and only here."""
+
+    RECIPE = "recipe.json"  # the whole Recipe, written once when the folder is claimed
+    METRICS = "metrics.jsonl"  # one JSON line per evaluation, rewritten after every checkpoint
+    LOG = "train.log"  # what the run printed
+    CHECKPOINT = checkpoints.CHECKPOINT  # model, optimizer, scheduler, RNG and history; rewritten every epoch
+    WEIGHTS = checkpoints.WEIGHTS  # the final weights with the model card in their metadata
+    EVALUATION = "evaluation.json"  # written by `mnistlab evaluate`
+    CURVES, SAMPLES, MISCLASSIFIED, CONFUSION = "curves.png", "samples.png", "misclassified.png", "confusion_matrix.png"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # ---------------------------------------------------------------------------------------------------------
+    # Creating and opening
+
+    def check_free(self) -> None:
+        """Raise a UserError if the folder already holds a run (the cheap check before any work is done)."""
+        if (self / self.RECIPE).exists() or (self / self.METRICS).exists():
+            raise UserError(f"{self} already holds a run; pass --resume to continue it or choose another --out")
+
+    def claim(self, recipe: Recipe) -> None:
+        """Create the folder and its recipe.json atomically: of two runs started on one folder, one wins."""
+        self.check_free()
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self / self.RECIPE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise UserError(f"{self} was claimed by another run just now; choose another --out") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(recipe.to_json() + "\n")
+        (self / self.METRICS).write_text("")
+
+    def load_recipe(self) -> Recipe:
+        """The run's Recipe; a folder that is not a run, or an unreadable recipe.json, is a UserError."""
+        if not self.path.is_dir():
+            raise UserError(f"{self} is not a folder; pass a run folder written by `mnistlab train`")
+        if not (self / self.RECIPE).is_file():
+            raise UserError(f"{self} is not a run folder (no {self.RECIPE})")
+        return Recipe.load(self / self.RECIPE)
+
+    def save_recipe(self, recipe: Recipe) -> None:
+        _replace_text(self / self.RECIPE, recipe.to_json() + "\n")
+
+    # ---------------------------------------------------------------------------------------------------------
+    # What a run writes as it goes
+
+    def log(self, message: str) -> None:
+        with open(self / self.LOG, "a") as f:
+            f.write(message + "\n")
+
+    def write_metrics(self, records: list[dict]) -> None:
+        """Rewrite metrics.jsonl atomically from `records` (so it never holds an epoch the checkpoint lacks)."""
+        _replace_text(self / self.METRICS, History(records).to_jsonl())
+
+    def has_checkpoint(self) -> bool:
+        return (self / self.CHECKPOINT).is_file()
+
+    def save_checkpoint(self, **state) -> None:
+        """See `checkpoints.save_checkpoint` for the state; written atomically."""
+        checkpoints.save_checkpoint(self / self.CHECKPOINT, **state)
+
+    def require_checkpoint(self) -> None:
+        """Raise the UserError that says why a folder without a checkpoint cannot be resumed."""
+        if not self.has_checkpoint():
+            raise UserError(
+                f"cannot resume: {self} has no {self.CHECKPOINT} (it stopped before its first epoch ended); "
+                "start a new run with another --out"
+            )
+
+    def load_checkpoint(self, **live) -> dict:
+        """Restore the objects in `live` (model, optimizer, scheduler, loader_generator) from the checkpoint."""
+        self.require_checkpoint()
+        return checkpoints.load_checkpoint(self / self.CHECKPOINT, **live)
+
+    def clean_up(self) -> None:
+        """Remove temporary files of writes that a kill cut short."""
+        for stale in self.path.glob("*.tmp"):
+            stale.unlink(missing_ok=True)
+
+    def weights_file(self) -> Path:
+        """The final weights if the run finished, else the model part of its last checkpoint."""
+        for name in (self.WEIGHTS, self.CHECKPOINT):
+            if (self / name).is_file():
+                return self / name
+        raise UserError(
+            f"{self} has no {self.WEIGHTS} or {self.CHECKPOINT}; pass a run folder written by training "
+            "or a .safetensors weights file"
+        )
+
+
+def _replace_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
