@@ -1,25 +1,41 @@
 import hashlib
 import shutil
+import struct
 
 import pytest
 import torch
+from conftest import one_line_error, run_cli
 from torchvision import datasets
 
 from mnistlab import data
 from mnistlab.errors import UserError
 
+T10K_FIRST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
 
 def _copy_mirror(mirror, dest):
+    """Copy the four .gz files of `mirror` (not the idx files extracted next to them) into `dest`."""
     dest.mkdir(parents=True, exist_ok=True)
-    for f in mirror.iterdir():
+    for f in mirror.glob("*.gz"):
         shutil.copyfile(f, dest / f.name)
     return dest
+
+
+def _no_download(*args, **kwargs):
+    raise AssertionError(f"tried to download {args}")
+
+
+def _patch(path, offset, new):
+    """Overwrite bytes of `path` at `offset`, keeping its size."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(new)
 
 
 def test_tensors_from_mirror(data_dir):
     x, y = data.load_tensors(False, data_dir, limit=100)
     assert x.shape == (100, 28, 28) and x.dtype == torch.uint8
-    assert y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert y[:10].tolist() == T10K_FIRST_LABELS
     xtr, ytr = data.load_tensors(True, data_dir)
     assert xtr.shape == (60_000, 28, 28) and torch.bincount(ytr).min() > 5000
 
@@ -63,3 +79,101 @@ def test_file_url_mirror(tmp_path, mirror):
     assert x.shape == (5, 28, 28)
     md5 = hashlib.md5((tmp_path / "data" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz").read_bytes()).hexdigest()
     assert md5 == dict(datasets.MNIST.resources)["t10k-labels-idx1-ubyte.gz"]
+
+
+MISSING_FOLDER = object()  # stands for a folder under tmp_path that does not exist
+
+
+@pytest.mark.parametrize(
+    "bad,reason",
+    [
+        pytest.param("http://[::1", "Invalid IPv6 URL", id="unclosed-ipv6-host"),
+        pytest.param("://", "no scheme", id="no-scheme"),
+        pytest.param("http://exa mple.com/mnist/", "write a space as %20", id="space-in-url"),
+        pytest.param("ftp://host/x", "unsupported scheme 'ftp'", id="ftp"),
+        pytest.param("file://otherhost/x", "names the host 'otherhost'", id="file-url-remote-host"),
+        pytest.param("file:///nonexistent/folder", "does not exist", id="file-url-missing-folder"),
+        pytest.param("file://", "does not name an absolute folder", id="file-url-no-folder"),
+        pytest.param(MISSING_FOLDER, "does not exist", id="missing-folder"),
+    ],
+)
+def test_bad_mirror_is_refused_in_one_line(bad, reason, tmp_path, monkeypatch):
+    bad = str(tmp_path / "no-such-folder") if bad is MISSING_FOLDER else bad
+    monkeypatch.setattr(data, "download_url", _no_download)  # never the internet
+    d = tmp_path / "data"
+    with pytest.raises(UserError) as e:
+        data.load_tensors(False, d, bad)
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and repr(bad) in msg and reason in msg, msg
+    assert "expected a folder, file:///absolute/folder or an http(s):// URL" in msg, msg
+    assert not d.exists()  # refused before anything was created or fetched
+
+
+def test_bad_mirror_on_the_command_line_is_one_line(tmp_path, env):
+    r = run_cli("train", "--mirror", "http://[::1", "--data-dir", tmp_path / "data", "--out", tmp_path / "r", env=env)
+    assert "'http://[::1' is not a valid URL" in one_line_error(r)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        pytest.param(lambda folder: folder.as_uri(), id="as_uri"),
+        pytest.param(lambda folder: "file:" + folder.as_uri().removeprefix("file://"), id="file-colon-path"),
+        pytest.param(lambda folder: "file://localhost" + folder.as_uri().removeprefix("file://"), id="localhost"),
+    ],
+)
+def test_file_url_forms_load(form, tmp_path, mirror, monkeypatch):
+    folder = _copy_mirror(mirror, tmp_path / "my mirror")  # the space is %20 in the URL
+    url = form(folder)
+    assert "%20" in url
+    monkeypatch.setattr(data, "download_url", _no_download)  # the folder, never the internet
+    x, y = data.load_tensors(False, tmp_path / "data", url)
+    assert x.shape == (10_000, 28, 28) and y[:10].tolist() == T10K_FIRST_LABELS
+
+
+DAMAGE = {  # (extracted file, offset, new bytes): each keeps the file's size
+    "wrong-magic": ("t10k-images-idx3-ubyte", 0, struct.pack(">i", 2049)),
+    "no-magic": ("t10k-images-idx3-ubyte", 0, b"\0\0\0\0"),
+    "wrong-count": ("t10k-labels-idx1-ubyte", 4, struct.pack(">i", 60_000)),
+    "wrong-dims": ("train-images-idx3-ubyte", 8, struct.pack(">ii", 14, 56)),
+    "label-11": ("t10k-labels-idx1-ubyte", 8 + 3, bytes([11])),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_extraction_is_redone(damage, tmp_path, mirror):
+    """An extracted idx file with garbage inside (but the right size) is extracted again from its verified .gz."""
+    name, offset, new = DAMAGE[damage]
+    d = tmp_path / "data"
+    data.load_tensors(False, d, str(mirror))  # extracts all four
+    idx = d / "MNIST" / "raw" / name
+    good = idx.read_bytes()
+    _patch(idx, offset, new)
+    assert idx.read_bytes() != good and idx.stat().st_size == len(good)
+    x, y = data.load_tensors(name.startswith("train"), d)
+    assert idx.read_bytes() == good
+    assert x.shape[1:] == (28, 28) and int(y.max()) <= 9
+
+
+@pytest.mark.parametrize(
+    "damage,needle",
+    [
+        ("no-magic", r"cannot read mnist from .*MNIST: AssertionError; delete .*MNIST and run again"),
+        ("wrong-magic", r"cannot read mnist from .*MNIST: .*; delete .*MNIST and run again"),
+        ("wrong-count", r"cannot read mnist from .*MNIST: .*; delete .*MNIST and run again"),
+        ("wrong-dims", r"train-images-idx3-ubyte is damaged \(images of shape \(60000, 14, 56\), expected"),
+        ("label-11", r"t10k-labels-idx1-ubyte is damaged \(a label outside 0..9\); delete .*MNIST and run again"),
+    ],
+)
+def test_unreadable_extraction_is_one_line(damage, needle, tmp_path, mirror, monkeypatch):
+    """Were the idx check to miss a damaged file, torchvision's parse errors and the check of what it loaded still
+    give one line, not a traceback."""
+    name, offset, new = DAMAGE[damage]
+    d = tmp_path / "data"
+    data.load_tensors(False, d, str(mirror))
+    _patch(d / "MNIST" / "raw" / name, offset, new)
+    monkeypatch.setattr(data, "_idx_problem", lambda *args: None)
+    with pytest.raises(UserError, match=needle) as e:
+        data.load_tensors(name.startswith("train"), d)
+    assert len(str(e.value).splitlines()) == 1

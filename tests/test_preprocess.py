@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
+import textwrap
 import time
+import traceback
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -15,11 +20,20 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from PIL import Image, ImageDraw, ImageFile
+from PIL import Image, ImageChops, ImageDraw, ImageFile
 
+import mnistlab.images
+import mnistlab.preprocess
+from mnistlab.classifier import Classifier, Prediction
 from mnistlab.data import load_tensors
 from mnistlab.errors import UserError
-from mnistlab.preprocess import MAX_PIXELS, NoInkError, open_image, preprocess, to_grayscale
+from mnistlab.model import Net
+from mnistlab.preprocess import MAX_PIXELS, NoDigitError, NoInkError, open_image, preprocess, to_grayscale
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
 
 MEAN, STD = 0.1307, 0.3081
 
@@ -414,3 +428,220 @@ def test_open_image_formats_and_first_frame(tmp_path):
     frames[0].save(anim, save_all=True, append_images=frames[1:], duration=100)
     assert open_image(anim).size == (200, 200)
     check_digit_tensor(preprocess(open_image(anim)))  # the first frame holds the digit, the second is blank
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Degenerate images get "no digit found", quickly and in bounded memory; running out of memory is a UserError.
+
+
+def _line_file(folder: Path, width: int, height: int) -> Path:
+    """A white strip with a black line along it, 10 px short of each end (a few hundred bytes as PNG)."""
+    a = np.full((height, width), 255, np.uint8)
+    a.reshape(-1)[10:-10] = 0
+    f = folder / f"line-{width}x{height}.png"
+    Image.fromarray(a).save(f)
+    return f
+
+
+def _photo_file(folder: Path) -> Path:
+    """A 4000x3000 JPEG like a phone photo of a "7": shaded, noisy paper, a dark pen stroke 40 px wide."""
+    shade = Image.linear_gradient("L").resize((4000, 3000)).point(lambda v: 160 + v // 4)
+    noise = Image.effect_noise((4000, 3000), 10)
+    paper = Image.merge("RGB", [ImageChops.add(shade, noise, offset=-128)] * 3)
+    ImageDraw.Draw(paper).line([(1500, 700), (2500, 700), (1850, 2300)], fill=(30, 30, 70), width=40, joint="curve")
+    f = folder / "photo-4000x3000.jpg"
+    paper.save(f, quality=90)
+    return f
+
+
+@pytest.fixture(scope="module")
+def degenerate_files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("degenerate")
+    files = {f"strip-{w}x{h}": _line_file(d, w, h) for w, h in [(40_020, 1), (1_000_020, 1), (1, 40_020)]}
+    line = Image.new("L", (40_020, 100), 255)  # the same thin line, inside an image tall enough not to be a strip
+    ImageDraw.Draw(line).line([(10, 50), (40_010, 50)], fill=0)
+    line.save(d / "line-in-40020x100.png")
+    dot = Image.new("L", (3000, 3000), 255)
+    dot.putpixel((1700, 1200), 0)
+    dot.save(d / "dot-3000x3000.png")
+    return {**files, "line-in-40020x100": d / "line-in-40020x100.png", "dot-3000x3000": d / "dot-3000x3000.png"}
+
+
+@pytest.mark.parametrize(
+    "kind", ["strip-40020x1", "strip-1000020x1", "strip-1x40020", "line-in-40020x100", "dot-3000x3000"]
+)
+def test_degenerate_images_say_no_digit_found(degenerate_files, kind):
+    """A 1xN strip (the reported bug: 4.7 GB and a guess, or 501 GiB and a traceback), a long one-pixel line and a
+    lone dot: each is refused with one line naming the file, in well under a second, never guessed at."""
+    f = degenerate_files[kind]
+    start = time.perf_counter()
+    with pytest.raises(NoDigitError) as err:
+        preprocess(f)
+    assert time.perf_counter() - start < 2.0
+    msg = str(err.value)
+    assert msg.startswith(f"no digit found in {f}") and "\n" not in msg, msg
+    assert isinstance(err.value, NoInkError)  # so every caller that handles "no ink" handles these too
+
+
+@pytest.mark.parametrize(
+    "shape, ink",
+    [
+        ((1, 300), (slice(None), slice(100, 200))),  # strips, however the ink looks
+        ((2, 300), (slice(None), slice(100, 200))),
+        ((300, 1), (slice(100, 200), slice(None))),
+        ((300, 300), (slice(150, 152), slice(150, 152))),  # a 2x2 speck
+        ((300, 300), (slice(10, 290), slice(150, 151))),  # a one-pixel line 280 px long (280:1)
+        ((300, 300), (slice(150, 152), slice(10, 290))),  # the same, two pixels thick and lying down (140:1)
+    ],
+    ids=["1xN", "2xN", "Nx1", "speck", "line-280x1", "line-2x280"],
+)
+def test_degenerate_arrays_say_no_digit_found(shape, ink):
+    a = np.zeros(shape, np.uint8)
+    a[ink] = 255
+    with pytest.raises(NoDigitError, match="^no digit found in the array: "):
+        preprocess(a, name="the array")
+
+
+@pytest.mark.parametrize("width, height", [(3, 150), (2, 150), (3, 20), (8, 120)])
+def test_thin_vertical_one_is_still_a_digit(width, height):
+    """A "1" drawn as one straight stroke with a thin pen (a 3x150 stroke is 50:1) is accepted and thickened."""
+    img = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(img).rectangle([100, 25, 100 + width - 1, 25 + height - 1], fill=0)
+    a = check_digit_tensor(preprocess(img))
+    h, w = bbox_size(a)
+    assert h >= 19 and 2 <= w <= 6, (h, w)
+
+
+@pytest.mark.skipif(resource is None, reason="needs the resource module (POSIX) to limit the address space")
+def test_degenerate_and_large_images_fit_in_bounded_memory(degenerate_files, tmp_path):
+    """With the address space capped at 1.5 GB above what the interpreter already maps, every degenerate file
+    gets a clean "no digit found" and a 4000x3000 photo of a digit a tensor: no MemoryError, no traceback."""
+    photo = _photo_file(tmp_path)
+    files = [*map(str, degenerate_files.values()), str(photo)]
+    code = textwrap.dedent(
+        """
+        import re, resource, sys
+        from mnistlab.preprocess import NoInkError, preprocess
+
+        status = open("/proc/self/status").read()
+        limit = int(re.search(r"VmSize:\\s+(\\d+) kB", status).group(1)) * 1024 + 1_500_000_000
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+        for f in sys.argv[1:]:
+            try:
+                print(f, "tensor", tuple(preprocess(f).shape))
+            except NoInkError as e:
+                print(f, "refused", e)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code, *files], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "MemoryError" not in r.stdout + r.stderr and "memory" not in r.stdout, r.stdout
+    outcome = dict(line.split(" ", 2)[:2] for line in r.stdout.splitlines())
+    assert outcome == {**{f: "refused" for f in files[:-1]}, str(photo): "tensor"}, r.stdout
+    assert "tensor (1, 28, 28)" in r.stdout
+
+
+@st.composite
+def extreme_images(draw):
+    """Images of any shape up to 1x200,000 (strips, 2xN, thin and square ones) with random content."""
+    short = draw(st.sampled_from([1, 2, 3, 5, 8, 30, 200]))
+    long = draw(st.integers(1, 200_000 if short <= 8 else 2_000))
+    h, w = (short, long) if draw(st.booleans()) else (long, short)
+    channels = draw(st.sampled_from([None, 3]))
+    dtype = draw(st.sampled_from([np.uint8, np.float32]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    paper, ink = rng.uniform(0, 1, 2)
+    a = np.full((h, w), paper, np.float32)
+    kind = draw(st.sampled_from(["constant", "noise", "dot", "line", "blob", "gradient"]))
+    y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+    if kind == "noise":
+        a = rng.uniform(0, 1, (h, w)).astype(np.float32)
+    elif kind == "dot":
+        a[y, x] = ink
+    elif kind == "line":
+        a[y, :] = ink if draw(st.booleans()) else a[y, :]
+        a[:, x] = ink if draw(st.booleans()) else a[:, x]
+    elif kind == "blob":
+        a[y : y + int(rng.integers(1, h + 1)), x : x + int(rng.integers(1, w + 1))] = ink
+    elif kind == "gradient":
+        a = np.add.outer(np.linspace(0, paper, h), np.linspace(0, ink, w)).astype(np.float32) / 2
+    if channels:
+        a = np.repeat(a[..., None], channels, axis=-1)
+    return (a * 255).astype(np.uint8) if dtype is np.uint8 else a
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(extreme_images())
+def test_fuzz_extreme_shapes_give_a_digit_or_a_user_error(arr):
+    start = time.perf_counter()
+    _check_outcome(arr)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_memory_error_while_preparing_is_a_one_line_user_error(monkeypatch, tmp_path):
+    """Running out of memory on one image gives that image a UserError naming it; the others keep their result."""
+    real = mnistlab.preprocess.mnistify
+
+    def starved(gray, name="the image"):
+        if gray.size > 100_000:
+            np.empty(1 << 62, np.uint8)  # numpy's own MemoryError ("Unable to allocate 4 EiB ...")
+        return real(gray, name)
+
+    monkeypatch.setattr(mnistlab.preprocess, "mnistify", starved)
+    big = tmp_path / "big.png"
+    draw_seven(canvas=(600, 600), box=(120, 90, 450, 510), width=40).save(big)
+    clf = Classifier(Net().eval(), torch.device("cpu"))
+    results = clf.predict_each([big, draw_seven()])
+    assert isinstance(results[0], UserError) and not isinstance(results[0], NoInkError)
+    msg = str(results[0])
+    assert msg == f"not enough memory to prepare {big}; no digit was read from it", msg
+    frames = [f.name for f in traceback.extract_tb(results[0].__traceback__)]
+    assert frames[-1] == "preprocess" and results[0].__context__ is None, frames  # none holding the image's arrays
+    assert isinstance(results[1], Prediction)
+
+
+def test_memory_error_while_decoding_is_a_one_line_user_error(monkeypatch, tmp_path):
+    f = tmp_path / "seven.png"
+    draw_seven().save(f)
+
+    def starved(self, *a, **k):
+        raise MemoryError
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", starved)
+    with pytest.raises(UserError) as err:
+        preprocess(f)
+    msg = str(err.value)
+    assert msg.startswith(f"cannot read {f}: not enough memory to decode 200x200 pixels") and "\n" not in msg, msg
+
+
+def test_decoded_size_is_checked_from_the_header(monkeypatch, tmp_path):
+    f = tmp_path / "rgb.png"
+    f.write_bytes(png_with_header(1000, 1000))
+    assert mnistlab.images.decoded_bytes((1000, 1000), "RGB") == 4_000_000  # Pillow keeps RGB in 4 bytes a pixel
+    assert mnistlab.images.decoded_bytes((1000, 1000), "L") == 1_000_000
+    assert mnistlab.images.decoded_bytes((1000, 1000), "I;16") == 2_000_000
+    monkeypatch.setattr(mnistlab.images, "MAX_DECODED_BYTES", 3_999_999)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("pixel data was decoded"))
+    with pytest.raises(UserError, match=r"rgb.png is too large to decode \(1000x1000 RGB pixels, 4 MB\)"):
+        open_image(f)
+
+
+def test_refused_images_do_not_keep_their_arrays():
+    """An error kept by the caller (predict_each keeps one per unusable image) does not keep the image's arrays."""
+    blank = np.full((1000, 1000), 128, np.uint8)  # 1 MB; its float32 gray and ink arrays are 4 MB each
+    errors = []
+    tracemalloc.start()
+    try:
+        with pytest.raises(NoInkError):
+            preprocess(blank)  # a first call may set up caches that stay
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            try:
+                preprocess(blank)
+            except NoInkError as e:
+                errors.append(e)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(errors) == 5 and kept < 1_000_000, kept

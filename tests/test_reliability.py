@@ -165,7 +165,9 @@ def test_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, data_di
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(checkpoints, "save_file", half_then_disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(
+        UserError, match=r"No space left on device; about 7\.1 MB needed in .*the previous files are kept"
+    ):
         fit(_tiny(epochs=3), data_dir=data_dir, mirror=str(mirror), out=run, progress=False, echo=False)
     assert seen["calls"] == 2
     assert seen["tmp"].parent == run and seen["tmp"].name != checkpoints.CHECKPOINT  # it wrote a temporary file

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,7 +27,8 @@ _META_KEY = "mnistlab"
 def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, meta: dict | None = None) -> None:
     """Write a safetensors file via a temporary file in the same folder, fsync, then rename over `path`.
 
-    A crash at any moment leaves either the old file or the new one in place, never half of one.
+    A crash at any moment leaves either the old file or the new one in place, never half of one. A full disk is
+    a one-line UserError that says how much space was needed where.
     """
     path = Path(path)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
@@ -36,14 +40,31 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, meta: dict |
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, SafetensorError) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)):
+            needed = sum(t.numel() * t.element_size() for t in tensors.values())
+            raise UserError(f"cannot write {path}: {_one_line(e)}; {space_report(path.parent, needed)}") from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def space_report(folder: Path, needed: int | None = None) -> str:
+    """'about N MB needed in FOLDER, M MB free there; the previous files are kept' (for a failed write)."""
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:,.1f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    need = f"about {needed / 1e6:,.1f} MB needed in {folder}, " if needed else f"in {folder}: "
+    return f"{need}{free}; the previous files are kept"
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _tensor_to_json(o):
@@ -62,21 +83,19 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         with safe_open(str(path), framework="pt") as f:  # reads the header and tensors; never unpickles
             raw = (f.metadata() or {}).get(_META_KEY, "{}")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-        return tensors, json.loads(raw)
+        meta = json.loads(raw)
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as e:
         raise UserError(
             f"{path} is not a valid safetensors file ({e}); pass a run folder or a .safetensors file "
             "written by mnistlab"
         ) from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} has damaged metadata (a JSON {type(meta).__name__}, not an object)")
+    return tensors, meta
 
 
 def save_weights(model: nn.Module, path: str | Path, meta: dict | None = None) -> None:
     atomic_save(dict(model.state_dict()), path, meta)
-
-
-def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """A model state dict and its metadata from a safetensors file. Pickles are refused, never unpickled."""
-    return read_safetensors(path)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -109,10 +128,17 @@ def _optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
             g["lr"] = torch.tensor(g["lr"], dtype=lg["lr"].dtype, device=lg["lr"].device)
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
+    ids = [i for g in groups for i in g["params"]]
+    if state and (set(state) != set(ids) or len({frozenset(st) for st in state.values()}) != 1):
+        raise ValueError("the optimizer state is incomplete")  # torch would only fail at the next step
     opt.load_state_dict({"state": state, "param_groups": groups})
-    for p, st in opt.state.items():  # saved contiguous; a channels_last model's moments must match its strides
-        for k, v in st.items():  # (fused AdamW on CUDA insists)
-            if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+    for p, st in opt.state.items():
+        for k, v in st.items():
+            if not torch.is_tensor(v) or v.dim() == 0:
+                continue
+            if v.shape != p.shape:
+                raise ValueError(f"optimizer state {k} has shape {tuple(v.shape)}, its parameter {tuple(p.shape)}")
+            if v.stride() != p.stride():  # saved contiguous; fused AdamW on CUDA wants channels_last moments
                 st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
@@ -172,14 +198,66 @@ def save_checkpoint(
     atomic_save(tensors, path, meta)
 
 
-def load_checkpoint(path, *, model, optimizer, scheduler, loader_generator: torch.Generator | None = None) -> dict:
-    """Restore model, optimizer, scheduler and RNG states in place; return the metadata (epoch, history, …)."""
+_RECORD_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time_s", "imgs_per_s")
+
+
+def _history_ok(history, epoch) -> bool:
+    """A list of records with every metric a finite number, ending at `epoch`."""
+    if not isinstance(history, list) or not history:
+        return False
+    for r in history:
+        if not isinstance(r, dict):
+            return False
+        for k in _RECORD_KEYS:
+            v = r.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                return False
+    return history[-1]["epoch"] == epoch
+
+
+def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, metadata) of a training checkpoint, its structure checked: a damaged one is a one-line UserError."""
     tensors, meta = read_safetensors(path)
     if meta.get("format") != 1:
         raise UserError(f"{path} is not an mnistlab training checkpoint")
-    model.load_state_dict({k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")})
-    _optimizer_from_flat(optimizer, tensors, meta["optimizer"])
-    if scheduler is not None and meta["scheduler"] is not None:
-        scheduler.load_state_dict(meta["scheduler"])
-    restore_rng(tensors, meta["rng"], loader_generator)
+    epoch, history = meta.get("epoch"), meta.get("history")
+    problems = [
+        (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1, "epoch is not a whole number >= 1"),
+        (_history_ok(history, epoch), f"its history does not hold one record per evaluation up to epoch {epoch}"),
+        (isinstance(meta.get("recipe"), dict), "it holds no recipe"),
+        (isinstance(meta.get("optimizer"), dict), "it holds no optimizer state"),
+        (meta.get("scheduler") is None or isinstance(meta["scheduler"], dict), "the scheduler state is damaged"),
+        (isinstance(meta.get("rng"), dict) and "rng/torch" in tensors, "it holds no random-number state"),
+        (any(k.startswith("model/") for k in tensors), "it holds no model weights"),
+    ]
+    for ok, what in problems:
+        if not ok:
+            raise UserError(f"{path} is damaged: {what}; start a new run, or restore the file from a backup")
+    return tensors, meta
+
+
+def restore_checkpoint(
+    path, tensors, meta, *, model, optimizer, scheduler, loader_generator: torch.Generator | None = None
+) -> None:
+    """Restore model, optimizer, scheduler and RNG states in place from `read_checkpoint`'s result.
+
+    Anything that does not fit (a missing or wrongly shaped tensor, a damaged state) is a one-line UserError.
+    """
+    try:
+        model.load_state_dict({k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")})
+        _optimizer_from_flat(optimizer, tensors, meta["optimizer"])
+        if scheduler is not None and meta["scheduler"] is not None:
+            scheduler.load_state_dict(meta["scheduler"])
+        restore_rng(tensors, meta["rng"], loader_generator)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, OverflowError) as e:
+        why = " ".join(str(e).split())[:200] or type(e).__name__
+        raise UserError(f"{path} does not fit this run ({why}); start a new run, or restore it from a backup") from None
+
+
+def load_checkpoint(path, *, model, optimizer, scheduler, loader_generator: torch.Generator | None = None) -> dict:
+    """Read, check and restore a checkpoint in place; return its metadata (epoch, history, recipe, ...)."""
+    tensors, meta = read_checkpoint(path)
+    restore_checkpoint(
+        path, tensors, meta, model=model, optimizer=optimizer, scheduler=scheduler, loader_generator=loader_generator
+    )
     return meta

@@ -72,7 +72,7 @@ def load_model(source: str | os.PathLike | None = None, device: str | torch.devi
         model = model.to(torch.device(device))
     except (RuntimeError, AssertionError, ValueError) as e:
         raise UserError(f"cannot use device {device!r}: {' '.join(str(e).split())}") from None
-    return model.eval(), meta if isinstance(meta, dict) else {}
+    return model.eval(), meta
 
 
 class Classifier:

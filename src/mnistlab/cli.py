@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
 import signal
 import sys
 import traceback
@@ -145,10 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def recipe_from_args(args):
+    """The validated Recipe that `mnistlab train`'s options ask for (a one-line UserError if they cannot)."""
+    from mnistlab.recipes import get_recipe
+
+    return get_recipe(
+        args.recipe or "default",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        limit_train=args.limit_train,
+        limit_test=args.limit_test,
+        compile=args.compile,
+    )
+
+
 def cmd_train(args) -> int:
     import datetime
 
-    from mnistlab.recipes import get_recipe
     from mnistlab.run import fit
 
     kw = dict(data_dir=args.data_dir, mirror=args.mirror, progress=not args.quiet)
@@ -173,17 +191,7 @@ def cmd_train(args) -> int:
         recipe, run_dir = None, Path(args.resume)
         kw.update(epochs=args.epochs, device=args.device)
     else:
-        recipe = get_recipe(
-            args.recipe or "default",
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            device=args.device,
-            limit_train=args.limit_train,
-            limit_test=args.limit_test,
-            compile=args.compile,
-        )
+        recipe = recipe_from_args(args)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{stamp}"
     args.train_run_dir = run_dir  # for the interrupt message in main()
@@ -194,7 +202,7 @@ def cmd_train(args) -> int:
     total = sum(r["train_time_s"] for r in run.history.records)
     print(
         f"Done: test accuracy {100 * last['test_acc']:.2f}% after {last['epoch']} epochs, "
-        f"{total:.1f} s of training; run folder {run_dir}"
+        f"{total:.1f} s of training; run folder {printable(str(run_dir))}"
     )
     return 0
 
@@ -231,7 +239,7 @@ def cmd_evaluate(args) -> int:
     plots.plot_confusion(cm, folder / folder.CONFUSION)
     plots.plot_misclassified(images, targets, preds, folder / folder.MISCLASSIFIED)
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
         return 0
     print(f"Test accuracy: {correct}/{len(targets)} ({100 * report['test_acc']:.2f}%)")
     print("\nPer-class accuracy:")
@@ -243,7 +251,7 @@ def cmd_evaluate(args) -> int:
     for t in range(10):
         print(f"{t:>5} " + " ".join(f"{int(v):>5}" for v in cm[t]))
     written = ", ".join(str(folder / name) for name in (folder.EVALUATION, folder.CONFUSION, folder.MISCLASSIFIED))
-    print(f"\nWrote {written}")
+    print(f"\nWrote {printable(written)}")
     return 0
 
 
@@ -285,12 +293,12 @@ def cmd_predict(args) -> int:
     rows = [_result_row(str(f), r) for f, r in zip(files, results)]
     for row in rows:
         if args.json:
-            print(json.dumps(row))
+            print(json.dumps(row, allow_nan=False))
         elif "error" in row:
-            print(f"mnistlab: error: {row['error']}", file=sys.stderr)
+            print(f"mnistlab: error: {printable(row['error'])}", file=sys.stderr)
         else:
             ranked = ", ".join(f"{t['digit']} {100 * t['probability']:.1f}%" for t in row["top_k"])
-            print(f"{row['file']}: {row['digit']}  ({ranked})")
+            print(f"{printable(row['file'])}: {row['digit']}  ({ranked})")
     if args.output:
         _write_results(Path(args.output), rows)
     return EXIT_USER_ERROR if any("error" in row for row in rows) else 0
@@ -300,6 +308,8 @@ def _result_row(file: str, result) -> dict:
     """One image's result as plain JSON-ready data: the prediction, or the error."""
     if isinstance(result, UserError):
         return {"file": file, "error": str(result)}
+    if not all(math.isfinite(p) for p in result.probabilities):  # JSON has no NaN: report it, never print it
+        return {"file": file, "error": f"{file}: the model's output is not finite (NaN or infinite); no prediction"}
     top = [{"digit": d, "probability": p} for d, p in result.top_k]
     return {"file": file, "digit": result.digit, "probabilities": result.probabilities, "top_k": top}
 
@@ -318,10 +328,26 @@ def _write_results(path: Path, rows: list[dict]) -> None:
             probs = row.get("probabilities", [""] * 10)
             writer.writerow([row["file"], row.get("digit", ""), *probs, row.get("error", "")])
         text = buf.getvalue()
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary, "predict": cmd_predict}
+
+
+def _describe_error(e: Exception) -> str:
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) and e.filename:
+        from mnistlab.checkpoints import space_report
+
+        return f"cannot write {e.filename}: {e.strerror}; {space_report(Path(e.filename).parent)}"
+    return str(e)
+
+
+def printable(text: str) -> str:
+    """`text` safe for one terminal line: control characters (a newline in a file name) escaped, and bytes that
+    are not valid in the terminal's encoding shown as backslash escapes instead of crashing the print."""
+    text = "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding, "replace")
 
 
 class Terminated(KeyboardInterrupt):
@@ -344,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, OSError) as e:  # OSError: disk full, permission denied, ...: the user's environment
         if debug:
             traceback.print_exc()
-        print(f"mnistlab: error: {e}", file=sys.stderr)
+        print(f"mnistlab: error: {printable(_describe_error(e))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as e:
         if debug:

@@ -14,12 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from mnistlab.errors import UserError
 
 MAX_PIXELS = 50_000_000
 """Largest image (width x height) `open_image` decodes; bigger ones are refused from their header alone."""
+
+MAX_DECODED_BYTES = 4 * MAX_PIXELS
+"""Most memory the decoded pixels of one image may take (Pillow's widest modes, RGBA, I and F, use 4 bytes a
+pixel). Preparing an allowed image peaks at about 12 bytes a pixel in all (measured: 600 MB at 49 megapixels)."""
 
 ALPHA_VARIATION = 0.1  # an alpha channel spanning less than this is treated as uniform and ignored
 
@@ -34,7 +38,6 @@ _DECODE_ERRORS = (
     TypeError,
     struct.error,
     zlib.error,
-    MemoryError,
     Image.DecompressionBombError,
     Image.DecompressionBombWarning,
 )
@@ -50,10 +53,21 @@ def _too_large(path: Path, pixels: int, size: tuple[int, int] | None = None) -> 
     return UserError(f"{path} is too large ({dims}{pixels:,} pixels); the limit is {MAX_PIXELS:,} pixels")
 
 
+def decoded_bytes(size: tuple[int, int], mode: str) -> int:
+    """Bytes Pillow allocates for the pixels of an image of this size and mode, known from the header alone."""
+    try:
+        bands = len(ImageMode.getmode(mode).bands)
+        itemsize = int(ImageMode.getmode(mode).typestr[-1])
+    except (KeyError, ValueError):
+        bands, itemsize = 4, 4
+    return size[0] * size[1] * (itemsize if bands == 1 else 4)  # Pillow keeps every multi-band mode in 4 bytes
+
+
 def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
     """Open an image file, or the encoded bytes of one (PNG, JPEG, BMP, GIF, WebP, TIFF, ... what Pillow reads).
 
-    The size is checked from the header before any pixel is decoded: images over `MAX_PIXELS` are refused.
+    The size is checked from the header before any pixel is decoded: images over `MAX_PIXELS`, or whose pixels
+    would take over `MAX_DECODED_BYTES`, are refused; running out of memory while decoding is a `UserError` too.
     Animated or multi-page files give their first frame; EXIF orientation is applied. Every problem
     (missing, a folder, empty, not an image, truncated, too large) is a one-line `UserError` naming the file
     (or `name`, for bytes).
@@ -67,6 +81,8 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         path = Path(source)
         _check_file(path)
         opener = functools.partial(open, path, "rb")
+    width = height = need = 0
+    failed = ""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -76,12 +92,18 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
                     raise _too_large(path, width * height, (width, height))
                 if width < 1 or height < 1:
                     raise UserError(f"{path} has no pixels ({width}x{height})")
+                need = decoded_bytes(im.size, im.mode)
+                if need > MAX_DECODED_BYTES:
+                    raise UserError(f"{path} is too large to decode ({width}x{height} {im.mode} pixels, {_mb(need)})")
                 if getattr(im, "n_frames", 1) > 1:
                     im.seek(0)
                 im.load()
                 img = im.copy()
         except UserError:
             raise
+        except MemoryError:
+            size = f" {width}x{height} pixels ({_mb(need)})" if need else " it"
+            failed = f"cannot read {path}: not enough memory to decode{size}"
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             m = re.search(r"\((\d+) pixels\)", str(e))
             raise _too_large(path, int(m.group(1)) if m else MAX_PIXELS + 1) from None
@@ -89,11 +111,20 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
             raise UserError(f"cannot read {path}: not an image file, or a format Pillow does not know") from None
         except _DECODE_ERRORS as e:
             raise UserError(f"cannot read {path}: the image is damaged or truncated ({_one_line(e)})") from None
+    if failed:  # raised here, not in the handler, so that the half-decoded image is freed with the MemoryError
+        raise UserError(failed)
     try:
-        img = ImageOps.exif_transpose(img) or img
+        return ImageOps.exif_transpose(img) or img
+    except MemoryError:
+        failed = f"cannot read {path}: not enough memory to rotate it as its EXIF orientation says"
     except Exception:  # a broken EXIF block must not make a readable image unusable
-        pass
-    return img
+        return img
+    del img
+    raise UserError(failed)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
 
 
 def _check_file(path: Path) -> None:
@@ -120,7 +151,7 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Flatten gray + alpha onto a background that contrasts with the visible ink.
+    """Flatten gray + alpha onto a background that contrasts with the visible ink (in place: both are overwritten).
 
     Visible pixels mostly dark (black ink on transparent) go onto white, mostly light ones onto black. An alpha
     channel without real variation (fully opaque, uniformly translucent) is ignored.
@@ -130,36 +161,30 @@ def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     weight = float(alpha.sum())
     ink = float((gray * alpha).sum()) / weight if weight > 0 else float(gray.mean())
     background = 1.0 if ink < 0.5 else 0.0
-    return gray * alpha + background * (1.0 - alpha)
+    gray *= alpha  # gray * alpha + background * (1 - alpha), without full-size temporaries
+    np.subtract(1.0, alpha, out=alpha)
+    alpha *= background
+    gray += alpha
+    return gray
 
 
-def _pil_to_array(img: Image.Image) -> np.ndarray:
-    """A float32 array in [0, 1]: HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA)."""
-    mode = img.mode
-    if mode == "1":
-        return np.asarray(img.convert("L"), dtype=np.float32) / np.float32(255)
-    if mode == "L":
-        return np.asarray(img, dtype=np.float32) / np.float32(255)
-    if mode in ("LA", "La"):
-        return np.asarray(img.convert("LA"), dtype=np.float32) / np.float32(255)
-    if mode in ("RGB", "RGBX"):
-        return np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255)
-    if mode in ("RGBA", "RGBa"):
-        return np.asarray(img.convert("RGBA"), dtype=np.float32) / np.float32(255)
-    if mode in ("P", "PA"):
-        has_alpha = mode == "PA" or "transparency" in img.info
-        return np.asarray(img.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / np.float32(255)
-    if mode.startswith("I;16"):
-        return np.asarray(img.convert("I"), dtype=np.float32) / np.float32(65535)
-    if mode in ("I", "F"):
-        a = np.asarray(img)
-        if mode == "I":
-            return _scale_unit(a, integer=True)
-        return _scale_unit(a, integer=False)
-    try:  # CMYK, YCbCr, LAB, HSV, ...
-        return np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255)
-    except (ValueError, OSError) as e:
-        raise UserError(f"cannot convert an image in mode {mode} to grayscale ({_one_line(e)})") from None
+def _band(img: Image.Image, band: str, top: float = 255.0) -> np.ndarray:
+    """One band of a Pillow image as a float32 array in [0, 1] (a 1-byte-a-pixel copy, then 4 bytes a pixel)."""
+    out = np.asarray(img.getchannel(band) if len(img.getbands()) > 1 else img).astype(np.float32)
+    out /= np.float32(top)
+    return out
+
+
+def _pil_luma(img: Image.Image) -> np.ndarray:
+    """The luma of an RGB or RGBA Pillow image as float32 in [0, 1], one band at a time (never an HxWx3 float)."""
+    gray = _band(img, "R")
+    gray *= 0.299
+    for band, weight in (("G", 0.587), ("B", 0.114)):
+        c = _band(img, band)
+        c *= weight
+        gray += c
+        del c  # before the next band is made, not after
+    return gray
 
 
 def to_grayscale(img: Image.Image) -> np.ndarray:
@@ -168,10 +193,29 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
     Handles modes 1, L, LA, P (with or without transparency), RGB, RGBA, I, I;16, F, CMYK and whatever Pillow
     converts to RGB. Transparency is composited onto white when the visible pixels are mostly dark and onto
     black when they are mostly light, so black-on-transparent and white-on-transparent both stay legible.
+    Colour is reduced to gray before any float array is made, so a W x H image costs about 3 float32 planes.
     """
     if img.width < 1 or img.height < 1:
         raise UserError(f"the image has no pixels ({img.width}x{img.height})")
-    return _channels_to_gray(_pil_to_array(img)).astype(np.float32)
+    mode = img.mode
+    if mode in ("1", "L"):
+        return _band(img.convert("L") if mode == "1" else img, "L")
+    if mode in ("LA", "La"):
+        la = img.convert("LA")
+        return _composite(_band(la, "L"), _band(la, "A"))
+    if mode.startswith("I;16"):
+        return _band(img.convert("I"), "I", 65535.0)
+    if mode in ("I", "F"):
+        return _scale_unit(np.asarray(img), integer=mode == "I")
+    alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in img.info)
+    try:  # CMYK, YCbCr, LAB, HSV, ...: via RGB
+        rgb = img if mode == ("RGBA" if alpha else "RGB") else img.convert("RGBA" if alpha else "RGB")
+    except (ValueError, OSError) as e:
+        raise UserError(f"cannot convert an image in mode {mode} to grayscale ({_one_line(e)})") from None
+    gray = _pil_luma(rgb)
+    if rgb.mode == "RGBA":
+        gray = _composite(gray, _band(rgb, "A"))
+    return gray
 
 
 def _channels_to_gray(a: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,41 +52,40 @@ class Recipe:
     device: str = "auto"  # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | "mps"
     seed: int = 1  # every random choice of the run derives from it
 
-    def validate(self) -> Recipe:
-        """Raise UserError on settings no run can use."""
-        checks = [
-            (self.epochs >= 1, f"epochs must be >= 1 (got {self.epochs})"),
-            (self.batch_size >= 1, f"batch size must be >= 1 (got {self.batch_size})"),
-            (self.eval_batch_size >= 1, f"eval batch size must be >= 1 (got {self.eval_batch_size})"),
-            (self.lr > 0, f"learning rate must be > 0 (got {self.lr})"),
-            (self.optimizer in ("adamw", "sgd"), f"unknown optimizer {self.optimizer!r} (adamw, sgd)"),
-            (self.scheduler in ("onecycle", "step"), f"unknown scheduler {self.scheduler!r} (onecycle, step)"),
-            (self.pipeline in ("resident", "loader"), f"unknown pipeline {self.pipeline!r} (resident, loader)"),
-            (self.amp in ("auto", "bf16", "off"), f"unknown amp {self.amp!r} (auto, bf16, off)"),
-            (self.cuda_graphs in ("auto", "on", "off"), f"unknown cuda_graphs {self.cuda_graphs!r} (auto, on, off)"),
-            (self.limit_train is None or self.limit_train >= 1, f"limit-train must be >= 1 (got {self.limit_train})"),
-            (self.limit_test is None or self.limit_test >= 1, f"limit-test must be >= 1 (got {self.limit_test})"),
-            (self.num_workers >= 0, f"num workers must be >= 0 (got {self.num_workers})"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
+    def validate(self, source: str | None = None) -> Recipe:
+        """Raise a one-line UserError for any setting no run can use: wrong type, out of range, unknown choice.
+
+        `source` (a file name) starts the message, for recipes read from disk."""
+        for f in dataclasses.fields(self):
+            problem = _check(f.name, getattr(self, f.name))
+            if problem:
+                raise UserError(f"{source + ': ' if source else ''}{f.name} {problem}")
         return self
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
-    def load(cls, path: str | Path) -> Recipe:
-        """Read a recipe.json; unreadable JSON or a non-object is a UserError naming the file."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"cannot read {path}: {e}") from None
+    def from_dict(cls, data, source: str = "the recipe") -> Recipe:
+        """A validated Recipe from parsed JSON; missing settings take their defaults, unknown ones are refused."""
         if not isinstance(data, dict):
-            raise UserError(f"{path} does not hold a recipe (a JSON object)")
-        return cls(**{k: v for k, v in data.items() if k in fields})
+            raise UserError(f"{source} does not hold a recipe (a JSON object), but a {type(data).__name__}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - fields - {"model"})
+        if unknown:
+            raise UserError(f"{source}: unknown setting(s) {', '.join(map(repr, unknown))}")
+        if data.get("model", "net") != "net":  # mnistlab 0.1 wrote "model": "net"; no other network exists
+            raise UserError(f"{source}: model must be 'net' (the seed's Net), not {data['model']!r}")
+        return cls(**{k: v for k, v in data.items() if k in fields}).validate(source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        """Read and validate a recipe.json; every problem is a one-line UserError naming the file (and field)."""
+        try:
+            data = json.loads(Path(path).read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"cannot read {path}: {' '.join(str(e).split())}") from None
+        return cls.from_dict(data, str(path))
 
     def describe(self) -> str:
         """One `key=value` line per setting, for the start of a run's log."""
@@ -125,3 +125,74 @@ def get_recipe(name: str, **overrides) -> Recipe:
         raise UserError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
     changes = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(RECIPES[name], **changes).validate()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The schema: what each setting may hold. Ranges are "sensible", not merely representable: far beyond them a run
+# is a typo (an lr of 1e308 overflows the optimiser; a seed of 2**64 overflows torch's generator).
+
+_WHOLE = {  # name: (lowest, highest)
+    "epochs": (1, 10_000),
+    "batch_size": (1, 65_536),
+    "eval_batch_size": (1, 65_536),
+    "step_size": (1, 10_000),
+    "num_workers": (0, 256),
+    "seed": (0, 2**63 - 1),
+}
+_OPTIONAL_WHOLE = {"limit_train": (1, 10**9), "limit_test": (1, 10**9)}
+_REAL = {  # name: (lowest, highest, lowest allowed?)
+    "lr": (0.0, 10.0, False),
+    "momentum": (0.0, 1.0, True),
+    "weight_decay": (0.0, 1.0, True),
+    "gamma": (0.0, 1.0, False),
+    "pct_start": (0.0, 0.5, False),
+    "div_factor": (1.0, 1e6, True),
+    "final_div_factor": (1.0, 1e9, True),
+    "label_smoothing": (0.0, 0.99, True),
+    "aug_degrees": (0.0, 180.0, True),
+    "aug_scale": (0.0, 0.9, True),
+    "aug_translate": (0.0, 14.0, True),
+}
+_CHOICES = {
+    "dataset": ("mnist",),
+    "optimizer": ("adamw", "sgd"),
+    "scheduler": ("onecycle", "step"),
+    "pipeline": ("resident", "loader"),
+    "amp": ("auto", "bf16", "off"),
+    "cuda_graphs": ("auto", "on", "off"),
+    "device": ("auto", "cpu", "cuda", "mps"),  # and cuda:N
+}
+_FLAGS = ("nesterov", "channels_last", "compile", "keep_cpu_buffers")
+
+
+def _is_whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check(name: str, v) -> str | None:
+    """What is wrong with setting `name` holding `v`, or None."""
+    if name in _WHOLE or name in _OPTIONAL_WHOLE:
+        if v is None and name in _OPTIONAL_WHOLE:
+            return None
+        lo, hi = (_WHOLE | _OPTIONAL_WHOLE)[name]
+        if not _is_whole(v) or not lo <= v <= hi:
+            return (
+                f"must be a whole number from {lo} to {hi:,}"
+                + (" or null" if name in _OPTIONAL_WHOLE else "")
+                + (f", not {v!r}")
+            )
+    elif name in _REAL:
+        lo, hi, closed = _REAL[name]
+        number = (_is_whole(v) or isinstance(v, float)) and math.isfinite(v)
+        if not (number and (lo <= v if closed else lo < v) and v <= hi):
+            return f"must be a number in {'[' if closed else '('}{lo:g}, {hi:g}], not {v!r}"
+    elif name in _CHOICES:
+        cuda_n = name == "device" and isinstance(v, str) and v.startswith("cuda:") and v[5:].isdigit()
+        if v not in _CHOICES[name] and not cuda_n:
+            return f"must be one of {', '.join(_CHOICES[name])}, not {v!r}"
+    elif name in _FLAGS:
+        if not isinstance(v, bool):
+            return f"must be true or false, not {v!r}"
+    elif not isinstance(v, str) or not v:
+        return f"must be a non-empty string, not {v!r}"
+    return None

@@ -80,7 +80,8 @@ class Run:
         moves it."""
         folder = RunDir(out)
         saved = folder.load_recipe()
-        folder.require_checkpoint()
+        tensors, meta = folder.read_checkpoint()
+        _check_unchanged(saved, Recipe.from_dict(meta["recipe"], f"{folder / RunDir.CHECKPOINT}"), folder)
         lengthened = epochs is not None and epochs != saved.epochs
         if lengthened and saved.scheduler == "onecycle":
             raise UserError(
@@ -89,8 +90,14 @@ class Run:
             )
         saved = dataclasses.replace(saved, epochs=epochs or saved.epochs)
         run = cls(dataclasses.replace(saved, device=device or saved.device), folder, **kw)
-        meta = folder.load_checkpoint(
-            model=run.model, optimizer=run.optimizer, scheduler=run.scheduler, loader_generator=run.loader_generator
+        checkpoints.restore_checkpoint(
+            folder / RunDir.CHECKPOINT,
+            tensors,
+            meta,
+            model=run.model,
+            optimizer=run.optimizer,
+            scheduler=run.scheduler,
+            loader_generator=run.loader_generator,
         )
         run.history, run.epochs_done = loops.History(meta["history"]), meta["epoch"]
         folder.write_metrics(run.history.records)  # drop lines of an epoch the checkpoint does not hold
@@ -167,6 +174,8 @@ class Run:
         self.log(loops.train_line(res))
         if not math.isfinite(res.loss):
             kept = f", the last good checkpoint (epoch {epoch - 1}) is kept in {self.folder}" if self.folder else ""
+            if self.folder and epoch == 1:
+                kept = f"; nothing was checkpointed yet, so delete {self.folder} or choose another --out"
             raise NonFiniteLoss(f"training loss became {res.loss} in epoch {epoch}; stopped{kept} (try a lower --lr)")
         self.batch_in_epoch += n
         if self.batch_in_epoch == self.batches_per_epoch:
@@ -241,11 +250,28 @@ class Run:
     def plot(self) -> None:
         """Curves, sample predictions, misclassified digits and the confusion matrix into the run folder."""
         f = self.folder
+        if f is None:
+            raise RuntimeError("this run has no folder to put pictures in (create it with out=...)")
         x, y, pred, _ = loops.predictions(self.model, self.device, self.test_loader, dtype=self.dtype)
         plots.plot_history(self.history, f / f.CURVES)
         plots.plot_samples(x, y, pred, f / f.SAMPLES)
         plots.plot_misclassified(x, y, pred, f / f.MISCLASSIFIED)
         plots.plot_confusion(confusion_matrix(y, pred), f / f.CONFUSION)
+
+
+def _check_unchanged(now: Recipe, then: Recipe, folder: RunDir) -> None:
+    """Refuse to resume when recipe.json no longer says what the checkpoint was trained with (an edit by hand).
+
+    The device may differ (a run can move), and so may the length of a StepLR run (it can be lengthened)."""
+    changed = [f.name for f in dataclasses.fields(Recipe) if getattr(now, f.name) != getattr(then, f.name)]
+    allowed = {"device"} | ({"epochs"} if now.scheduler == then.scheduler == "step" else set())
+    changed = [name for name in changed if name not in allowed]
+    if changed:
+        diff = ", ".join(f"{n} {getattr(then, n)!r} -> {getattr(now, n)!r}" for n in changed)
+        raise UserError(
+            f"{folder / RunDir.RECIPE} no longer matches the run's checkpoint ({diff}); put it back as it was, "
+            "or start a new run"
+        )
 
 
 def fit(

@@ -88,10 +88,10 @@ class RunDir:
                 "start a new run with another --out"
             )
 
-    def load_checkpoint(self, **live) -> dict:
-        """Restore the objects in `live` (model, optimizer, scheduler, loader_generator) from the checkpoint."""
+    def read_checkpoint(self) -> tuple[dict, dict]:
+        """(tensors, metadata) of the checkpoint, checked (see `checkpoints.read_checkpoint`)."""
         self.require_checkpoint()
-        return checkpoints.load_checkpoint(self / self.CHECKPOINT, **live)
+        return checkpoints.read_checkpoint(self / self.CHECKPOINT)
 
     def clean_up(self) -> None:
         """Remove temporary files of writes that a kill cut short."""
@@ -110,6 +110,11 @@ class RunDir:
 
 
 def _replace_text(path: Path, text: str) -> None:
+    """Write `path` whole or not at all (via a temporary file, removed again if the write fails)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
