@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import math
 import signal
 import sys
 import traceback
@@ -167,6 +166,7 @@ def recipe_from_args(args):
 def cmd_train(args) -> int:
     import datetime
 
+    from mnistlab import output
     from mnistlab.run import fit
 
     kw = dict(data_dir=args.data_dir, mirror=args.mirror, progress=not args.quiet)
@@ -202,13 +202,13 @@ def cmd_train(args) -> int:
     total = sum(r["train_time_s"] for r in run.history.records)
     print(
         f"Done: test accuracy {100 * last['test_acc']:.2f}% after {last['epoch']} epochs, "
-        f"{total:.1f} s of training; run folder {printable(str(run_dir))}"
+        f"{total:.1f} s of training; run folder {output.printable(str(run_dir))}"
     )
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from mnistlab import plots
+    from mnistlab import output, plots
     from mnistlab.analysis import confusion_matrix, per_class_accuracy
     from mnistlab.classifier import load_model
     from mnistlab.data import load_tensors
@@ -240,18 +240,9 @@ def cmd_evaluate(args) -> int:
     plots.plot_misclassified(images, targets, preds, folder / folder.MISCLASSIFIED)
     if args.json:
         print(json.dumps(report, allow_nan=False))
-        return 0
-    print(f"Test accuracy: {correct}/{len(targets)} ({100 * report['test_acc']:.2f}%)")
-    print("\nPer-class accuracy:")
-    print("| digit | images | correct | accuracy |\n|---|---|---|---|")
-    for d, acc in enumerate(report["per_class_acc"]):
-        print(f"| {d} | {int(cm[d].sum())} | {int(cm[d, d])} | {100 * acc:.2f}% |")
-    print("\nConfusion matrix (rows true, columns predicted):")
-    print("      " + " ".join(f"{p:>5}" for p in range(10)))
-    for t in range(10):
-        print(f"{t:>5} " + " ".join(f"{int(v):>5}" for v in cm[t]))
-    written = ", ".join(str(folder / name) for name in (folder.EVALUATION, folder.CONFUSION, folder.MISCLASSIFIED))
-    print(f"\nWrote {printable(written)}")
+    else:
+        written = [folder / name for name in (folder.EVALUATION, folder.CONFUSION, folder.MISCLASSIFIED)]
+        output.print_evaluation(report, cm, written)
     return 0
 
 
@@ -283,6 +274,7 @@ def cmd_summary(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from mnistlab import output
     from mnistlab.classifier import image_files, load
 
     if args.output and not args.output.lower().endswith((".csv", ".jsonl")):
@@ -290,45 +282,11 @@ def cmd_predict(args) -> int:
     classifier = load(args.model, device=args.device)
     files = image_files(args.images)
     results = classifier.predict_each(files, top_k=args.top_k)
-    rows = [_result_row(str(f), r) for f, r in zip(files, results)]
-    for row in rows:
-        if args.json:
-            print(json.dumps(row, allow_nan=False))
-        elif "error" in row:
-            print(f"mnistlab: error: {printable(row['error'])}", file=sys.stderr)
-        else:
-            ranked = ", ".join(f"{t['digit']} {100 * t['probability']:.1f}%" for t in row["top_k"])
-            print(f"{printable(row['file'])}: {row['digit']}  ({ranked})")
+    rows = [output.result_row(str(f), r) for f, r in zip(files, results)]
+    output.print_results(rows, as_json=args.json)
     if args.output:
-        _write_results(Path(args.output), rows)
+        output.write_results(Path(args.output), rows)
     return EXIT_USER_ERROR if any("error" in row for row in rows) else 0
-
-
-def _result_row(file: str, result) -> dict:
-    """One image's result as plain JSON-ready data: the prediction, or the error."""
-    if isinstance(result, UserError):
-        return {"file": file, "error": str(result)}
-    if not all(math.isfinite(p) for p in result.probabilities):  # JSON has no NaN: report it, never print it
-        return {"file": file, "error": f"{file}: the model's output is not finite (NaN or infinite); no prediction"}
-    top = [{"digit": d, "probability": p} for d, p in result.top_k]
-    return {"file": file, "digit": result.digit, "probabilities": result.probabilities, "top_k": top}
-
-
-def _write_results(path: Path, rows: list[dict]) -> None:
-    import csv
-    import io
-
-    if path.suffix.lower() == ".jsonl":
-        text = "".join(json.dumps(row) + "\n" for row in rows)
-    else:
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["file", "digit", *(f"p{d}" for d in range(10)), "error"])
-        for row in rows:
-            probs = row.get("probabilities", [""] * 10)
-            writer.writerow([row["file"], row.get("digit", ""), *probs, row.get("error", "")])
-        text = buf.getvalue()
-    path.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary, "predict": cmd_predict}
@@ -340,14 +298,6 @@ def _describe_error(e: Exception) -> str:
 
         return f"cannot write {e.filename}: {e.strerror}; {space_report(Path(e.filename).parent)}"
     return str(e)
-
-
-def printable(text: str) -> str:
-    """`text` safe for one terminal line: control characters (a newline in a file name) escaped, and bytes that
-    are not valid in the terminal's encoding shown as backslash escapes instead of crashing the print."""
-    text = "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    return text.encode(encoding, "backslashreplace").decode(encoding, "replace")
 
 
 class Terminated(KeyboardInterrupt):
@@ -370,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, OSError) as e:  # OSError: disk full, permission denied, ...: the user's environment
         if debug:
             traceback.print_exc()
+        from mnistlab.output import printable
+
         print(f"mnistlab: error: {printable(_describe_error(e))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as e:
