@@ -209,6 +209,7 @@ CHECKPOINT_DAMAGE = {
     "a missing tensor": lambda t, m: t.pop("model/conv1.weight"),
     "a missing optimizer tensor": lambda t, m: t.pop(next(k for k in t if k.startswith("optim/"))),
     "metadata emptied": lambda t, m: (m.clear(), m.update(format=1)),
+    "an empty history": lambda t, m: m.update(history=[]),
 }
 
 

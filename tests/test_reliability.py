@@ -459,6 +459,14 @@ def test_bad_input_is_one_line_and_status_2(case, bad, env):
     assert not (bad["tmp"] / "r").exists(), "a run that could not start left a folder behind"
 
 
+# the history of one evaluated epoch, as a checkpoint must hold it
+ONE_EPOCH = [
+    dict(
+        epoch=1, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5, lr=0.01, train_time_s=1.0, imgs_per_s=100.0
+    )
+]
+
+
 def test_checkpoint_of_a_schedule_with_tensor_learning_rates(tmp_path):
     """A CUDA-graph run keeps lr in tensors, so its OneCycle state holds tensors: the checkpoint must store them."""
     model = torch.nn.Linear(3, 2)
@@ -471,7 +479,7 @@ def test_checkpoint_of_a_schedule_with_tensor_learning_rates(tmp_path):
         torch.is_tensor(v) or (isinstance(v, list) and torch.is_tensor(v[0])) for v in sched.state_dict().values()
     )
     state = dict(model=model, optimizer=opt, scheduler=sched)
-    checkpoints.save_checkpoint(tmp_path / "c.safetensors", **state, epoch=1, history=[], recipe={})
+    checkpoints.save_checkpoint(tmp_path / "c.safetensors", **state, epoch=1, history=ONE_EPOCH, recipe={})
     model2 = torch.nn.Linear(3, 2)
     opt2 = torch.optim.AdamW(model2.parameters(), lr=torch.tensor(0.01))
     sched2 = torch.optim.lr_scheduler.OneCycleLR(opt2, max_lr=0.01, total_steps=10)
@@ -494,7 +502,7 @@ def test_resumed_optimizer_state_keeps_the_parameters_layout(tmp_path):
     model(torch.randn(2, 1, 28, 28)).sum().backward()
     opt.step()
     state = dict(model=model, optimizer=opt, scheduler=None)
-    checkpoints.save_checkpoint(tmp_path / "c.safetensors", **state, epoch=1, history=[], recipe={})
+    checkpoints.save_checkpoint(tmp_path / "c.safetensors", **state, epoch=1, history=ONE_EPOCH, recipe={})
     model2, opt2 = build()
     checkpoints.load_checkpoint(tmp_path / "c.safetensors", model=model2, optimizer=opt2, scheduler=None)
     for p, p2 in zip(model.parameters(), model2.parameters()):
