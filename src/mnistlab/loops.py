@@ -165,21 +165,11 @@ class History:
     def column(self, key: str) -> list:
         return [r[key] for r in self.records]
 
-    @property
-    def train_losses(self) -> list[float]:
-        return self.column("train_loss")
-
-    @property
-    def train_acc(self) -> list[float]:
-        return self.column("train_acc")
-
-    @property
-    def test_losses(self) -> list[float]:
-        return self.column("test_loss")
-
-    @property
-    def test_acc(self) -> list[float]:
-        return self.column("test_acc")
+    # the seed notebook's four lists, as read-only views of the records
+    train_losses = property(lambda self: self.column("train_loss"))
+    train_acc = property(lambda self: self.column("train_acc"))
+    test_losses = property(lambda self: self.column("test_loss"))
+    test_acc = property(lambda self: self.column("test_acc"))
 
     def __len__(self) -> int:
         return len(self.records)
