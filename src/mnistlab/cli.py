@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import signal
 import sys
 import traceback
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             signal.signal(signal.SIGTERM, _on_sigterm)
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # the reader stopped reading (`| head`): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush fails quietly too
+        return 128 + signal.SIGPIPE
     except (UserError, OSError) as e:  # OSError: disk full, permission denied, ...: the user's environment
         if debug:
             traceback.print_exc()
