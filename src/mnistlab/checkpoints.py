@@ -17,7 +17,7 @@ import torch.nn as nn
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from mnistlab.errors import UserError
+from mnistlab.errors import UserError, one_line
 
 CHECKPOINT = "checkpoint.safetensors"  # model + optimizer + scheduler + RNG + history, rewritten every epoch
 WEIGHTS = "model.safetensors"  # the final weights alone
@@ -44,7 +44,7 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, meta: dict |
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, SafetensorError) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)):
             needed = sum(t.numel() * t.element_size() for t in tensors.values())
-            raise UserError(f"cannot write {path}: {_one_line(e)}; {space_report(path.parent, needed)}") from None
+            raise UserError(f"cannot write {path}: {one_line(e)}; {space_report(path.parent, needed)}") from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -61,10 +61,6 @@ def space_report(folder: Path, needed: int | None = None) -> str:
         free = "free space unknown"
     need = f"about {needed / 1e6:,.1f} MB needed in {folder}, " if needed else f"in {folder}: "
     return f"{need}{free}; the previous files are kept"
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _tensor_to_json(o):
@@ -215,6 +211,11 @@ def _history_ok(history, epoch) -> bool:
     return history[-1]["epoch"] == epoch
 
 
+def model_part(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's state dict inside a training checkpoint's tensors (empty for a plain weights file)."""
+    return {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+
+
 def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, metadata) of a training checkpoint, its structure checked: a damaged one is a one-line UserError."""
     tensors, meta = read_safetensors(path)
@@ -228,7 +229,7 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
         (isinstance(meta.get("optimizer"), dict), "it holds no optimizer state"),
         (meta.get("scheduler") is None or isinstance(meta["scheduler"], dict), "the scheduler state is damaged"),
         (isinstance(meta.get("rng"), dict) and "rng/torch" in tensors, "it holds no random-number state"),
-        (any(k.startswith("model/") for k in tensors), "it holds no model weights"),
+        (model_part(tensors), "it holds no model weights"),
     ]
     for ok, what in problems:
         if not ok:
@@ -244,13 +245,13 @@ def restore_checkpoint(
     Anything that does not fit (a missing or wrongly shaped tensor, a damaged state) is a one-line UserError.
     """
     try:
-        model.load_state_dict({k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")})
+        model.load_state_dict(model_part(tensors))
         _optimizer_from_flat(optimizer, tensors, meta["optimizer"])
         if scheduler is not None and meta["scheduler"] is not None:
             scheduler.load_state_dict(meta["scheduler"])
         restore_rng(tensors, meta["rng"], loader_generator)
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError, OverflowError) as e:
-        why = " ".join(str(e).split())[:200] or type(e).__name__
+        why = one_line(e)[:200]
         raise UserError(f"{path} does not fit this run ({why}); start a new run, or restore it from a backup") from None
 
 

@@ -12,9 +12,8 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from mnistlab.checkpoints import read_safetensors
-from mnistlab.data import MEAN, STD
-from mnistlab.errors import UserError
+from mnistlab.checkpoints import model_part, read_safetensors
+from mnistlab.errors import UserError, one_line
 from mnistlab.model import Net
 from mnistlab.preprocess import preprocess
 from mnistlab.rundir import RunDir
@@ -52,8 +51,7 @@ def load_model(source: str | os.PathLike | None = None, device: str | torch.devi
         raise UserError(f"{path} does not exist; pass a run folder or a .safetensors weights file")
     file = RunDir(path).weights_file() if path.is_dir() else path
     tensors, meta = read_safetensors(file)
-    if any(k.startswith("model/") for k in tensors):  # a training checkpoint: keep the model's tensors
-        tensors = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    tensors = model_part(tensors) or tensors  # a training checkpoint: its model's tensors
     model = Net()
     expected = model.state_dict()
     problems = {
@@ -71,7 +69,7 @@ def load_model(source: str | os.PathLike | None = None, device: str | torch.devi
     try:
         model = model.to(torch.device(device))
     except (RuntimeError, AssertionError, ValueError) as e:
-        raise UserError(f"cannot use device {device!r}: {' '.join(str(e).split())}") from None
+        raise UserError(f"cannot use device {device!r}: {one_line(e)}") from None
     return model.eval(), meta
 
 
@@ -110,7 +108,7 @@ class Classifier:
         for i, item in enumerate(items):
             source = str(item) if isinstance(item, (str, os.PathLike)) else None
             try:
-                x = preprocess(item, mean=MEAN, std=STD, name=source or _describe(item, i, len(items)))
+                x = preprocess(item, name=source or _describe(item, i, len(items)))
             except UserError as e:
                 results.append(e)
                 continue

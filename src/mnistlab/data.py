@@ -16,7 +16,7 @@ from pathlib import Path
 from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
-from mnistlab.errors import UserError
+from mnistlab.errors import UserError, one_line
 
 MEAN, STD = 0.1307, 0.3081  # MNIST's training-set pixel mean and std (on 0..1), as the seed normalised
 DATASET = "mnist"  # the one dataset so far; `Recipe.dataset` names it in every run folder
@@ -163,7 +163,7 @@ def ensure_raw(root: Path, mirror: str | None) -> Path:
                 download_url(base + filename, str(raw), filename=filename, md5=md5)
                 break
             except (urllib.error.URLError, http.client.HTTPException, OSError, RuntimeError, ValueError) as e:
-                errors.append(f"{base}: {_one_line(e)}")
+                errors.append(f"{base}: {one_line(e)}")
                 if dest.exists():
                     dest.unlink()
         else:
@@ -178,10 +178,6 @@ def ensure_raw(root: Path, mirror: str | None) -> Path:
     return raw
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
-
-
 def mnist_dataset(train: bool, data_dir=None, mirror=None, dataset: str = "mnist", transform=None):
     """The torchvision dataset, md5-verified, fetched from the mirror if needed."""
     check_dataset(dataset)
@@ -191,7 +187,7 @@ def mnist_dataset(train: bool, data_dir=None, mirror=None, dataset: str = "mnist
     try:  # torchvision's parser raises AssertionError, TypeError, KeyError, ... on a malformed idx file
         ds = _SOURCE(str(root), train=train, download=True, transform=transform)
     except (RuntimeError, OSError, ValueError, AssertionError, TypeError, KeyError, IndexError, EOFError) as e:
-        raise UserError(f"cannot read {dataset} from {folder}: {_one_line(e)}; delete {folder} and run again") from e
+        raise UserError(f"cannot read {dataset} from {folder}: {one_line(e)}; delete {folder} and run again") from e
     # A last check of what was loaded: ensure_raw checked the files, but torchvision may read a legacy processed/
     split = "train" if train else "t10k"
     images, labels = raw / f"{split}-images-idx3-ubyte", raw / f"{split}-labels-idx1-ubyte"

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
-from mnistlab.errors import UserError
+from mnistlab.errors import UserError, one_line
 
 MAX_PIXELS = 50_000_000
 """Largest image (width x height) `open_image` decodes; bigger ones are refused from their header alone."""
@@ -41,11 +41,6 @@ _DECODE_ERRORS = (
     Image.DecompressionBombError,
     Image.DecompressionBombWarning,
 )
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return text or type(e).__name__
 
 
 def _too_large(path: Path, pixels: int, size: tuple[int, int] | None = None) -> UserError:
@@ -110,7 +105,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         except UnidentifiedImageError:
             raise UserError(f"cannot read {path}: not an image file, or a format Pillow does not know") from None
         except _DECODE_ERRORS as e:
-            raise UserError(f"cannot read {path}: the image is damaged or truncated ({_one_line(e)})") from None
+            raise UserError(f"cannot read {path}: the image is damaged or truncated ({one_line(e)})") from None
     if failed:  # raised here, not in the handler, so that the half-decoded image is freed with the MemoryError
         raise UserError(failed)
     try:
@@ -138,7 +133,7 @@ def _check_file(path: Path) -> None:
         if path.stat().st_size == 0:
             raise UserError(f"{path} is empty (0 bytes), not an image")
     except OSError as e:
-        raise UserError(f"cannot read {path}: {_one_line(e)}") from None
+        raise UserError(f"cannot read {path}: {one_line(e)}") from None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -211,7 +206,7 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
     try:  # CMYK, YCbCr, LAB, HSV, ...: via RGB
         rgb = img if mode == ("RGBA" if alpha else "RGB") else img.convert("RGBA" if alpha else "RGB")
     except (ValueError, OSError) as e:
-        raise UserError(f"cannot convert an image in mode {mode} to grayscale ({_one_line(e)})") from None
+        raise UserError(f"cannot convert an image in mode {mode} to grayscale ({one_line(e)})") from None
     gray = _pil_luma(rgb)
     if rgb.mode == "RGBA":
         gray = _composite(gray, _band(rgb, "A"))
@@ -264,7 +259,7 @@ def array_to_gray(image, name: str) -> np.ndarray:
     try:
         a = np.asarray(image)
     except Exception as e:  # whatever the object is, it is not an image
-        raise UserError(f"{name} is not an image array ({_one_line(e)})") from None
+        raise UserError(f"{name} is not an image array ({one_line(e)})") from None
     if a.dtype.kind == "b":
         a = a.astype(np.float32)  # False = 0, True = 1
     if a.dtype.kind not in "uif":

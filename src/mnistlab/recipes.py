@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnistlab.errors import UserError
+from mnistlab.errors import UserError, one_line
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Recipe:
         try:
             data = json.loads(Path(path).read_bytes().decode("utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"cannot read {path}: {' '.join(str(e).split())}") from None
+            raise UserError(f"cannot read {path}: {one_line(e)}") from None
         return cls.from_dict(data, str(path))
 
     def describe(self) -> str:
