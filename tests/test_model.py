@@ -31,3 +31,10 @@ def test_output_is_log_probabilities():
     out = Net()(torch.randn(4, 1, 28, 28))
     assert out.shape == (4, 10)
     torch.testing.assert_close(out.exp().sum(1), torch.ones(4))
+
+
+def test_class_count_changes_only_the_last_layer():
+    assert sum(p.numel() for p in Net(num_classes=10).parameters()) == 593_200
+    letters = Net(num_classes=26)
+    assert sum(p.numel() for p in letters.parameters()) == 593_200 + 16 * 51
+    assert letters(torch.zeros(3, 1, 28, 28)).shape == (3, 26)

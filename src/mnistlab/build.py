@@ -1,45 +1,99 @@
-"""What a recipe asks for: the loaders, optimizer, schedule and loss of a run, built from a `Recipe`."""
+"""What a recipe asks for: the data, loaders, optimizer, schedule and loss of a run, built from a `Recipe`."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from mnistlab import data
+from mnistlab import data, datasets, folders
+from mnistlab.errors import UserError
 from mnistlab.loaders import Augment, DeviceLoader, seed_loader
 from mnistlab.recipes import Recipe
 
 
-def build_loaders(recipe: Recipe, device: torch.device, data_dir=None, mirror=None, *, graphs: bool = False):
+@dataclass(frozen=True)
+class Data:
+    """A run's images (uint8, upright, white on black) and labels, with what the dataset says about them."""
+
+    train_images: torch.Tensor  # [N, 28, 28] uint8
+    train_labels: torch.Tensor  # [N] int64, 0 .. len(classes) - 1
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: tuple[str, ...]  # the class names, in label order
+    mean: float  # the normalisation the run uses: the recipe's, else the dataset's recorded one, else computed
+    std: float
+    hflip_ok: bool  # whether mirroring an image keeps its label (clothes: yes; digits and letters: no)
+
+
+def load_data(recipe: Recipe, data_dir=None, mirror=None, *, train: bool = True) -> Data:
+    """The recipe's dataset, a named one or `folder:PATH` (both splits, or with `train=False` the test split only,
+    for evaluation), and its normalisation: `recipe.mean`/`std` if set, else the dataset's, else computed from
+    the training images (once, here; recipe.json then records it)."""
+    root = folders.folder_of(recipe.dataset)
+    if root is not None:
+        if recipe.pipeline == "loader":
+            raise UserError(
+                f"{recipe.dataset}: the seed's DataLoader pipeline reads the torchvision datasets only; folder "
+                "datasets train with the resident pipeline (the default recipe)"
+            )
+        classes, mean, std, hflip_ok = tuple(folders.classes(root)), None, None, False
+
+        def load(split: bool, limit):
+            return folders.load_tensors(root, split, limit)
+    else:
+        spec = datasets.get(recipe.dataset)
+        classes, mean, std, hflip_ok = tuple(spec.classes), spec.mean, spec.std, spec.hflip_ok
+
+        def load(split: bool, limit):
+            return data.load_tensors(split, data_dir, mirror, recipe.dataset, limit)
+
+    empty = torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)
+    xtr, ytr = load(True, recipe.limit_train) if train or recipe.mean is None and mean is None else empty
+    xte, yte = load(False, recipe.limit_test)
+    if recipe.mean is not None and recipe.std is not None:
+        mean, std = recipe.mean, recipe.std
+    elif mean is None or std is None:
+        mean, std = datasets.pixel_stats(xtr)
+    return Data(xtr, ytr, xte, yte, classes, float(mean), float(std), hflip_ok)
+
+
+def resolve(recipe: Recipe, d: Data) -> Recipe:
+    """The recipe with the normalisation it will use written in (so recipe.json records it)."""
+    return dataclasses.replace(recipe, mean=d.mean, std=d.std)
+
+
+def build_loaders(recipe: Recipe, d: Data, device: torch.device, data_dir=None, mirror=None, *, graphs: bool = False):
     """(train loader, test loader, the seed loader's generator or None) as the recipe asks, on `device`.
 
     The generator is the seed DataLoader's shuffling state, which checkpoints save for an exact resume."""
     if recipe.pipeline == "loader":
         kw = dict(data_dir=data_dir, mirror=mirror, dataset=recipe.dataset, num_workers=recipe.num_workers)
-        kw.update(seed=recipe.seed, pin_memory=device.type == "cuda")
+        kw.update(seed=recipe.seed, pin_memory=device.type == "cuda", mean=d.mean, std=d.std)
         tr = seed_loader(True, recipe.batch_size, limit=recipe.limit_train, **kw)
         te = seed_loader(False, recipe.eval_batch_size, limit=recipe.limit_test, **kw)
         return tr, te, tr.generator
-    xtr, ytr = data.load_tensors(True, data_dir, mirror, recipe.dataset, recipe.limit_train)
-    xte, yte = data.load_tensors(False, data_dir, mirror, recipe.dataset, recipe.limit_test)
-    aug = Augment(recipe.aug_degrees, recipe.aug_scale, recipe.aug_translate)
+    hflip = recipe.aug_hflip == "on" or (recipe.aug_hflip == "auto" and d.hflip_ok)
+    aug = Augment(recipe.aug_degrees, recipe.aug_scale, recipe.aug_translate, hflip)
     # a CUDA graph replays fixed shapes, so it drops the last, smaller batch of an epoch
-    drop_last = graphs and len(ytr) >= recipe.batch_size
+    drop_last = graphs and len(d.train_labels) >= recipe.batch_size
+    norm = dict(mean=d.mean, std=d.std, channels_last=recipe.channels_last)
     tr = DeviceLoader(
-        xtr,
-        ytr,
+        d.train_images,
+        d.train_labels,
         recipe.batch_size,
         device,
         shuffle=True,
         augment=aug,
         seed=recipe.seed,
         drop_last=drop_last,
-        channels_last=recipe.channels_last,
+        **norm,
     )
-    te = DeviceLoader(xte, yte, recipe.eval_batch_size, device, channels_last=recipe.channels_last)
+    te = DeviceLoader(d.test_images, d.test_labels, recipe.eval_batch_size, device, **norm)
     return tr, te, None
 
 

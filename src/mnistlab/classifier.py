@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -13,9 +13,10 @@ import torch.nn as nn
 from PIL import Image
 
 from mnistlab.checkpoints import model_part, read_safetensors
+from mnistlab.data import MEAN, STD
 from mnistlab.errors import UserError, one_line
 from mnistlab.model import Net
-from mnistlab.preprocess import preprocess
+from mnistlab.preprocess import prepare
 from mnistlab.rundir import RunDir
 from mnistlab.runtime import get_device
 
@@ -28,10 +29,12 @@ _BATCH = 256  # images per forward pass
 class Prediction:
     """What the classifier read in one image."""
 
-    digit: int  # the most likely digit
-    probabilities: list[float]  # 10 values, one per digit 0-9, summing to 1
-    top_k: list[tuple[int, float]]  # the k most likely (digit, probability), most likely first
+    digit: int  # the most likely class: the digit itself for digit datasets, else the class's index
+    probabilities: list[float]  # one value per class (10 for digits), summing to 1
+    top_k: list[tuple[int, float]]  # the k most likely (class, probability), most likely first
     source: str | None = None  # the file the image came from, if it came from one
+    label: str = ""  # the most likely class's name: "7", or "Sneaker", "a", ... for datasets with named classes
+    seen: np.ndarray | None = field(default=None, repr=False)  # the 28x28 image the network saw, floats in [0, 1]
 
 
 def bundled_weights() -> Path:
@@ -39,32 +42,48 @@ def bundled_weights() -> Path:
     return Path(str(resources.files("mnistlab").joinpath(BUNDLED)))
 
 
-def load_model(source: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """(Net in eval mode on `device`, metadata) from a run folder, a .safetensors file, or None (bundled).
+def read_weights(source: str | os.PathLike | None = None) -> tuple[dict[str, torch.Tensor], dict, Path]:
+    """(model tensors, metadata, the file read) from a run folder, a .safetensors file, or None (bundled).
 
     A folder gives its model.safetensors, else the model part of its checkpoint. Files are read with safetensors
-    only: a pickle (or anything else) is refused with a `UserError`, never unpickled. So are weights that do not
-    fit the network: missing, extra or wrongly shaped tensors, non-float dtypes, NaN or infinite values.
-    """
+    only: a pickle (or anything else) is refused with a `UserError`, never unpickled."""
     path = bundled_weights() if source is None else Path(source)
     if not path.exists():
         raise UserError(f"{path} does not exist; pass a run folder or a .safetensors weights file")
     file = RunDir(path).weights_file() if path.is_dir() else path
     tensors, meta = read_safetensors(file)
-    tensors = model_part(tensors) or tensors  # a training checkpoint: its model's tensors
-    model = Net()
-    expected = model.state_dict()
+    return model_part(tensors) or tensors, meta, file  # a training checkpoint: its model's tensors
+
+
+def _problems(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str:
+    """What keeps `tensors` from loading into a model whose state dict is `expected` ("" if nothing)."""
     problems = {
         "missing": [k for k in expected if k not in tensors],
         "unexpected": [k for k in tensors if k not in expected],
         "wrongly shaped": [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape],
         "non-float": [k for k, t in tensors.items() if k in expected and not t.is_floating_point()],
     }
-    why = ", ".join(f"{len(v)} {what}" for what, v in problems.items() if v)
+    return ", ".join(f"{len(v)} {what}" for what, v in problems.items() if v)
+
+
+def _check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
+    if not all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point()):
+        raise UserError(f"{file} holds NaN or infinite weights; it cannot predict anything")
+
+
+def load_model(source: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """(Net in eval mode on `device`, metadata) from a run folder, a .safetensors file, or None (bundled).
+
+    The class count is read from the weights. Weights that do not fit the network (missing, extra or wrongly
+    shaped tensors, non-float dtypes, NaN or infinite values) are refused with a `UserError`.
+    """
+    tensors, meta, file = read_weights(source)
+    head = tensors.get("fc2.weight")
+    model = Net(num_classes=head.shape[0] if head is not None and head.ndim == 2 and head.shape[0] >= 1 else 10)
+    why = _problems(tensors, model.state_dict())
     if why:
         raise UserError(f"{file} is not a mnistlab Net weights file ({why} tensors)")
-    if not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
-        raise UserError(f"{file} holds NaN or infinite weights; it cannot predict anything")
+    _check_finite(tensors, file)
     model.load_state_dict({k: t.float() for k, t in tensors.items()}, strict=True)
     try:
         model = model.to(torch.device(device))
@@ -73,14 +92,46 @@ def load_model(source: str | os.PathLike | None = None, device: str | torch.devi
     return model.eval(), meta
 
 
-class Classifier:
-    """A trained Net with MNIST's preprocessing: `predict` reads digits in images of any kind.
+def transfer_weights(model: nn.Module, source: str | os.PathLike) -> str:
+    """Load trained weights from `source` into `model` to fine-tune it; a class head (fc2) of another size is left
+    as initialised, to be learnt. Returns a line saying what was loaded."""
+    tensors, _, file = read_weights(source)
+    expected = model.state_dict()
+    head = ("fc2.weight", "fc2.bias")
+    new_head = all(k in tensors and k in expected and tensors[k].shape != expected[k].shape for k in head)
+    sizes = (tensors["fc2.bias"].numel(), expected["fc2.bias"].numel()) if new_head else None
+    if new_head:
+        tensors = {k: t for k, t in tensors.items() if k not in head}
+        expected = {k: t for k, t in expected.items() if k not in head}
+    why = _problems(tensors, expected)
+    if why:
+        raise UserError(f"cannot start from {file}: it is not a mnistlab Net weights file ({why} tensors)")
+    _check_finite(tensors, file)
+    with torch.no_grad():
+        for k, t in tensors.items():
+            model.state_dict()[k].copy_(t)
+    if sizes:
+        return f"Starting from {file}; its {sizes[0]}-class head replaced by a new {sizes[1]}-class one"
+    return f"Starting from {file}"
 
-    `model` is the `nn.Module`; `card` the metadata stored with the weights (recipe, test accuracy, date, ...).
+
+class Classifier:
+    """A trained Net with MNIST's preprocessing: `predict` reads digits (or the model's classes) in images of any kind.
+
+    `model` is the `nn.Module`; `card` the metadata stored with the weights (recipe, dataset, classes, test
+    accuracy, date, ...); `classes` the class names in output order ("0".."9" for digits).
     """
 
     def __init__(self, model: nn.Module, device: torch.device, card: dict | None = None, source: str | None = None):
         self.model, self.device, self.card, self.source = model, device, card or {}, source
+        n = model.fc2.out_features
+        names = self.card.get("classes")
+        ok = isinstance(names, list) and len(names) == n and all(isinstance(c, str) for c in names)
+        self.classes: list[str] = names if ok else [str(i) for i in range(n)]
+        recipe = self.card.get("recipe") if isinstance(self.card.get("recipe"), dict) else {}
+        mean, std = recipe.get("mean"), recipe.get("std")
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mean, std))
+        self.mean, self.std = (float(mean), float(std)) if numbers and std > 0 else (MEAN, STD)
 
     def __repr__(self) -> str:
         return f"Classifier(source={self.source!r}, device={str(self.device)!r})"
@@ -108,22 +159,24 @@ class Classifier:
         for i, item in enumerate(items):
             source = str(item) if isinstance(item, (str, os.PathLike)) else None
             try:
-                x = preprocess(item, name=source or _describe(item, i, len(items)))
+                seen = prepare(item, name=source or _describe(item, i, len(items)))
             except UserError as e:
                 results.append(e)
                 continue
             results.append(None)  # filled below
-            ready.append((i, x, source))
+            ready.append((i, seen, source))
         param = next(self.model.parameters())
         with torch.inference_mode():
             for start in range(0, len(ready), _BATCH):
                 chunk = ready[start : start + _BATCH]
-                batch = torch.stack([x for _, x, _ in chunk]).to(device=param.device, dtype=param.dtype)
+                seen = torch.from_numpy(np.stack([x for _, x, _ in chunk])).unsqueeze(1)
+                batch = ((seen - self.mean) / self.std).to(device=param.device, dtype=param.dtype)
                 probs = self.model(batch).float().exp().cpu()
-                top_p, top_d = probs.topk(top_k, dim=1)
-                for row, (i, _, source) in enumerate(chunk):
+                top_p, top_d = probs.topk(min(top_k, probs.shape[1]), dim=1)
+                for row, (i, x, source) in enumerate(chunk):
                     ranked = [(int(d), float(p)) for d, p in zip(top_d[row], top_p[row])]
-                    results[i] = Prediction(ranked[0][0], probs[row].tolist(), ranked, source)
+                    best = ranked[0][0]
+                    results[i] = Prediction(best, probs[row].tolist(), ranked, source, self.classes[best], x)
         return results
 
 

@@ -1,4 +1,4 @@
-"""The `mnistlab` command: train, evaluate, summary, predict. A user's mistake is one line and exit status 2."""
+"""The `mnistlab` command: train, evaluate, summary, predict, datasets. A user's mistake is one line and exit 2."""
 
 from __future__ import annotations
 
@@ -53,11 +53,11 @@ def _positive_float(text: str) -> float:
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="where MNIST is kept (default: $MNISTLAB_DATA or ~/.cache/mnistlab)")
+    p.add_argument("--data-dir", help="where datasets are kept (default: $MNISTLAB_DATA or ~/.cache/mnistlab)")
     p.add_argument(
         "--mirror",
-        help="folder or URL holding the four official MNIST .gz files, used instead of the "
-        "internet (default: $MNISTLAB_MIRROR); md5s are still checked",
+        help="folder or URL holding the dataset's official files (MNIST: the four .gz files), used instead of "
+        "the internet (default: $MNISTLAB_MIRROR); their content is still checked",
     )
     p.add_argument(
         "--device",
@@ -85,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(RECIPES),
         help="seed: the original assignment's recipe; default: the fast, accurate one (default: default)",
     )
+    t.add_argument(
+        "--dataset",
+        help="what to train on: mnist (default), fashion-mnist, kmnist, emnist-digits, emnist-letters, "
+        "emnist-balanced, qmnist (see `mnistlab datasets`), or folder:PATH for your own images, one sub-folder "
+        "per class (PATH/train and PATH/test if you have a test split, else 20%% is held out)",
+    )
+    t.add_argument(
+        "--init",
+        metavar="RUN_OR_WEIGHTS",
+        help="start from these trained weights (a run folder or .safetensors) to fine-tune; a head with another "
+        "class count is replaced",
+    )
     t.add_argument("--epochs", type=_positive_int, help="number of epochs (default: the recipe's)")
     t.add_argument("--batch-size", type=_positive_int, help="training batch size (default: the recipe's)")
     t.add_argument("--lr", type=_positive_float, help="(peak) learning rate (default: the recipe's)")
@@ -106,11 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "evaluate",
         help="test accuracy, per-class accuracy, confusion matrix, misclassified grid",
-        description="Evaluate a run's final weights on the MNIST test set; writes evaluation.json, "
+        description="Evaluate a run's final weights on its dataset's test set; writes evaluation.json, "
         "confusion_matrix.png and misclassified.png into the run folder.",
     )
     e.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `mnistlab train`")
     e.add_argument("--limit-test", type=_positive_int, help="evaluate on the first N test images only")
+    e.add_argument(
+        "--dataset",
+        help="evaluate on this dataset's test split instead of the run's own (same class count; e.g. qmnist's "
+        "60,000 test digits for an MNIST run)",
+    )
     e.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     _add_data_args(e)
 
@@ -140,7 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write every result to FILE: .csv (file, digit, p0..p9, error) or .jsonl (as --json)",
     )
+    p.add_argument(
+        "--show",
+        metavar="DIR",
+        help="save the 28x28 image the network saw for each input as DIR/<image name>.png (white on black), and "
+        "name it next to the answer",
+    )
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="default: cpu")
+
+    d = sub.add_parser(
+        "datasets",
+        help="the datasets --dataset accepts: sizes, classes, present locally or not",
+        description="List the MNIST-format datasets mnistlab can train on, with their sizes and class counts, and "
+        "whether the data folder already holds them (verified). folder:PATH (your own images) is not listed.",
+    )
+    d.add_argument("--data-dir", help="where datasets are kept (default: $MNISTLAB_DATA or ~/.cache/mnistlab)")
+    d.add_argument("--json", action="store_true", help="print one JSON object per dataset, one per line")
     return parser
 
 
@@ -153,6 +185,8 @@ def recipe_from_args(args):
 
     return get_recipe(
         args.recipe or "default",
+        dataset=args.dataset,
+        init=args.init,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -174,6 +208,8 @@ def cmd_train(args) -> int:
     if args.resume:
         fixed = {
             "--recipe": args.recipe,
+            "--dataset": args.dataset,
+            "--init": args.init,
             "--batch-size": args.batch_size,
             "--lr": args.lr,
             "--seed": args.seed,
@@ -209,10 +245,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    import dataclasses
+
     from mnistlab import output, plots
     from mnistlab.analysis import confusion_matrix, per_class_accuracy
+    from mnistlab.build import load_data
     from mnistlab.classifier import load_model
-    from mnistlab.data import load_tensors
     from mnistlab.loaders import DeviceLoader
     from mnistlab.loops import predictions
     from mnistlab.rundir import RunDir
@@ -220,16 +258,26 @@ def cmd_evaluate(args) -> int:
 
     folder = RunDir(args.run_dir)
     recipe = folder.load_recipe()
+    # another dataset's test split, read with the run's own normalisation (the one the weights were trained with)
+    recipe = dataclasses.replace(recipe, dataset=args.dataset or recipe.dataset, limit_test=args.limit_test)
+    recipe.validate()
     device = get_device(args.device or "auto")
     model, _ = load_model(folder.path, device=device)
-    x, y = load_tensors(False, args.data_dir, args.mirror, recipe.dataset, args.limit_test)
-    loader = DeviceLoader(x, y, recipe.eval_batch_size, device)
+    d = load_data(recipe, args.data_dir, args.mirror, train=False)
+    if len(d.classes) != model.fc2.out_features:
+        raise UserError(
+            f"{folder} predicts {model.fc2.out_features} classes, but {recipe.dataset} has {len(d.classes)}; "
+            "evaluate it on a dataset with the same classes"
+        )
+    loader = DeviceLoader(d.test_images, d.test_labels, recipe.eval_batch_size, device, mean=d.mean, std=d.std)
     images, targets, preds, _ = predictions(model, device, loader, dtype=amp_dtype(recipe.amp, device))
-    cm = confusion_matrix(targets, preds)
+    cm = confusion_matrix(targets, preds, len(d.classes))
     correct = int(cm.diag().sum())
     report = {
         "run_dir": str(folder),
         "weights": folder.weights_file().name,
+        "dataset": recipe.dataset,
+        "classes": list(d.classes),
         "test_images": len(targets),
         "correct": correct,
         "test_acc": correct / len(targets),
@@ -237,8 +285,9 @@ def cmd_evaluate(args) -> int:
         "confusion_matrix": cm.tolist(),
     }
     (folder / folder.EVALUATION).write_text(json.dumps(report, indent=2) + "\n")
-    plots.plot_confusion(cm, folder / folder.CONFUSION)
-    plots.plot_misclassified(images, targets, preds, folder / folder.MISCLASSIFIED)
+    plots.plot_confusion(cm, folder / folder.CONFUSION, d.classes)
+    names = dict(mean=d.mean, std=d.std, classes=d.classes)
+    plots.plot_misclassified(images, targets, preds, folder / folder.MISCLASSIFIED, **names)
     if args.json:
         print(json.dumps(report, allow_nan=False))
     else:
@@ -283,14 +332,30 @@ def cmd_predict(args) -> int:
     classifier = load(args.model, device=args.device)
     files = image_files(args.images)
     results = classifier.predict_each(files, top_k=args.top_k)
-    rows = [output.result_row(str(f), r) for f, r in zip(files, results)]
+    rows = [output.result_row(str(f), r, classifier.classes) for f, r in zip(files, results)]
+    if args.show:
+        output.save_seen(Path(args.show), files, results, rows)
     output.print_results(rows, as_json=args.json)
     if args.output:
         output.write_results(Path(args.output), rows)
     return EXIT_USER_ERROR if any("error" in row for row in rows) else 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary, "predict": cmd_predict}
+def cmd_datasets(args) -> int:
+    from mnistlab import output
+    from mnistlab.datasets import rows
+
+    output.print_datasets(rows(args.data_dir), as_json=args.json)
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "summary": cmd_summary,
+    "predict": cmd_predict,
+    "datasets": cmd_datasets,
+}
 
 
 def _describe_error(e: Exception) -> str:

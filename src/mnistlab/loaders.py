@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from torchvision.transforms import v2
 
-from mnistlab.data import MEAN, STD, mnist_dataset
+from mnistlab.data import MEAN, STD, mnist_dataset, normalization
 from mnistlab.runtime import epoch_seed
 
 # --------------------------------------------------------------------------------------------------------------
@@ -44,9 +44,14 @@ def seed_loader(
     num_workers: int = 2,
     seed: int = 0,
     pin_memory: bool = False,
+    mean: float | None = None,
+    std: float | None = None,
 ) -> DataLoader:
-    """A torchvision DataLoader with the seed's transforms (shuffled for training)."""
-    ds = mnist_dataset(train, data_dir, mirror, dataset, transform=seed_transforms(train))
+    """A torchvision DataLoader with the seed's transforms (shuffled for training), normalised with `mean` and
+    `std`, else the dataset's recorded values, else those of its training images."""
+    if mean is None or std is None:
+        mean, std = normalization(dataset, data_dir, mirror)
+    ds = mnist_dataset(train, data_dir, mirror, dataset, transform=seed_transforms(train, mean, std))
     if limit is not None:
         ds = Subset(ds, range(min(limit, len(ds))))
     return DataLoader(
@@ -92,20 +97,25 @@ class EpochSampler:
 
 @dataclass(frozen=True)
 class Augment:
-    """Random affine per image: rotation +-degrees, scale 1+-scale, shift +-translate pixels (bilinear)."""
+    """Random affine per image: rotation +-degrees, scale 1+-scale, shift +-translate pixels (bilinear), and with
+    `hflip` a mirror image half of the time (only for data whose labels survive it: clothes, not digits)."""
 
     degrees: float = 15.0
     scale: float = 0.1
     translate: float = 2.0
+    hflip: bool = False
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b, _, h, w = x.shape
-        r = torch.rand(b, 4, device=x.device, generator=generator, dtype=torch.float32) * 2 - 1
+        # a fifth draw only with hflip, so that runs without it draw exactly what they always drew
+        r = torch.rand(b, 5 if self.hflip else 4, device=x.device, generator=generator, dtype=torch.float32) * 2 - 1
         angle = r[:, 0] * math.radians(self.degrees)
         s = 1 + r[:, 1] * self.scale
         cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
         tx, ty = r[:, 2] * (2 * self.translate / w), r[:, 3] * (2 * self.translate / h)
-        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x.dtype)
+        mirror = torch.where(r[:, 4] < 0, -1.0, 1.0) if self.hflip else 1.0  # -1 reads the input's x backwards
+        rows = torch.stack([cos * mirror, -sin, tx], 1), torch.stack([sin * mirror, cos, ty], 1)
+        theta = torch.stack(rows, 1).to(x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         # MNIST's border pixels are background, so border padding fills with the exact background value.
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

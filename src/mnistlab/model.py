@@ -10,12 +10,15 @@ import torch.nn.functional as F
 class Net(nn.Module):
     """The seed's CNN: 593,200 parameters, 28x28x1 in, log-probabilities over 10 digits out.
 
+    `num_classes` sizes the last layer for other datasets (26 letters, 47 EMNIST-balanced classes, ...); the
+    default 10 is the seed's network exactly.
+
     conv1 1->32 (26x26), conv2 32->64 (24x24) + max-pool (12x12), conv3 64->128 (10x10),
     conv4 128->256 (8x8) + max-pool (4x4), fc1 4096->50, fc2 50->10. All convolutions are
     3x3 without padding; max-pool is applied to conv2's and conv4's outputs before their ReLU.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 32, kernel_size=3)
         self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
@@ -24,7 +27,7 @@ class Net(nn.Module):
         self.conv4 = nn.Conv2d(128, 256, kernel_size=3)
         self.pool2 = nn.MaxPool2d(2, 2)
         self.fc1 = nn.Linear(4096, 50)
-        self.fc2 = nn.Linear(50, 10)
+        self.fc2 = nn.Linear(50, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.conv1(x))

@@ -1,4 +1,5 @@
-"""What the command line writes for people and programs: escaped text lines, JSON Lines, CSV, evaluation tables."""
+"""What the command line writes for people and programs: escaped text lines, JSON Lines, CSV, evaluation and
+dataset tables, and the 28x28 images the network saw."""
 
 from __future__ import annotations
 
@@ -20,41 +21,69 @@ def printable(text: str) -> str:
     return text.encode(encoding, "backslashreplace").decode(encoding, "replace")
 
 
-def result_row(file: str, result) -> dict:
-    """One image's result as plain JSON-ready data: the prediction, or the error."""
+def result_row(file: str, result, classes: list[str] | None = None) -> dict:
+    """One image's result as plain JSON-ready data: the prediction (class index as "digit", its name as "label"),
+    or the error."""
     if isinstance(result, UserError):
         return {"file": file, "error": str(result)}
     if not all(math.isfinite(p) for p in result.probabilities):  # JSON has no NaN: report it, never print it
         return {"file": file, "error": f"{file}: the model's output is not finite (NaN or infinite); no prediction"}
-    top = [{"digit": d, "probability": p} for d, p in result.top_k]
-    return {"file": file, "digit": result.digit, "probabilities": result.probabilities, "top_k": top}
+    names = classes or [str(i) for i in range(len(result.probabilities))]
+    top = [{"digit": d, "label": names[d], "probability": p} for d, p in result.top_k]
+    row = {"file": file, "digit": result.digit, "label": names[result.digit]}
+    return row | {"probabilities": result.probabilities, "top_k": top}
+
+
+def save_seen(folder: Path, files, results, rows: list[dict]) -> None:
+    """Each prepared image as folder/<image name>.png (28x28, white on black), its path added to its row."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for file, result, row in zip(files, results, rows):
+        if "error" in row or result.seen is None:
+            continue
+        stem, n = Path(file).stem, 1
+        name = f"{stem}.png"
+        while name in used:  # the same name in two input folders
+            n += 1
+            name = f"{stem}-{n}.png"
+        used.add(name)
+        path = folder / name
+        Image.fromarray(np.rint(np.clip(result.seen, 0, 1) * 255).astype(np.uint8), mode="L").save(path)
+        row["seen"] = str(path)
 
 
 def write_results(path: Path, rows: list[dict]) -> None:
-    """Every row to `path`: JSON Lines for .jsonl, else CSV with columns file, digit, p0..p9, error."""
+    """Every row to `path`: JSON Lines for .jsonl, else CSV with columns file, digit, label, p0..p9 (one per
+    class), error."""
     if path.suffix.lower() == ".jsonl":
         text = "".join(json.dumps(row) + "\n" for row in rows)
     else:
+        k = max((len(row["probabilities"]) for row in rows if "probabilities" in row), default=10)
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["file", "digit", *(f"p{d}" for d in range(10)), "error"])
+        writer.writerow(["file", "digit", "label", *(f"p{d}" for d in range(k)), "error"])
         for row in rows:
-            probs = row.get("probabilities", [""] * 10)
-            writer.writerow([row["file"], row.get("digit", ""), *probs, row.get("error", "")])
+            probs = row.get("probabilities", [""] * k)
+            writer.writerow([row["file"], row.get("digit", ""), row.get("label", ""), *probs, row.get("error", "")])
         text = buf.getvalue()
     path.write_text(text, encoding="utf-8", errors="backslashreplace")
 
 
 def print_evaluation(report: dict, cm, written: list) -> None:
     """`mnistlab evaluate`'s tables: overall and per-class accuracy, the confusion matrix, the files written."""
+    k = cm.shape[0]
+    names = report.get("classes") or [str(i) for i in range(k)]
     print(f"Test accuracy: {report['correct']}/{report['test_images']} ({100 * report['test_acc']:.2f}%)")
     print("\nPer-class accuracy:")
-    print("| digit | images | correct | accuracy |\n|---|---|---|---|")
+    print("| class | images | correct | accuracy |\n|---|---|---|---|")
     for d, acc in enumerate(report["per_class_acc"]):
-        print(f"| {d} | {int(cm[d].sum())} | {int(cm[d, d])} | {100 * acc:.2f}% |")
-    print("\nConfusion matrix (rows true, columns predicted):")
-    print("      " + " ".join(f"{p:>5}" for p in range(10)))
-    for t in range(10):
+        print(f"| {printable(names[d])} | {int(cm[d].sum())} | {int(cm[d, d])} | {100 * acc:.2f}% |")
+    print("\nConfusion matrix (rows true, columns predicted, by class index):")
+    print("      " + " ".join(f"{p:>5}" for p in range(k)))
+    for t in range(k):
         print(f"{t:>5} " + " ".join(f"{int(v):>5}" for v in cm[t]))
     print(f"\nWrote {printable(', '.join(map(str, written)))}")
 
@@ -67,5 +96,18 @@ def print_results(rows: list[dict], as_json: bool) -> None:
         elif "error" in row:
             print(f"mnistlab: error: {printable(row['error'])}", file=sys.stderr)
         else:
-            ranked = ", ".join(f"{t['digit']} {100 * t['probability']:.1f}%" for t in row["top_k"])
-            print(f"{printable(row['file'])}: {row['digit']}  ({ranked})")
+            ranked = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in row["top_k"])
+            seen = f"  seen: {row['seen']}" if "seen" in row else ""
+            print(printable(f"{row['file']}: {row['label']}  ({ranked}){seen}"))
+
+
+def print_datasets(rows: list[dict], as_json: bool) -> None:
+    """`mnistlab datasets`: one line (or JSON object) per dataset."""
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    print("| dataset | train | test | classes | here | what |\n|---|---|---|---|---|---|")
+    for r in rows:
+        here = "yes" if r["present"] else "no"
+        print(f"| {r['name']} | {r['train']:,} | {r['test']:,} | {r['classes']} | {here} | {r['description']} |")

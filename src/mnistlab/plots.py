@@ -36,8 +36,13 @@ def plot_history(history, path: str | Path | None = None):
     return _finish(fig, path)
 
 
-def plot_samples(images, targets, preds, path=None, *, n: int = 12, mean=0.1307, std=0.3081, title=None):
-    """A grid of the first `n` images with predicted and true labels (red where they differ)."""
+def _name(classes, i) -> str:
+    return str(classes[int(i)]) if classes is not None else str(int(i))
+
+
+def plot_samples(images, targets, preds, path=None, *, n: int = 12, mean=0.1307, std=0.3081, title=None, classes=None):
+    """A grid of the first `n` images with predicted and true labels (red where they differ); `classes` names
+    them ("Sneaker", "a", ...), else the class index is shown."""
     n = min(n, len(images))
     cols = min(6, max(n, 1))
     rows = max(1, -(-n // cols))
@@ -47,14 +52,15 @@ def plot_samples(images, targets, preds, path=None, *, n: int = 12, mean=0.1307,
         if i < n:
             ax.imshow(_show(images[i], mean, std), cmap="gray")
             ok = int(preds[i]) == int(targets[i])
-            ax.set_title(f"pred {int(preds[i])} / true {int(targets[i])}", fontsize=9, color="black" if ok else "red")
+            label = f"pred {_name(classes, preds[i])} / true {_name(classes, targets[i])}"
+            ax.set_title(label, fontsize=9 if len(label) < 22 else 7, color="black" if ok else "red")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return _finish(fig, path)
 
 
-def plot_misclassified(images, targets, preds, path=None, *, n: int = 24, mean=0.1307, std=0.3081):
+def plot_misclassified(images, targets, preds, path=None, *, n: int = 24, mean=0.1307, std=0.3081, classes=None):
     """The first `n` misclassified images, each titled pred vs true."""
     wrong = (preds != targets).nonzero().flatten()[:n]
     total = int((preds != targets).sum())
@@ -67,21 +73,24 @@ def plot_misclassified(images, targets, preds, path=None, *, n: int = 24, mean=0
         mean=mean,
         std=std,
         title=f"Misclassified: {total} of {len(targets)} (showing {len(wrong)})",
+        classes=classes,
     )
 
 
-def plot_confusion(cm: torch.Tensor, path=None):
-    """Confusion matrix with counts (rows true, columns predicted)."""
-    fig, ax = plt.subplots(figsize=(7, 6))
-    im = ax.imshow(cm.numpy(), cmap="Blues", norm=matplotlib.colors.LogNorm(vmin=1, vmax=max(int(cm.max()), 2)))
+def plot_confusion(cm: torch.Tensor, path=None, classes=None):
+    """Confusion matrix with counts (rows true, columns predicted), axes labelled with `classes` if given."""
     k = cm.shape[0]
+    side = max(7.0, 0.3 * k)
+    fig, ax = plt.subplots(figsize=(side, side * 6 / 7))
+    im = ax.imshow(cm.numpy(), cmap="Blues", norm=matplotlib.colors.LogNorm(vmin=1, vmax=max(int(cm.max()), 2)))
     for t in range(k):
         for p in range(k):
             v = int(cm[t, p])
             if v:
                 ax.text(p, t, str(v), ha="center", va="center", fontsize=8, color="white" if t == p else "black")
-    ax.set_xticks(range(k))
-    ax.set_yticks(range(k))
+    names = [_name(classes, i) for i in range(k)]
+    ax.set_xticks(range(k), names, rotation=90 if max(map(len, names)) > 2 else 0)
+    ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (test set)")

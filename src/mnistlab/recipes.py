@@ -16,7 +16,10 @@ class Recipe:
     """Everything that decides a training run. Saved as recipe.json in every run folder."""
 
     name: str = "default"  # the named recipe this run started from
-    dataset: str = "mnist"  # the data to train and test on
+    dataset: str = "mnist"  # the data: a name from `mnistlab datasets`, or folder:PATH (one sub-folder per class)
+    mean: float | None = None  # input normalisation on 0..1; None: the dataset's recorded value (MNIST 0.1307) or
+    std: float | None = None  # ... else computed from its training images; recipe.json records the value used
+    init: str | None = None  # start from these weights (a run folder or .safetensors): fine-tuning; None: random
     epochs: int = 5  # passes over the training set; OneCycle spans exactly this many
     batch_size: int = 256  # training images per step
     # optimiser
@@ -40,6 +43,7 @@ class Recipe:
     aug_degrees: float = 15.0  # resident only: rotation, +- degrees
     aug_scale: float = 0.1  # resident only: scale 1 +- this
     aug_translate: float = 2.0  # resident only: shift, +- pixels
+    aug_hflip: str = "auto"  # resident only: mirror images; "auto" = where it keeps labels (fashion-mnist) | on | off
     limit_train: int | None = None  # train on the first N training images only (None: all 60,000)
     limit_test: int | None = None  # evaluate on the first N test images only (None: all 10,000)
     # execution
@@ -140,6 +144,7 @@ _WHOLE = {  # name: (lowest, highest)
     "seed": (0, 2**63 - 1),
 }
 _OPTIONAL_WHOLE = {"limit_train": (1, 10**9), "limit_test": (1, 10**9)}
+_OPTIONAL_REAL = {"mean": (0.0, 1.0, True), "std": (0.0, 1.0, False)}  # None: resolved from the dataset at start
 _REAL = {  # name: (lowest, highest, lowest allowed?)
     "lr": (0.0, 10.0, False),
     "momentum": (0.0, 1.0, True),
@@ -154,7 +159,7 @@ _REAL = {  # name: (lowest, highest, lowest allowed?)
     "aug_translate": (0.0, 14.0, True),
 }
 _CHOICES = {
-    "dataset": ("mnist",),
+    "aug_hflip": ("auto", "on", "off"),
     "optimizer": ("adamw", "sgd"),
     "scheduler": ("onecycle", "step"),
     "pipeline": ("resident", "loader"),
@@ -181,11 +186,14 @@ def _check(name: str, v) -> str | None:
                 + (" or null" if name in _OPTIONAL_WHOLE else "")
                 + (f", not {v!r}")
             )
-    elif name in _REAL:
-        lo, hi, closed = _REAL[name]
+    elif name in _REAL or name in _OPTIONAL_REAL:
+        if v is None and name in _OPTIONAL_REAL:
+            return None
+        lo, hi, closed = (_REAL | _OPTIONAL_REAL)[name]
         number = (_is_whole(v) or isinstance(v, float)) and math.isfinite(v)
         if not (number and (lo <= v if closed else lo < v) and v <= hi):
-            return f"must be a number in {'[' if closed else '('}{lo:g}, {hi:g}], not {v!r}"
+            null = " or null" if name in _OPTIONAL_REAL else ""
+            return f"must be a number in {'[' if closed else '('}{lo:g}, {hi:g}]{null}, not {v!r}"
     elif name in _CHOICES:
         cuda_n = name == "device" and isinstance(v, str) and v.startswith("cuda:") and v[5:].isdigit()
         if v not in _CHOICES[name] and not cuda_n:
@@ -193,6 +201,14 @@ def _check(name: str, v) -> str | None:
     elif name in _FLAGS:
         if not isinstance(v, bool):
             return f"must be true or false, not {v!r}"
+    elif name == "dataset":
+        from mnistlab.datasets import names
+
+        if not isinstance(v, str) or not (v in names() or (v.startswith("folder:") and len(v) > len("folder:"))):
+            return f"must be one of {', '.join(names())}, or folder:PATH, not {v!r}"
+    elif name == "init":
+        if v is not None and (not isinstance(v, str) or not v):
+            return f"must be a run folder or weights file, or null, not {v!r}"
     elif not isinstance(v, str) or not v:
         return f"must be a non-empty string, not {v!r}"
     return None

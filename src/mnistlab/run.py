@@ -14,7 +14,16 @@ import torch
 
 from mnistlab import checkpoints, loops, plots
 from mnistlab.analysis import confusion_matrix
-from mnistlab.build import build_criterion, build_loaders, build_optimizer, build_scheduler, use_cuda_graphs
+from mnistlab.build import (
+    build_criterion,
+    build_loaders,
+    build_optimizer,
+    build_scheduler,
+    load_data,
+    resolve,
+    use_cuda_graphs,
+)
+from mnistlab.classifier import transfer_weights
 from mnistlab.errors import UserError
 from mnistlab.model import Net
 from mnistlab.recipes import Recipe
@@ -34,7 +43,17 @@ class Run:
     Without `out` nothing is written. The model, optimizer, scheduler, loaders and history are attributes.
     """
 
-    def __init__(self, recipe: Recipe, folder: RunDir | None, *, data_dir=None, mirror=None, progress=True, echo=True):
+    def __init__(
+        self,
+        recipe: Recipe,
+        folder: RunDir | None,
+        *,
+        data_dir=None,
+        mirror=None,
+        progress=True,
+        echo=True,
+        fresh: bool = True,
+    ):
         self.recipe, self.folder, self.progress, self.echo = recipe.validate(), folder, progress, echo
         self.device = get_device(recipe.device)
         set_seed(recipe.seed)
@@ -44,10 +63,15 @@ class Run:
             torch.backends.cudnn.benchmark = True
         elif self.device.type == "cpu" and recipe.keep_cpu_buffers:
             keep_cpu_buffers()
+        data = load_data(recipe, data_dir, mirror)
+        self.recipe = recipe = resolve(recipe, data)  # the normalisation used, for recipe.json
+        self.classes = data.classes
         self.train_loader, self.test_loader, self.loader_generator = build_loaders(
-            recipe, self.device, data_dir, mirror, graphs=self.graphs
+            recipe, data, self.device, data_dir, mirror, graphs=self.graphs
         )
-        self.model = Net().to(self.device)
+        self.model = Net(num_classes=len(data.classes)).to(self.device)
+        # recipe.init starts a new run from trained weights; a resumed one gets its own from the checkpoint
+        self._init_message = transfer_weights(self.model, recipe.init) if recipe.init and fresh else None
         if recipe.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(recipe, self.model, self.device, graphs=self.graphs)
@@ -70,7 +94,7 @@ class Run:
             folder.check_free()
         run = cls(recipe, folder, **kw)  # a mistake found here leaves nothing behind
         if folder is not None:
-            folder.claim(recipe)
+            folder.claim(run.recipe)
         run._log_start()
         return run
 
@@ -89,7 +113,7 @@ class Run:
                 "OneCycle schedule (leave --epochs out to finish it)"
             )
         saved = dataclasses.replace(saved, epochs=epochs or saved.epochs)
-        run = cls(dataclasses.replace(saved, device=device or saved.device), folder, **kw)
+        run = cls(dataclasses.replace(saved, device=device or saved.device), folder, fresh=False, **kw)
         checkpoints.restore_checkpoint(
             folder / RunDir.CHECKPOINT,
             tensors,
@@ -102,8 +126,9 @@ class Run:
         run.history, run.epochs_done = loops.History(meta["history"]), meta["epoch"]
         folder.write_metrics(run.history.records)  # drop lines of an epoch the checkpoint does not hold
         folder.clean_up()
-        if lengthened:
-            folder.save_recipe(saved)
+        resolved = dataclasses.replace(saved, mean=run.recipe.mean, std=run.recipe.std)
+        if lengthened or resolved != saved:  # a longer run, or a folder older than recorded normalisation
+            folder.save_recipe(resolved)
         run.log(f"Resuming {folder} after epoch {run.epochs_done}")
         run._log_start()
         return run
@@ -132,6 +157,8 @@ class Run:
             f"torch {torch.__version__})"
         )
         self.log(r.describe())
+        if self._init_message:
+            self.log(self._init_message)
 
     def _step(self):
         """The step the loop calls: None (the eager `loops.train_step`) or the CUDA-graph replay of it."""
@@ -230,6 +257,7 @@ class Run:
         last = self.history.records[-1] if self.history.records else {}
         return {
             "dataset": self.recipe.dataset,
+            "classes": list(self.classes),
             "recipe": dataclasses.asdict(self.recipe),
             "epochs": self.epochs_done,
             "test_acc": last.get("test_acc"),
@@ -253,10 +281,11 @@ class Run:
         if f is None:
             raise RuntimeError("this run has no folder to put pictures in (create it with out=...)")
         x, y, pred, _ = loops.predictions(self.model, self.device, self.test_loader, dtype=self.dtype)
+        names = dict(mean=self.recipe.mean, std=self.recipe.std, classes=self.classes)
         plots.plot_history(self.history, f / f.CURVES)
-        plots.plot_samples(x, y, pred, f / f.SAMPLES)
-        plots.plot_misclassified(x, y, pred, f / f.MISCLASSIFIED)
-        plots.plot_confusion(confusion_matrix(y, pred), f / f.CONFUSION)
+        plots.plot_samples(x, y, pred, f / f.SAMPLES, **names)
+        plots.plot_misclassified(x, y, pred, f / f.MISCLASSIFIED, **names)
+        plots.plot_confusion(confusion_matrix(y, pred, len(self.classes)), f / f.CONFUSION, self.classes)
 
 
 def _check_unchanged(now: Recipe, then: Recipe, folder: RunDir) -> None:

@@ -1,0 +1,275 @@
+"""The MNIST-format datasets mnistlab knows: files, checksums, sizes, classes."""
+
+from __future__ import annotations
+
+import math
+import string
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import NamedTuple
+
+import torch
+from torchvision import datasets as tv
+
+from mnistlab.errors import UserError
+
+FOLDER_PREFIX = "folder:"  # `folder:PATH` names a folder of your own images (mnistlab.folders), not one of these
+
+
+class Idx(NamedTuple):
+    """The layout of an extracted idx file: its magic number, dimensions and bytes per value."""
+
+    magic: int
+    dims: tuple[int, ...]
+    itemsize: int
+
+    @property
+    def size(self) -> int:
+        """The file's size in bytes: the header (magic and one int32 per dimension), then the values."""
+        return 4 * (1 + len(self.dims)) + math.prod(self.dims) * self.itemsize
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    """One official .gz file of a dataset (an idx file, gzipped) and what mnistlab knows of it."""
+
+    name: str  # the official file's name, e.g. "train-images-idx3-ubyte.gz"; extracted, it loses ".gz"
+    train: bool  # the training split's file (else the test split's)
+    labels: bool  # the labels (else the images)
+    md5: str | None  # md5 of the official .gz (torchvision's); None where torchvision records none (EMNIST's)
+    sha256: str | None = None  # sha256 of its decompressed content; None where mnistlab has never seen the file
+
+    @property
+    def extracted(self) -> str:
+        return self.name.removesuffix(".gz")
+
+
+@dataclass(frozen=True)
+class Archive:
+    """An official archive that holds a dataset's .gz files (EMNIST's gzip.zip, every split in one download)."""
+
+    name: str  # "gzip.zip"
+    md5: str
+    folder: str  # the folder inside the archive that holds the .gz files, with a trailing "/"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """An MNIST-format dataset: where torchvision keeps it, its official files, sizes, classes and what the
+    images allow (mirroring, rotation) and need (transposing, shifting labels to start at 0)."""
+
+    name: str
+    description: str
+    source: type  # the torchvision class that reads it
+    source_kwargs: tuple[tuple[str, object], ...]  # its other arguments, e.g. (("split", "digits"),)
+    files: tuple[IdxFile, ...]  # train images, train labels, test images, test labels
+    train_size: int
+    test_size: int
+    classes: tuple[str, ...]  # the class names, in (0-based) label order
+    urls: tuple[str, ...]  # the internet URL prefixes torchvision fetches the files (or the archive) from
+    archive: Archive | None = None  # the files come in this archive (EMNIST), not one by one
+    transposed: bool = False  # images are stored column by column (EMNIST): transpose them to stand upright
+    label_offset: int = 0  # the label of class 0 in the files (EMNIST letters: 1, "a")
+    label_columns: int = 0  # 0: idx1 ubyte labels; else idx2 int32 rows of this many, the class first (QMNIST: 8)
+    hflip_ok: bool = False  # whether mirroring an image keeps its label (clothes: yes; digits, letters, kana: no)
+    max_rotation: float = 15.0  # degrees of rotation that keep the label
+    mean: float | None = None  # the recorded training-set pixel mean (on 0..1); None: compute it (pixel_stats)
+    std: float | None = None
+
+    @property
+    def folder(self) -> str:
+        """The folder under the data folder where torchvision keeps the files."""
+        return f"{self.source.__name__}/raw"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def size(self, train: bool) -> int:
+        return self.train_size if train else self.test_size
+
+    def file(self, train: bool, labels: bool) -> IdxFile:
+        return next(f for f in self.files if f.train == train and f.labels == labels)
+
+    def idx(self, f: IdxFile) -> Idx:
+        """The layout of `f` extracted."""
+        n = self.size(f.train)
+        if not f.labels:
+            return Idx(0x0803, (n, 28, 28), 1)  # 08: unsigned bytes, 03: three dimensions
+        if self.label_columns:
+            return Idx(0x0C02, (n, self.label_columns), 4)  # 0C: big-endian int32s, 02: two dimensions
+        return Idx(0x0801, (n,), 1)
+
+    def torchvision(self, root, train: bool, transform=None):
+        """torchvision's dataset, read from the files already extracted under `root` (it never downloads)."""
+        # QMNIST: no `what` here, so that torchvision picks "train" or "test" from `train`.
+        return self.source(str(root), train=train, download=False, transform=transform, **dict(self.source_kwargs))
+
+
+def _mnist_like(name: str, description: str, source: type, classes, sha256=None, **kw) -> DatasetSpec:
+    """A dataset in MNIST's four files (MNIST, Fashion-MNIST, KMNIST): names and md5s from torchvision."""
+    md5, sha256 = dict(source.resources), sha256 or {}
+    names = [f"{split}-{kind}-ubyte.gz" for split in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")]
+    files = tuple(IdxFile(n, n.startswith("train"), "labels" in n, md5[n], sha256.get(n)) for n in names)
+    return DatasetSpec(
+        name, description, source, (), files, 60_000, 10_000, tuple(classes), tuple(source.mirrors), **kw
+    )
+
+
+def _emnist(split: str, description: str, train_size: int, test_size: int, classes, **kw) -> DatasetSpec:
+    """An EMNIST split: its four .gz files come inside the one official gzip.zip (torchvision records only the
+    zip's md5, so the files' own checksums are unknown here: None)."""
+    files = tuple(
+        IdxFile(f"emnist-{split}-{part}-{kind}-ubyte.gz", part == "train", kind.startswith("labels"), None)
+        for part in ("train", "test")
+        for kind in ("images-idx3", "labels-idx1")
+    )
+    base = tv.EMNIST.url.rsplit("/", 1)
+    return DatasetSpec(
+        f"emnist-{split}",
+        description,
+        tv.EMNIST,
+        (("split", split),),
+        files,
+        train_size,
+        test_size,
+        tuple(classes),
+        (base[0] + "/",),
+        archive=Archive(base[1], tv.EMNIST.md5, "gzip/"),
+        transposed=True,
+        **kw,
+    )
+
+
+def _qmnist() -> DatasetSpec:
+    res = {url.rsplit("/", 1)[1]: (url, md5) for part in ("train", "test") for url, md5 in tv.QMNIST.resources[part]}
+    files = tuple(
+        IdxFile(name, name.startswith("qmnist-train"), "labels" in name, md5) for name, (_, md5) in res.items()
+    )
+    urls = tuple(sorted({url.rsplit("/", 1)[0] + "/" for url, _ in res.values()}))
+    return DatasetSpec(
+        "qmnist",
+        "QMNIST: MNIST's digits rebuilt from NIST, with a 60,000-image test set",
+        tv.QMNIST,
+        (("compat", True),),  # compat: an item's target is the class, not the row of 8 numbers
+        files,
+        60_000,
+        60_000,
+        tuple(string.digits),
+        urls,
+        label_columns=8,
+    )
+
+
+# Every spec is a frozen dataclass in a read-only mapping: nothing here changes once imported.
+SPECS: MappingProxyType[str, DatasetSpec] = MappingProxyType(
+    {
+        s.name: s
+        for s in (
+            _mnist_like(
+                "mnist",
+                "MNIST: handwritten digits 0-9 (the default)",
+                tv.MNIST,
+                string.digits,
+                mean=0.1307,  # the seed's normalisation
+                std=0.3081,
+                # sha256 of the decompressed official files (computed from the md5-verified .gz files): they let a
+                # copy that another tool re-compressed (same content, other .gz bytes) pass the integrity check
+                sha256={
+                    "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                    "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                    "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                    "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+                },
+            ),
+            # The other datasets' decompressed checksums are unknown: mnistlab was never given their official
+            # files to hash, and no checksum can be taken on trust. So they pass on their .gz md5 alone.
+            _mnist_like(
+                "fashion-mnist",
+                "Fashion-MNIST: Zalando's clothes in 10 classes",
+                tv.FashionMNIST,
+                tv.FashionMNIST.classes,
+                hflip_ok=True,
+                max_rotation=10.0,
+            ),
+            _mnist_like("kmnist", "Kuzushiji-MNIST: 10 cursive hiragana", tv.KMNIST, tv.KMNIST.classes),
+            _emnist("digits", "EMNIST digits 0-9 from NIST SD 19", 240_000, 40_000, string.digits),
+            # the letters files label a..z as 1..26 (torchvision's class 0 is "N/A", never used)
+            _emnist(
+                "letters",
+                "EMNIST letters a-z, upper and lower case merged",
+                124_800,
+                20_800,
+                string.ascii_lowercase,
+                label_offset=1,
+            ),
+            _emnist(
+                "balanced",
+                "EMNIST balanced: digits and letters in 47 classes",
+                112_800,
+                18_800,
+                tv.EMNIST.classes_split_dict["balanced"],
+            ),
+            _qmnist(),
+        )
+    }
+)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(SPECS)
+
+
+def is_folder(name: str) -> bool:
+    """Whether `name` is a `folder:PATH` dataset (read by mnistlab.folders), not a named MNIST-format one."""
+    return name.startswith(FOLDER_PREFIX)
+
+
+def get(name: str) -> DatasetSpec:
+    """The spec of the dataset `name`, or a `UserError` listing the choices. Everything that reads a dataset looks
+    its spec up here (tests substitute small datasets by patching this function)."""
+    try:
+        return SPECS[name]
+    except (KeyError, TypeError):
+        pass
+    if isinstance(name, str) and is_folder(name):
+        raise UserError(f"{name} is a folder dataset, not one of the MNIST-format datasets ({', '.join(SPECS)})")
+    raise UserError(f"unknown dataset {name!r}; choose from {', '.join(SPECS)}, or {FOLDER_PREFIX}PATH")
+
+
+def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
+    """(mean, std) of the pixel values of uint8 `images` on 0..1, in float64 (from a histogram: exact, and no
+    float copy of the images)."""
+    if images.numel() == 0:
+        raise UserError("no training images to compute the pixel mean and std from")
+    counts = torch.bincount(images.reshape(-1).to(torch.int64), minlength=256).to(torch.float64)
+    values = torch.arange(256, dtype=torch.float64) / 255
+    n = counts.sum()
+    mean = (counts * values).sum() / n
+    std = ((counts * (values - mean) ** 2).sum() / n).sqrt()
+    if std == 0:
+        raise UserError("every training pixel has the same value; there is nothing to normalise or learn")
+    return float(mean), float(std)
+
+
+def rows(data_dir=None) -> list[dict]:
+    """One row per dataset for `mnistlab datasets`: name, description, train and test sizes, class count, and
+    whether it is present in the data folder: all its official files there with the sizes they had when mnistlab
+    last verified them (the marker `data.ensure_raw` writes); a cheap check, nothing is hashed here."""
+    from mnistlab import data  # data imports this module
+
+    root = data.default_data_dir(data_dir)
+    out = []
+    for name in names():
+        spec = get(name)
+        out.append(
+            {
+                "name": spec.name,
+                "description": spec.description,
+                "train": spec.train_size,
+                "test": spec.test_size,
+                "classes": spec.num_classes,
+                "present": data.is_present(root, spec),
+            }
+        )
+    return out
