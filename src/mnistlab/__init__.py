@@ -3,6 +3,7 @@
 import mnistlab
 clf = mnistlab.load()                      # the bundled weights; or a run folder / .safetensors file
 clf.predict("digit.png")[0].digit          # paths, PIL images, arrays, tensors or bytes; one or a list
+mnistlab.prepare("photo.jpg")              # the 28x28 image the network sees (white on black, in [0, 1])
 
 run = mnistlab.Run.create(mnistlab.Recipe(epochs=1), out="runs/first")
 run.train_epoch(); run.evaluate(); run.save()
@@ -20,6 +21,7 @@ _EXPORTS = {
     "Recipe": "mnistlab.recipes",
     "get_recipe": "mnistlab.recipes",
     "UserError": "mnistlab.errors",
+    "prepare": "mnistlab.preprocess",
 }
 __all__ = [*_EXPORTS, "__version__"]
 
