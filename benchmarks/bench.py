@@ -182,7 +182,7 @@ def main(argv=None) -> int:
         default="seed,default",
         help="comma list of: seed (torchvision DataLoader + PIL, the seed's recipe), default",
     )
-    p.add_argument("--epochs", type=int, default=2, help="epochs of the default recipe (default: 2)")
+    p.add_argument("--epochs", type=float, default=2, help="epochs of the default recipe, 0.6 allowed (default 2)")
     p.add_argument("--seed-epochs", type=int, default=2, help="epochs of the seed pipeline (default: 2)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1], help="random seeds (default: 1)")
     p.add_argument(
@@ -213,6 +213,19 @@ def main(argv=None) -> int:
     )
     p.add_argument("--compile", action="store_true", help="also run the default pipeline with torch.compile")
     p.add_argument("--evals-per-epoch", type=int, default=4, help="evaluations per epoch (default: 4)")
+    p.add_argument(
+        "--val",
+        type=int,
+        default=None,
+        help="evaluate on the last N training images (held out) instead of the test set: for choosing settings",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a recipe setting for the default pipeline's runs (JSON value), e.g. --set label_smoothing=0.05",
+    )
     p.add_argument("--data-dir", default=None, help="MNIST data folder (default: $MNISTLAB_DATA)")
     p.add_argument("--mirror", default=None, help="folder/URL with the MNIST .gz files (default: $MNISTLAB_MIRROR)")
     p.add_argument("--out", default=None, help="JSON file to write (default: benchmarks/results/<device>-<date>.json)")
@@ -223,12 +236,19 @@ def main(argv=None) -> int:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0
 
+    extra = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        extra[key] = json.loads(value)
+    if args.val:
+        extra["val"] = args.val
     configs = []
     for pipe in args.pipelines.split(","):
         seeds = args.seed_pipeline_seeds or args.seeds if pipe == "seed" else args.seeds
         for seed in seeds:
             if pipe == "seed":
-                configs.append(("seed", "seed", {"epochs": args.seed_epochs, "seed": seed, "device": args.device}))
+                base = {"epochs": args.seed_epochs, "seed": seed, "device": args.device, "val": args.val}
+                configs.append(("seed", "seed", base))
                 if args.seed_tuned:
                     tuned = {"epochs": args.seed_epochs, "seed": seed, "device": args.device, "keep_cpu_buffers": True}
                     configs.append(("seed + keep_cpu_buffers", "seed", tuned))
@@ -239,8 +259,10 @@ def main(argv=None) -> int:
                     + (f" b{bs}" if bs else "")
                     + (f" lr{lr:g}" if lr else "")
                     + ("" if graphs == "auto" else f" graphs={graphs}")
+                    + "".join(f" {k}={v}" for k, v in extra.items() if k != "val")
                 )
-                overrides = {"epochs": args.epochs, "seed": seed, "batch_size": bs, "lr": lr}
+                epochs = int(args.epochs) if float(args.epochs).is_integer() else args.epochs
+                overrides = {"epochs": epochs, "seed": seed, "batch_size": bs, "lr": lr, **extra}
                 configs.append((label, "default", {**overrides, "device": args.device, "cuda_graphs": graphs}))
             if args.compile:
                 configs.append(
@@ -280,6 +302,7 @@ def main(argv=None) -> int:
     result = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "evaluated_on": f"the last {args.val} training images (val)" if args.val else "the test set",
         "machine": machine(),
         "runs": runs,
         "summary": summarise(runs),

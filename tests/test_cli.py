@@ -84,8 +84,11 @@ def test_missing_data_without_mirror_is_one_line(tmp_path):
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["train", "--epochs", "0"], "--epochs: must be at least 1"),
-        (["train", "--epochs", "-3"], "--epochs: must be at least 1"),
+        (["train", "--epochs", "0"], "--epochs: must be a finite number > 0"),
+        (["train", "--epochs", "-3"], "--epochs: must be a finite number > 0"),
+        (["train", "--epochs", "nan"], "--epochs: must be a finite number > 0"),
+        (["train", "--recipe", "seed", "--epochs", "1.5"], "epochs must be a whole number for the step schedule"),
+        (["train", "--val", "0"], "--val: must be at least 1"),
         (["train", "--batch-size", "0"], "--batch-size: must be at least 1"),
         (["train", "--lr", "-1"], "--lr: must be a finite number > 0"),
         (["train", "--recipe", "fastest"], "invalid choice: 'fastest'"),

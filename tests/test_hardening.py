@@ -132,7 +132,7 @@ def test_two_runs_started_on_one_folder_cannot_share_it(tmp_path, env):
     [
         (["--lr", "1e308"], "lr must be a number in (0, 10], not 1e+308"),
         (["--seed", str(2**64)], "seed must be a whole number from 0 to 9,223,372,036,854,775,807"),
-        (["--epochs", "100000"], "epochs must be a whole number from 1 to 10,000"),
+        (["--epochs", "100000"], "epochs must be a number in (0, 10000], not 100000"),
         (["--batch-size", "10000000"], "batch_size must be a whole number from 1 to 65,536"),
         (["--lr", "inf"], "--lr: must be a finite number > 0"),
     ],
@@ -169,7 +169,8 @@ RECIPE_DAMAGE = {
     "a list": lambda t: "[1, 2]",
     "not UTF-8": lambda t: b"\xff\xfe{".decode("latin-1"),
     "epochs a string": _set("epochs", "2"),
-    "epochs a fraction": _set("epochs", 2.5),
+    "epochs zero": _set("epochs", 0),
+    "a fraction of an epoch for StepLR": lambda t: _set("epochs", 2.5)(_set("scheduler", "step")(t)),
     "batch_size null": _set("batch_size", None),
     "unknown model": _set("model", "resnet"),
     "unknown setting": _set("learning_rate", 0.1),

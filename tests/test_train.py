@@ -182,3 +182,34 @@ def test_cuda_graph_run_resumes_from_its_checkpoint(tmp_path, data_dir, mirror):
     assert abs(resumed.history.test_acc[-1] - ref.history.test_acc[-1]) < 0.01
     same = all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in ref.model.state_dict().items())
     print(f"resumed CUDA-graph run bit-identical to the uninterrupted one: {same}")
+
+
+@pytest.mark.parametrize("epochs, batches", [(0.5, [5]), (1.6, [10, 6])])
+def test_fractional_epochs_train_exactly_their_share_and_end_the_schedule(epochs, batches, data_dir, mirror):
+    # 1,000 images in batches of 100: 10 batches an epoch; 0.5 epochs = 5 batches, 1.6 epochs = 10 + 6
+    recipe = get_recipe("default", epochs=epochs, limit_train=1000, batch_size=100, limit_test=200, device="cpu")
+    seen, lrs = [], []
+    run = Run.create(recipe, data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    run.optimizer.register_step_pre_hook(lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
+    while not run.done:
+        seen.append(run.train_epoch().images)
+        run.evaluate()
+    assert seen == [100 * b for b in batches]
+    assert [r["epoch"] for r in run.history.records] == ([0.5] if epochs == 0.5 else [1, 1.6])
+    assert len(lrs) == sum(batches) == run.scheduler.total_steps  # OneCycle spans exactly the run ...
+    assert max(lrs) == pytest.approx(recipe.lr)  # ... peaks at lr ...
+    final_lr = recipe.lr / recipe.div_factor / recipe.final_div_factor
+    assert lrs[-1] == pytest.approx(final_lr, rel=1e-6)  # ... and its last step is at its floor
+    # the images of the fractional epoch are the first batches of that epoch's shuffle, fixed by the seed
+    first = run.train_loader.sampler.indices(len(batches))[: 100 * batches[-1]]
+    assert len(set(first.tolist())) == 100 * batches[-1]
+
+
+def test_val_split_evaluates_on_held_out_training_images(data_dir, mirror):
+    from mnistlab.build import load_data
+
+    recipe = get_recipe("default", val=500, limit_test=100, device="cpu")
+    d = load_data(recipe, data_dir, str(mirror))
+    xtr, _ = data.load_tensors(True, data_dir)
+    assert torch.equal(d.test_images, xtr[-500:][:100]) and torch.equal(d.train_images, xtr[:-500])
+    assert len(d.train_labels) == 59_500

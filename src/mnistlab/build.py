@@ -53,8 +53,15 @@ def load_data(recipe: Recipe, data_dir=None, mirror=None, *, train: bool = True)
             return data.load_tensors(split, data_dir, mirror, recipe.dataset, limit)
 
     empty = torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)
-    xtr, ytr = load(True, recipe.limit_train) if train or recipe.mean is None and mean is None else empty
-    xte, yte = load(False, recipe.limit_test)
+    if recipe.val:  # the last `val` training images become the evaluation set; the test set is not read
+        xtr, ytr = load(True, None)
+        if recipe.val >= len(ytr):
+            raise UserError(f"--val {recipe.val} leaves no training images: {recipe.dataset} has {len(ytr):,}")
+        xte, yte = xtr[-recipe.val :][: recipe.limit_test], ytr[-recipe.val :][: recipe.limit_test]
+        xtr, ytr = xtr[: -recipe.val][: recipe.limit_train], ytr[: -recipe.val][: recipe.limit_train]
+    else:
+        xtr, ytr = load(True, recipe.limit_train) if train or recipe.mean is None and mean is None else empty
+        xte, yte = load(False, recipe.limit_test)
     if recipe.mean is not None and recipe.std is not None:
         mean, std = recipe.mean, recipe.std
     elif mean is None or std is None:
@@ -114,11 +121,16 @@ def build_optimizer(recipe: Recipe, model, device: torch.device, *, graphs: bool
     )
 
 
+def total_steps(recipe: Recipe, steps_per_epoch: int) -> int:
+    """The training steps of the whole run: `epochs` (possibly fractional) times the steps of an epoch, at least 1."""
+    return max(1, round(recipe.epochs * steps_per_epoch))
+
+
 def build_scheduler(recipe: Recipe, optimizer, steps_per_epoch: int):
     """(scheduler, per_batch): OneCycle is stepped every batch, StepLR every epoch."""
     if recipe.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma), False
-    total = recipe.epochs * steps_per_epoch
+    total = total_steps(recipe, steps_per_epoch)
     if total < 4:  # too short for a warm-up and an anneal phase: keep the peak rate
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0), True
     sched = torch.optim.lr_scheduler.OneCycleLR(

@@ -52,6 +52,12 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _epochs(text: str) -> int | float:
+    """An argparse type: a number of epochs > 0, a whole one as an int (5, not 5.0, in recipe.json)."""
+    v = _positive_float(text)
+    return int(v) if v.is_integer() else v
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="where datasets are kept (default: $MNISTLAB_DATA or ~/.cache/mnistlab)")
     p.add_argument(
@@ -97,12 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from these trained weights (a run folder or .safetensors) to fine-tune; a head with another "
         "class count is replaced",
     )
-    t.add_argument("--epochs", type=_positive_int, help="number of epochs (default: the recipe's)")
+    t.add_argument(
+        "--epochs",
+        type=_epochs,
+        help="number of epochs, fractions allowed: 0.6 trains 60%% of one epoch's batches (default: the recipe's)",
+    )
     t.add_argument("--batch-size", type=_positive_int, help="training batch size (default: the recipe's)")
     t.add_argument("--lr", type=_positive_float, help="(peak) learning rate (default: the recipe's)")
     t.add_argument("--seed", type=_nonneg_int, help="random seed (default: the recipe's)")
     t.add_argument("--limit-train", type=_positive_int, help="train on the first N training images only")
     t.add_argument("--limit-test", type=_positive_int, help="evaluate on the first N test images only")
+    t.add_argument(
+        "--val",
+        type=_positive_int,
+        metavar="N",
+        help="hold out the last N training images and evaluate on them instead of the test set (for choosing "
+        "settings without looking at the test set)",
+    )
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (default: off)")
     t.add_argument("--out", help="run folder (default: runs/<recipe>-<date>-<time>)")
     t.add_argument(
@@ -194,6 +211,7 @@ def recipe_from_args(args):
         device=args.device,
         limit_train=args.limit_train,
         limit_test=args.limit_test,
+        val=args.val,
         compile=args.compile,
     )
 
@@ -215,6 +233,7 @@ def cmd_train(args) -> int:
             "--seed": args.seed,
             "--limit-train": args.limit_train,
             "--limit-test": args.limit_test,
+            "--val": args.val,
             "--compile": args.compile,
         }
         given = [flag for flag, value in fixed.items() if value is not None]
@@ -238,7 +257,8 @@ def cmd_train(args) -> int:
     last = run.history.records[-1]
     total = sum(r["train_time_s"] for r in run.history.records)
     print(
-        f"Done: test accuracy {100 * last['test_acc']:.2f}% after {last['epoch']} epochs, "
+        f"Done: {'val' if run.recipe.val else 'test'} accuracy {100 * last['test_acc']:.2f}% after "
+        f"{last['epoch']:.3g} epochs, "
         f"{total:.1f} s of training; run folder {output.printable(str(run_dir))}"
     )
     return 0

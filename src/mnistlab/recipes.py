@@ -20,7 +20,8 @@ class Recipe:
     mean: float | None = None  # input normalisation on 0..1; None: the dataset's recorded value (MNIST 0.1307) or
     std: float | None = None  # ... else computed from its training images; recipe.json records the value used
     init: str | None = None  # start from these weights (a run folder or .safetensors): fine-tuning; None: random
-    epochs: int = 5  # passes over the training set; OneCycle spans exactly this many
+    epochs: float = 5  # passes over the training set; a fraction trains the first part of the last epoch's batches
+    # (0.6: 60% of one epoch, its images chosen by the seed's shuffle); OneCycle spans exactly this many
     batch_size: int = 256  # training images per step
     # optimiser
     optimizer: str = "adamw"  # "adamw" | "sgd"
@@ -46,6 +47,7 @@ class Recipe:
     aug_hflip: str = "auto"  # resident only: mirror images; "auto" = where it keeps labels (fashion-mnist) | on | off
     limit_train: int | None = None  # train on the first N training images only (None: all 60,000)
     limit_test: int | None = None  # evaluate on the first N test images only (None: all 10,000)
+    val: int | None = None  # hold out the last N training images and evaluate on them, not the test set (for tuning)
     # execution
     amp: str = "auto"  # "auto" (bf16 where it is faster) | "bf16" | "off"
     channels_last: bool = True  # NHWC activations: faster convolutions on CPU and GPU
@@ -64,6 +66,11 @@ class Recipe:
             problem = _check(f.name, getattr(self, f.name))
             if problem:
                 raise UserError(f"{source + ': ' if source else ''}{f.name} {problem}")
+        if self.scheduler == "step" and self.epochs != int(self.epochs):
+            raise UserError(
+                f"{source + ': ' if source else ''}epochs must be a whole number for the step schedule (it decays "
+                f"between epochs), not {self.epochs!r}"
+            )
         return self
 
     def to_json(self) -> str:
@@ -136,16 +143,16 @@ def get_recipe(name: str, **overrides) -> Recipe:
 # is a typo (an lr of 1e308 overflows the optimiser; a seed of 2**64 overflows torch's generator).
 
 _WHOLE = {  # name: (lowest, highest)
-    "epochs": (1, 10_000),
     "batch_size": (1, 65_536),
     "eval_batch_size": (1, 65_536),
     "step_size": (1, 10_000),
     "num_workers": (0, 256),
     "seed": (0, 2**63 - 1),
 }
-_OPTIONAL_WHOLE = {"limit_train": (1, 10**9), "limit_test": (1, 10**9)}
+_OPTIONAL_WHOLE = {"limit_train": (1, 10**9), "limit_test": (1, 10**9), "val": (1, 10**9)}
 _OPTIONAL_REAL = {"mean": (0.0, 1.0, True), "std": (0.0, 1.0, False)}  # None: resolved from the dataset at start
 _REAL = {  # name: (lowest, highest, lowest allowed?)
+    "epochs": (0.0, 10_000.0, False),
     "lr": (0.0, 10.0, False),
     "momentum": (0.0, 1.0, True),
     "weight_decay": (0.0, 1.0, True),

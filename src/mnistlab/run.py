@@ -21,6 +21,7 @@ from mnistlab.build import (
     build_scheduler,
     load_data,
     resolve,
+    total_steps,
     use_cuda_graphs,
 )
 from mnistlab.classifier import transfer_weights
@@ -136,8 +137,28 @@ class Run:
     # ---------------------------------------------------------------------------------------------------------
 
     @property
+    def total_batches(self) -> int:
+        """The batches of the whole run: `epochs` (possibly fractional) times an epoch's."""
+        return total_steps(self.recipe, self.batches_per_epoch)
+
+    @property
+    def batches_done(self) -> int:
+        return self.epochs_done * self.batches_per_epoch + self.batch_in_epoch
+
+    @property
+    def batches_left_in_epoch(self) -> int:
+        """What is left of the current epoch: its rest, or less in a fractional last epoch."""
+        return min(self.batches_per_epoch - self.batch_in_epoch, self.total_batches - self.batches_done)
+
+    @property
+    def epochs_trained(self) -> float:
+        """Epochs trained so far, with the fraction of the current one (a whole number as an int)."""
+        e = self.batches_done / self.batches_per_epoch
+        return int(e) if e.is_integer() else e
+
+    @property
     def done(self) -> bool:
-        return self.epochs_done >= self.recipe.epochs
+        return self.batches_done >= self.total_batches
 
     @property
     def batches_per_epoch(self) -> int:
@@ -159,6 +180,10 @@ class Run:
         self.log(r.describe())
         if self._init_message:
             self.log(self._init_message)
+        if r.val:
+            self.log(
+                f"Evaluating on the last {r.val:,} training images (val), held out from training, not the test set"
+            )
 
     def _step(self):
         """The step the loop calls: None (the eager `loops.train_step`) or the CUDA-graph replay of it."""
@@ -182,7 +207,7 @@ class Run:
             graphed = self._step() is not None
             self._batches = iter(((i,) for i in self.train_loader.iter_indices()) if graphed else self.train_loader)
             self.log(f"Epoch {epoch}")
-        left = self.batches_per_epoch - self.batch_in_epoch
+        left = self.batches_left_in_epoch
         n = left if batches is None else max(1, min(batches, left))
         self._lr = _current_lr(self.optimizer)
         res = loops.train_epoch(
@@ -222,9 +247,8 @@ class Run:
         eval_time = time.perf_counter() - t0
         self.log(loops.test_line(loss, correct, total))
         res = self._last
-        fraction = self.batch_in_epoch / self.batches_per_epoch
         return self.history.add(
-            epoch=self.epochs_done + fraction if fraction else self.epochs_done,
+            epoch=self.epochs_trained,
             train_loss=res.loss,
             train_acc=res.accuracy,
             test_loss=loss,
@@ -236,8 +260,13 @@ class Run:
         )
 
     def save(self) -> None:
-        """Checkpoint everything needed to continue (then metrics.jsonl, so the two agree). Epoch boundaries only."""
+        """Checkpoint everything needed to continue (then metrics.jsonl, so the two agree). Epoch boundaries only,
+        and the end of the run: a fractional last epoch writes its metrics but no checkpoint, and a resume trains
+        that part again, the same way (its batches and augmentation come from (seed, epoch))."""
         if self.folder is None:
+            return
+        if self.batch_in_epoch and self.done:
+            self.folder.write_metrics(self.history.records)
             return
         if self.batch_in_epoch:
             raise RuntimeError("checkpoints are written at epoch boundaries; finish the epoch first")
@@ -259,8 +288,8 @@ class Run:
             "dataset": self.recipe.dataset,
             "classes": list(self.classes),
             "recipe": dataclasses.asdict(self.recipe),
-            "epochs": self.epochs_done,
-            "test_acc": last.get("test_acc"),
+            "epochs": self.epochs_trained,
+            "test_acc": last.get("test_acc"),  # on the held-out training images instead with recipe.val
             "test_images": len(self.test_loader.dataset),
             "date": datetime.date.today().isoformat(),
             "machine": machine_name(self.device),
@@ -320,7 +349,7 @@ def fit(
     progress, echo."""
     run = Run.resume(out, **kw) if resume else Run.create(recipe, out, **kw)
     while not run.done:
-        for n in _split(run.batches_per_epoch, evals_per_epoch):
+        for n in _split(run.batches_left_in_epoch, evals_per_epoch):
             run.train_epoch(batches=n)
             record = run.evaluate()
             if on_record is not None:
