@@ -15,13 +15,13 @@ from PIL import Image
 from mnistlab.checkpoints import model_part, read_safetensors
 from mnistlab.data import MEAN, STD
 from mnistlab.errors import UserError, one_line
+from mnistlab.images import IMAGE_EXTENSIONS
 from mnistlab.model import Net
 from mnistlab.preprocess import prepare
 from mnistlab.rundir import RunDir
 from mnistlab.runtime import get_device
 
 BUNDLED = "weights/mnist-default.safetensors"  # inside the package; made by scripts/bundle_weights.py
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _BATCH = 256  # images per forward pass
 
 

@@ -278,8 +278,9 @@ def cmd_evaluate(args) -> int:
 
     folder = RunDir(args.run_dir)
     recipe = folder.load_recipe()
-    # another dataset's test split, read with the run's own normalisation (the one the weights were trained with)
-    recipe = dataclasses.replace(recipe, dataset=args.dataset or recipe.dataset, limit_test=args.limit_test)
+    # the test split (also for a run that chose its settings on --val), of another dataset if asked, read with the
+    # run's own normalisation (the one the weights were trained with)
+    recipe = dataclasses.replace(recipe, dataset=args.dataset or recipe.dataset, limit_test=args.limit_test, val=None)
     recipe.validate()
     device = get_device(args.device or "auto")
     model, _ = load_model(folder.path, device=device)

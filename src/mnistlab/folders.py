@@ -10,9 +10,9 @@ import torch
 from torchvision.datasets.folder import find_classes, make_dataset
 
 from mnistlab.errors import UserError, one_line
+from mnistlab.images import IMAGE_EXTENSIONS
 
 PREFIX = "folder:"
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TEST_SHARE = 0.2  # without a test/ folder, about this share of each class is held out for testing ...
 # ... chosen by a hash of the file's path inside its class folder: the same files whatever order the disk lists
 # them in, and adding an image never moves another one between the splits.
@@ -73,7 +73,7 @@ def files(root: Path, train: bool) -> list[tuple[Path, int]]:
             raise UserError(f"{PREFIX}{root}: {test_dir} has classes the training folder lacks: {', '.join(extra)}")
         index = {name: index[name] for name in find_classes(str(test_dir))[0]}
     try:
-        samples = make_dataset(str(folder), index, extensions=EXTENSIONS, allow_empty=True)
+        samples = make_dataset(str(folder), index, extensions=IMAGE_EXTENSIONS, allow_empty=True)
     except (FileNotFoundError, OSError) as e:
         raise UserError(f"{PREFIX}{root}: {one_line(e)}") from None
     chosen = [(Path(p), c) for p, c in samples]
@@ -81,7 +81,7 @@ def files(root: Path, train: bool) -> list[tuple[Path, int]]:
         chosen = [(p, c) for p, c in chosen if held_out(p.relative_to(folder).as_posix()) != train]
     if not chosen:
         split = "training" if train else "test"
-        raise UserError(f"{PREFIX}{root}: no {split} images found (looked for {' '.join(EXTENSIONS)})")
+        raise UserError(f"{PREFIX}{root}: no {split} images found (looked for {' '.join(IMAGE_EXTENSIONS)})")
     return sorted(chosen)
 
 

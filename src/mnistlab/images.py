@@ -18,6 +18,7 @@ from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from mnistlab.errors import UserError, one_line
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # what folders are read for
 MAX_PIXELS = 50_000_000
 """Largest image (width x height) `open_image` decodes; bigger ones are refused from their header alone."""
 
