@@ -72,7 +72,6 @@ class DatasetSpec:
     label_offset: int = 0  # the label of class 0 in the files (EMNIST letters: 1, "a")
     label_columns: int = 0  # 0: idx1 ubyte labels; else idx2 int32 rows of this many, the class first (QMNIST: 8)
     hflip_ok: bool = False  # whether mirroring an image keeps its label (clothes: yes; digits, letters, kana: no)
-    max_rotation: float = 15.0  # degrees of rotation that keep the label
     mean: float | None = None  # the recorded training-set pixel mean (on 0..1); None: compute it (pixel_stats)
     std: float | None = None
 
@@ -190,7 +189,6 @@ SPECS: MappingProxyType[str, DatasetSpec] = MappingProxyType(
                 tv.FashionMNIST,
                 tv.FashionMNIST.classes,
                 hflip_ok=True,
-                max_rotation=10.0,
             ),
             _mnist_like("kmnist", "Kuzushiji-MNIST: 10 cursive hiragana", tv.KMNIST, tv.KMNIST.classes),
             _emnist("digits", "EMNIST digits 0-9 from NIST SD 19", 240_000, 40_000, string.digits),
