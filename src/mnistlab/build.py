@@ -60,8 +60,11 @@ def load_data(recipe: Recipe, data_dir=None, mirror=None, *, train: bool = True)
         xte, yte = xtr[-recipe.val :][: recipe.limit_test], ytr[-recipe.val :][: recipe.limit_test]
         xtr, ytr = xtr[: -recipe.val][: recipe.limit_train], ytr[: -recipe.val][: recipe.limit_train]
     else:
-        xtr, ytr = load(True, recipe.limit_train) if train or recipe.mean is None and mean is None else empty
-        xte, yte = load(False, recipe.limit_test)
+        # the seed's DataLoader reads its own dataset: tensors are loaded for it only to compute a normalisation
+        tensors = recipe.pipeline != "loader"
+        stats = recipe.mean is None and mean is None
+        xtr, ytr = load(True, recipe.limit_train) if (train and tensors) or stats else empty
+        xte, yte = load(False, recipe.limit_test) if tensors or not train else empty
     if recipe.mean is not None and recipe.std is not None:
         mean, std = recipe.mean, recipe.std
     elif mean is None or std is None:
