@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every GPU measurement in one call (about 4 minutes on an H100/H200): the CUDA tests, time to accuracy over 5 seeds
-# at a fixed budget (2 epochs, 4 evaluations per epoch), final accuracy over 5 seeds after the full 5 epochs, and the
-# seed pipeline on the same card for the throughput ratio. Writes logs and JSON under $OUT (or
-# benchmarks/results/gpu-run). Needs the four MNIST .gz files in $MNISTLAB_MIRROR (default: .dev/mnist).
+# Every GPU measurement in one call (a few minutes on an H100/H200): the CUDA tests, the named recipes over 5 seeds
+# with the seed recipe in the same invocation for the throughput ratio, img/s at larger batch sizes, and DDP's
+# overhead (1 nccl rank against a plain process).
+# Writes logs and JSON under $OUT (or benchmarks/results/gpu-run). Needs the four MNIST .gz files in $MNISTLAB_MIRROR (default: .dev/mnist).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results/gpu-run}
@@ -21,13 +21,12 @@ step() { local name=$1; shift; echo "=== $name: $*"; local t=$SECONDS; timeout "
 
 # 1. correctness on CUDA: cpu vs cuda agreement, the graphed step against eager, the Run API on the GPU
 step tests $PY -m pytest -q -p no:cacheprovider tests/test_train.py -k "cuda or run_" -rA
-# 2. time to 99.0% / 99.4% over 5 seeds at a fixed budget: 2 epochs, evaluated 4 times per epoch
-step time-to-acc $PY benchmarks/bench.py --device cuda --pipelines default --epochs 2 --seeds 1 2 3 4 5 \
-  --out "$OUT/gpu-time-to-acc.json"
-# 3. final accuracy over 5 seeds after the default recipe's 5 epochs
-step seeds $PY benchmarks/bench.py --device cuda --pipelines default --epochs 5 --seeds 1 2 3 4 5 \
-  --evals-per-epoch 1 --out "$OUT/gpu-seeds.json"
-# 4. the seed pipeline on the same card, next to the default recipe (for the throughput ratio and memory)
-step seedpipe $PY benchmarks/bench.py --device cuda --pipelines seed,default --seed-epochs 2 --epochs 2 \
-  --out "$OUT/gpu-vs-seed.json"
+# 2. the named recipes over 5 seeds, with the seed recipe (1 epoch, 1 seed) in the same invocation for the ratio
+step recipes $PY benchmarks/bench.py --device cuda --recipes seed,fast99,fast994,best --seeds 1 2 3 4 5 \
+  --seed-pipeline-seeds 1 --seed-epochs 1 --out "$OUT/gpu-recipes.json"
+# 3. throughput of the default recipe's step at larger batches (1 epoch, 1 seed: read img/s, not accuracy)
+step batches $PY benchmarks/bench.py --device cuda --recipes default --epochs 1 --seeds 1 --batch-size 256 512 1024 \
+  --out "$OUT/gpu-batch-sizes.json"
+# 4. DistributedDataParallel's overhead on one card: torchrun with 1 nccl rank in DDP against a plain process
+step scale $PY benchmarks/scale.py --device cuda --recipe default --epochs 2 --out "$OUT/gpu-scale.json"
 echo "done"

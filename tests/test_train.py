@@ -213,3 +213,26 @@ def test_val_split_evaluates_on_held_out_training_images(data_dir, mirror):
     xtr, _ = data.load_tensors(True, data_dir)
     assert torch.equal(d.test_images, xtr[-500:][:100]) and torch.equal(d.train_images, xtr[:-500])
     assert len(d.train_labels) == 59_500
+
+
+def test_named_recipes_validate_train_the_seed_net_and_are_described(capsys):
+    import dataclasses
+
+    from mnistlab.cli import main
+    from mnistlab.recipes import ABOUT, DEFAULT, RECIPES
+
+    # what a speed recipe may change; the network is always the seed's Net (Recipe has no setting for another)
+    tunable = {"name", "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "scheduler"}
+    tunable |= {"pct_start", "div_factor", "final_div_factor", "label_smoothing", "eval_batch_size"}
+    tunable |= {f.name for f in dataclasses.fields(DEFAULT) if f.name.startswith("aug_")}
+    for name in ("fast99", "fast994", "best"):
+        r = get_recipe(name)
+        changed = {f.name for f in dataclasses.fields(r) if getattr(r, f.name) != getattr(DEFAULT, f.name)}
+        assert r.name == name and changed <= tunable, (name, changed - tunable)
+        assert r.epochs <= 10 and r.val is None and r.limit_train is None and r.limit_test is None
+    assert set(ABOUT) == set(RECIPES)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name, about in ABOUT.items():
+        assert f"{name}: {' '.join(about.split())}" in text

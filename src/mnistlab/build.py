@@ -77,14 +77,32 @@ def resolve(recipe: Recipe, d: Data) -> Recipe:
     return dataclasses.replace(recipe, mean=d.mean, std=d.std)
 
 
-def build_loaders(recipe: Recipe, d: Data, device: torch.device, data_dir=None, mirror=None, *, graphs: bool = False):
+def build_loaders(
+    recipe: Recipe,
+    d: Data,
+    device: torch.device,
+    data_dir=None,
+    mirror=None,
+    *,
+    graphs: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+):
     """(train loader, test loader, the seed loader's generator or None) as the recipe asks, on `device`.
 
-    The generator is the seed DataLoader's shuffling state, which checkpoints save for an exact resume."""
+    The generator is the seed DataLoader's shuffling state, which checkpoints save for an exact resume. With
+    `world_size` processes, `recipe.batch_size` is the global batch: the training loader of rank `rank` yields its
+    share of each global batch (batch_size / world_size images); every rank evaluates the whole test set."""
+    if recipe.batch_size % world_size:
+        raise UserError(
+            f"--batch-size {recipe.batch_size} is the global batch and must be divisible by the {world_size} "
+            "training processes"
+        )
+    batch_size = recipe.batch_size // world_size
     if recipe.pipeline == "loader":
         kw = dict(data_dir=data_dir, mirror=mirror, dataset=recipe.dataset, num_workers=recipe.num_workers)
         kw.update(seed=recipe.seed, pin_memory=device.type == "cuda", mean=d.mean, std=d.std)
-        tr = seed_loader(True, recipe.batch_size, limit=recipe.limit_train, **kw)
+        tr = seed_loader(True, batch_size, limit=recipe.limit_train, rank=rank, world_size=world_size, **kw)
         te = seed_loader(False, recipe.eval_batch_size, limit=recipe.limit_test, **kw)
         return tr, te, tr.generator
     hflip = recipe.aug_hflip == "on" or (recipe.aug_hflip == "auto" and d.hflip_ok)
@@ -95,12 +113,14 @@ def build_loaders(recipe: Recipe, d: Data, device: torch.device, data_dir=None, 
     tr = DeviceLoader(
         d.train_images,
         d.train_labels,
-        recipe.batch_size,
+        batch_size,
         device,
         shuffle=True,
         augment=aug,
         seed=recipe.seed,
         drop_last=drop_last,
+        rank=rank,
+        world_size=world_size,
         **norm,
     )
     te = DeviceLoader(d.test_images, d.test_labels, recipe.eval_batch_size, device, **norm)

@@ -74,7 +74,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mnistlab.recipes import RECIPES
+    from mnistlab.recipes import ABOUT, RECIPES
 
     parser = _Parser(prog="mnistlab", description="Train, explain and use the seed CNN on MNIST.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--recipe",
-        choices=sorted(RECIPES),
-        help="seed: the original assignment's recipe; default: the fast, accurate one (default: default)",
+        choices=list(RECIPES),
+        help="; ".join(f"{name}: {ABOUT[name]}" for name in RECIPES).replace("%", "%%") + " (default: default)",
     )
     t.add_argument(
         "--dataset",
@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         "settings without looking at the test set)",
     )
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (default: off)")
+    t.add_argument(
+        "--amp",
+        choices=["auto", "bf16", "off"],
+        help="bf16 autocast: auto (where it is faster), bf16, or off for float32 throughout (default: the recipe's)",
+    )
     t.add_argument("--out", help="run folder (default: runs/<recipe>-<date>-<time>)")
     t.add_argument(
         "--resume",
@@ -130,6 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--no-plots", action="store_true", help="skip the PNG plots at the end")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--nproc",
+        type=_positive_int,
+        metavar="N",
+        help="train with N processes on this machine (DistributedDataParallel, started as torchrun --standalone "
+        "does); --batch-size stays the global batch, so the result is that of one process up to float rounding",
+    )
+    t.add_argument(
+        "--max-restarts",
+        type=_nonneg_int,
+        metavar="K",
+        help="with --nproc: restart the processes up to K times if one fails; they resume from the last "
+        "checkpoint (default: 0)",
+    )
     _add_data_args(t)
 
     e = sub.add_parser(
@@ -213,16 +232,36 @@ def recipe_from_args(args):
         limit_test=args.limit_test,
         val=args.val,
         compile=args.compile,
+        amp=args.amp,
     )
 
 
 def cmd_train(args) -> int:
     import datetime
 
-    from mnistlab import output
+    from mnistlab import distributed
     from mnistlab.run import fit
+    from mnistlab.rundir import RunDir
 
+    child = bool(os.environ.get(distributed.ERROR_DIR_ENV))  # a process started by `mnistlab train --nproc`
+    if not child and (args.nproc is not None or args.max_restarts is not None):
+        if distributed.launched():
+            raise UserError(
+                "--nproc and --max-restarts start processes, but this one was started by torchrun: leave them out "
+                "(torchrun's --nproc-per-node and --max-restarts say the same)"
+            )
+        if args.nproc is None:
+            raise UserError("--max-restarts goes with --nproc N (or torchrun's own --max-restarts)")
+        return _launch(args)
+    world = distributed.world()
+    if world.distributed and not args.out and not args.resume:
+        raise UserError("with several processes give --out RUN_DIR: every process must name the same run folder")
     kw = dict(data_dir=args.data_dir, mirror=args.mirror, progress=not args.quiet)
+    if not args.resume and args.out and distributed.restart_count() > 0 and RunDir(args.out).has_checkpoint():
+        # torchrun restarted the processes after a failure: continue the run from its last checkpoint
+        args.train_run_dir = Path(args.out)
+        run = fit(None, out=args.out, resume=True, device=args.device, **kw)
+        return _finish_train(args, run, Path(args.out))
     if args.resume:
         fixed = {
             "--recipe": args.recipe,
@@ -235,6 +274,7 @@ def cmd_train(args) -> int:
             "--limit-test": args.limit_test,
             "--val": args.val,
             "--compile": args.compile,
+            "--amp": args.amp,
         }
         given = [flag for flag, value in fixed.items() if value is not None]
         if given:
@@ -252,8 +292,19 @@ def cmd_train(args) -> int:
         run_dir = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{stamp}"
     args.train_run_dir = run_dir  # for the interrupt message in main()
     run = fit(recipe, out=run_dir, resume=bool(args.resume), **kw)
+    return _finish_train(args, run, run_dir)
+
+
+def _finish_train(args, run, run_dir: Path) -> int:
+    """Plots and the closing line, by the process that writes the run folder (rank 0); then leave the group."""
+    from mnistlab import distributed, output
+
+    if run.folder is None and run.world.distributed:
+        distributed.destroy()
+        return 0
     if not args.no_plots:
         run.plot()
+    distributed.destroy()
     last = run.history.records[-1]
     total = sum(r["train_time_s"] for r in run.history.records)
     print(
@@ -262,6 +313,38 @@ def cmd_train(args) -> int:
         f"{total:.1f} s of training; run folder {output.printable(str(run_dir))}"
     )
     return 0
+
+
+def _launch(args) -> int:
+    """`mnistlab train --nproc N`: check what can be checked here, then start N processes as torchrun would."""
+    import datetime
+
+    from mnistlab import distributed
+    from mnistlab.rundir import RunDir
+
+    distributed.quiet_launcher(debug=args.debug)
+    if args.resume:
+        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise UserError(f"--out cannot move a resumed run: it continues in {args.resume} (leave --out out)")
+        folder = RunDir(args.resume)
+        recipe = folder.load_recipe()
+        folder.require_checkpoint()
+        run_dir, extra = Path(args.resume), []
+    else:
+        recipe = recipe_from_args(args)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{stamp}"
+        RunDir(run_dir).check_free()
+        extra = [] if args.out else ["--out", str(run_dir)]  # every process the same folder
+    if recipe.batch_size % args.nproc:
+        raise UserError(
+            f"the batch size {recipe.batch_size} is the global batch, shared by the {args.nproc} processes of "
+            "--nproc: it must be divisible by their number"
+        )
+    from mnistlab.build import load_data
+
+    load_data(recipe, args.data_dir, args.mirror)  # missing or damaged data: one line now, fetched once for all
+    return distributed.launch([*args.argv, *extra], nproc=args.nproc, max_restarts=args.max_restarts or 0)
 
 
 def cmd_evaluate(args) -> int:
@@ -401,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv
         if args.command == "train":
             signal.signal(signal.SIGTERM, _on_sigterm)
         return COMMANDS[args.command](args)
@@ -412,11 +496,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         from mnistlab.output import printable
 
-        print(f"mnistlab: error: {printable(_describe_error(e))}", file=sys.stderr)
+        _report(f"mnistlab: error: {printable(_describe_error(e))}")
         return EXIT_USER_ERROR
     except KeyboardInterrupt as e:
         if debug:
             traceback.print_exc()
+        if _rank() > 0:  # rank 0 says it
+            return 143 if isinstance(e, Terminated) else 130
         what = "terminated" if isinstance(e, Terminated) else "interrupted"
         run_dir = getattr(args, "train_run_dir", None)
         if run_dir is None:
@@ -430,6 +516,37 @@ def main(argv: list[str] | None = None) -> int:
                 message = f"{what} in the first epoch: {run_dir} has nothing to resume; start again with another --out"
         print(f"mnistlab: {message}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
+    except Exception as e:
+        if "WORLD_SIZE" not in os.environ or debug:
+            raise
+        # one of several processes: most often a peer was lost (killed, or failed first); one line, not a traceback
+        from mnistlab.errors import one_line
+        from mnistlab.output import printable
+
+        _report(f"mnistlab: error: process {_rank()} stopped: {printable(one_line(e))[:300]} (--debug shows more)")
+        return 1
+
+
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def _report(line: str) -> None:
+    """Print an error line on stderr; a process of `mnistlab train --nproc` writes it to a file for its launcher,
+    which prints one line for all of them."""
+    from mnistlab.distributed import error_file
+
+    path = error_file(_rank())
+    if path:
+        try:
+            Path(path).write_text(line + "\n")
+            return
+        except OSError:
+            pass
+    print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torchvision.transforms import v2
 
 from mnistlab.data import MEAN, STD, mnist_dataset, normalization
@@ -46,18 +46,27 @@ def seed_loader(
     pin_memory: bool = False,
     mean: float | None = None,
     std: float | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """A torchvision DataLoader with the seed's transforms (shuffled for training), normalised with `mean` and
-    `std`, else the dataset's recorded values, else those of its training images."""
+    `std`, else the dataset's recorded values, else those of its training images.
+
+    With `world_size` > 1 a training loader reads rank `rank`'s shard through a `DistributedSampler` (call
+    `loader.sampler.set_epoch(e)` each epoch); `batch_size` is then this process's share of the global batch."""
     if mean is None or std is None:
         mean, std = normalization(dataset, data_dir, mirror)
     ds = mnist_dataset(train, data_dir, mirror, dataset, transform=seed_transforms(train, mean, std))
     if limit is not None:
         ds = Subset(ds, range(min(limit, len(ds))))
+    sampler = None
+    if train and world_size > 1:
+        sampler = DistributedSampler(ds, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     return DataLoader(
         ds,
         batch_size=batch_size,
-        shuffle=train,
+        shuffle=train and sampler is None,
+        sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
         # fresh workers each epoch draw their seeds from `generator`, which checkpoints save: exact resume
@@ -105,10 +114,18 @@ class Augment:
     translate: float = 2.0
     hflip: bool = False
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, *, rank: int = 0, world_size: int = 1
+    ) -> torch.Tensor:
+        """`x` augmented. With `world_size` > 1, `x` is rank `rank`'s share of a global batch (its positions
+        rank::world_size): the draws are made for the whole global batch and this share's rows are kept, so an
+        image is augmented the same whatever the number of processes."""
         b, _, h, w = x.shape
         # a fifth draw only with hflip, so that runs without it draw exactly what they always drew
-        r = torch.rand(b, 5 if self.hflip else 4, device=x.device, generator=generator, dtype=torch.float32) * 2 - 1
+        cols = 5 if self.hflip else 4
+        r = torch.rand(b * world_size, cols, device=x.device, generator=generator, dtype=torch.float32) * 2 - 1
+        if world_size > 1:
+            r = r[rank::world_size]
         angle = r[:, 0] * math.radians(self.degrees)
         s = 1 + r[:, 1] * self.scale
         cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
@@ -153,6 +170,7 @@ class DeviceLoader:
         self.batch_size, self.augment, self.seed, self.drop_last = batch_size, augment, seed, drop_last
         self.channels_last = channels_last
         self.sampler = EpochSampler(len(labels), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.dataset = self.images  # len(loader.dataset) = number of images, as with a DataLoader
 
@@ -171,7 +189,7 @@ class DeviceLoader:
         """
         x = self.images.index_select(0, idx)
         if self.augment is not None:
-            x = self.augment(x, generator)
+            x = self.augment(x, generator, rank=self.rank, world_size=self.world_size)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
         return x, self.labels.index_select(0, idx)

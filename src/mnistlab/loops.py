@@ -51,13 +51,15 @@ def train_epoch(
     step: Callable | None = None,
     progress: bool = True,
     log_every: int = 1,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochResult:
     """Train one epoch; show the seed's bar `Train: Loss=… Batch_id=… Accuracy=…`.
 
     `train_loader` yields batches whose last item is the labels (or, for a CUDA graph, the indices).
     `scheduler`, if given, is stepped after every batch (OneCycle); step per-epoch schedulers yourself.
     `step(*batch)` replaces the eager `train_step` (a CUDA graph does); `log_every` > 1 refreshes the bar
-    (and so syncs the device) only every that many batches.
+    (and so syncs the device) only every that many batches. `all_reduce` (sums a tensor over the training
+    processes, in place) makes the result the whole world's: loss and accuracy over every process's images.
     """
     model.train()
     if step is None:
@@ -87,6 +89,12 @@ def train_epoch(
     seconds = time.perf_counter() - t0
     bar.close()
     last = loss.item() if seen else float("nan")
+    if all_reduce is not None:  # sums over the processes; the last loss is the mean of their last batches'
+        values = [loss_sum.item(), correct.item(), seen, last if seen else 0.0, 1.0 if seen else 0.0]
+        sums = all_reduce(torch.tensor(values, dtype=torch.float64, device=device))
+        total_loss, total_correct, seen, last_sum, ranks = sums.tolist()
+        loss_sum, correct, seen = torch.tensor(total_loss), torch.tensor(int(total_correct)), int(seen)
+        last = last_sum / ranks if ranks else float("nan")
     seen = max(seen, 1)
     return EpochResult(loss_sum.item() / seen, correct.item() / seen, seen, seconds, last, n_batches)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from mnistlab import checkpoints, loops, plots
+from mnistlab import checkpoints, distributed, loops, plots
 from mnistlab.analysis import confusion_matrix
 from mnistlab.build import (
     build_criterion,
@@ -55,11 +55,25 @@ class Run:
         echo=True,
         fresh: bool = True,
     ):
+        self.world = world = distributed.world()
+        recipe = dataclasses.replace(recipe, world_size=world.world_size)  # informational, for recipe.json
         self.recipe, self.folder, self.progress, self.echo = recipe.validate(), folder, progress, echo
-        self.device = get_device(recipe.device)
+        if not world.is_main:  # rank 0 alone writes the run folder and prints
+            self.folder, self.progress, self.echo = None, False, False
+        if recipe.batch_size % world.world_size:
+            raise UserError(
+                f"the batch size {recipe.batch_size} is the global batch, shared by the {world.world_size} "
+                "training processes: it must be divisible by their number"
+            )
+        self.device = distributed.device_for(get_device(recipe.device), world)
+        distributed.setup(self.device)
         set_seed(recipe.seed)
         self.dtype = amp_dtype(recipe.amp, self.device)
         self.graphs = use_cuda_graphs(recipe, self.device)
+        self._graphs_message = None
+        if self.graphs and world.distributed:
+            self.graphs = False
+            self._graphs_message = "CUDA graphs are off with several processes (DDP steps eagerly)"
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         elif self.device.type == "cpu" and recipe.keep_cpu_buffers:
@@ -67,8 +81,9 @@ class Run:
         data = load_data(recipe, data_dir, mirror)
         self.recipe = recipe = resolve(recipe, data)  # the normalisation used, for recipe.json
         self.classes = data.classes
+        world_kw = dict(rank=world.rank, world_size=world.world_size)
         self.train_loader, self.test_loader, self.loader_generator = build_loaders(
-            recipe, data, self.device, data_dir, mirror, graphs=self.graphs
+            recipe, data, self.device, data_dir, mirror, graphs=self.graphs, **world_kw
         )
         self.model = Net(num_classes=len(data.classes)).to(self.device)
         # recipe.init starts a new run from trained weights; a resumed one gets its own from the checkpoint
@@ -78,7 +93,12 @@ class Run:
         self.optimizer = build_optimizer(recipe, self.model, self.device, graphs=self.graphs)
         self.scheduler, self.per_batch = build_scheduler(recipe, self.optimizer, len(self.train_loader))
         self.criterion = build_criterion(recipe)
-        self.train_model = torch.compile(self.model) if recipe.compile else self.model
+        # several processes: DistributedDataParallel averages the gradients (and starts every rank from rank 0's
+        # weights); evaluation uses the plain model, the same on every rank
+        self.train_model = distributed.wrap(self.model, self.device)
+        if recipe.compile:
+            self.train_model = torch.compile(self.train_model)
+        self.eval_model = self.model if world.distributed else self.train_model
         self.history = loops.History()
         self.epochs_done = 0  # whole epochs trained
         self.batch_in_epoch = 0  # batches of the current epoch trained so far
@@ -89,13 +109,24 @@ class Run:
 
     @classmethod
     def create(cls, recipe: Recipe, out: str | Path | None = None, **kw) -> Run:
-        """A new run of `recipe`; with `out`, its folder is claimed once the data and model are ready."""
+        """A new run of `recipe`; with `out`, its folder is claimed once the data and model are ready.
+
+        With several processes rank 0 alone checks and claims the folder, and the others wait for it. A worker
+        group that torchrun restarted before the first checkpoint claims its own folder again."""
         folder = RunDir(out) if out is not None else None
-        if folder is not None:
+        main = distributed.world().is_main
+        again = (
+            folder is not None
+            and distributed.restart_count() > 0
+            and (folder / RunDir.RECIPE).is_file()
+            and not folder.has_checkpoint()
+        )
+        if folder is not None and main and not again:
             folder.check_free()
         run = cls(recipe, folder, **kw)  # a mistake found here leaves nothing behind
-        if folder is not None:
-            folder.claim(run.recipe)
+        if folder is not None and main:
+            folder.claim(run.recipe, again=again and _same_recipe(folder, run.recipe))
+        distributed.barrier()
         run._log_start()
         return run
 
@@ -125,11 +156,14 @@ class Run:
             loader_generator=run.loader_generator,
         )
         run.history, run.epochs_done = loops.History(meta["history"]), meta["epoch"]
-        folder.write_metrics(run.history.records)  # drop lines of an epoch the checkpoint does not hold
-        folder.clean_up()
-        resolved = dataclasses.replace(saved, mean=run.recipe.mean, std=run.recipe.std)
-        if lengthened or resolved != saved:  # a longer run, or a folder older than recorded normalisation
-            folder.save_recipe(resolved)
+        if run.folder is not None:  # rank 0 alone writes
+            folder.write_metrics(run.history.records)  # drop lines of an epoch the checkpoint does not hold
+            folder.clean_up()
+            resolved = dataclasses.replace(
+                saved, mean=run.recipe.mean, std=run.recipe.std, world_size=run.recipe.world_size
+            )
+            if lengthened or resolved != saved:  # a longer run, an older folder, another number of processes
+                folder.save_recipe(resolved)
         run.log(f"Resuming {folder} after epoch {run.epochs_done}")
         run._log_start()
         return run
@@ -180,6 +214,15 @@ class Run:
         self.log(r.describe())
         if self._init_message:
             self.log(self._init_message)
+        if self.world.distributed:
+            per = r.batch_size // self.world.world_size
+            self.log(
+                f"{self.world.world_size} process{'es' * (self.world.world_size > 1)} (DistributedDataParallel): "
+                f"global batch {r.batch_size}, "
+                f"{per} per process"
+            )
+        if self._graphs_message:
+            self.log(self._graphs_message)
         if r.val:
             self.log(
                 f"Evaluating on the last {r.val:,} training images (val), held out from training, not the test set"
@@ -204,6 +247,8 @@ class Run:
         if self.batch_in_epoch == 0:
             if hasattr(self.train_loader, "set_epoch"):
                 self.train_loader.set_epoch(epoch)
+            elif hasattr(getattr(self.train_loader, "sampler", None), "set_epoch"):  # the seed's, sharded
+                self.train_loader.sampler.set_epoch(epoch)
             graphed = self._step() is not None
             self._batches = iter(((i,) for i in self.train_loader.iter_indices()) if graphed else self.train_loader)
             self.log(f"Epoch {epoch}")
@@ -221,6 +266,7 @@ class Run:
             step=self._step(),
             progress=self.progress,
             log_every=1 if self.device.type == "cpu" else 20,
+            all_reduce=distributed.all_reduce_sum if self.world.distributed else None,
         )
         self._last = res
         self.log(loops.train_line(res))
@@ -242,7 +288,7 @@ class Run:
             raise RuntimeError("train before evaluating: a record pairs the last training with its test")
         t0 = time.perf_counter()
         loss, correct, total = loops.evaluate(
-            self.train_model, self.device, self.test_loader, dtype=self.dtype, verbose=False
+            self.eval_model, self.device, self.test_loader, dtype=self.dtype, verbose=False
         )
         eval_time = time.perf_counter() - t0
         self.log(loops.test_line(loss, correct, total))
@@ -322,7 +368,7 @@ def _check_unchanged(now: Recipe, then: Recipe, folder: RunDir) -> None:
 
     The device may differ (a run can move), and so may the length of a StepLR run (it can be lengthened)."""
     changed = [f.name for f in dataclasses.fields(Recipe) if getattr(now, f.name) != getattr(then, f.name)]
-    allowed = {"device"} | ({"epochs"} if now.scheduler == then.scheduler == "step" else set())
+    allowed = {"device", "world_size"} | ({"epochs"} if now.scheduler == then.scheduler == "step" else set())
     changed = [name for name in changed if name not in allowed]
     if changed:
         diff = ", ".join(f"{n} {getattr(then, n)!r} -> {getattr(now, n)!r}" for n in changed)
@@ -330,6 +376,14 @@ def _check_unchanged(now: Recipe, then: Recipe, folder: RunDir) -> None:
             f"{folder / RunDir.RECIPE} no longer matches the run's checkpoint ({diff}); put it back as it was, "
             "or start a new run"
         )
+
+
+def _same_recipe(folder: RunDir, recipe: Recipe) -> bool:
+    """Whether the folder's recipe.json is `recipe` (a restarted worker group's own claim, not another run's)."""
+    try:
+        return folder.load_recipe() == recipe
+    except UserError:
+        return False
 
 
 def fit(

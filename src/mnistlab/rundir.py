@@ -39,12 +39,16 @@ class RunDir:
         if (self / self.RECIPE).exists() or (self / self.METRICS).exists():
             raise UserError(f"{self} already holds a run; pass --resume to continue it or choose another --out")
 
-    def claim(self, recipe: Recipe) -> None:
-        """Create the folder and its recipe.json atomically: of two runs started on one folder, one wins."""
-        self.check_free()
+    def claim(self, recipe: Recipe, *, again: bool = False) -> None:
+        """Create the folder and its recipe.json atomically: of two runs started on one folder, one wins.
+
+        `again`: the run claimed this folder before and was restarted before its first checkpoint; start it over."""
+        if not again:
+            self.check_free()
         self.path.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if again else os.O_EXCL)
         try:
-            fd = os.open(self / self.RECIPE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self / self.RECIPE, flags, 0o644)
         except FileExistsError:
             raise UserError(f"{self} was claimed by another run just now; choose another --out") from None
         with os.fdopen(fd, "w") as f:
