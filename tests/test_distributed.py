@@ -269,3 +269,15 @@ def test_an_error_in_the_processes_is_one_line(tmp_path, one_thread_env):
     args = [*TRAIN, *SMALL, "--nproc", "2", "--init", tmp_path / "nothing.safetensors", "--out", tmp_path / "run"]
     line = one_line_error(_timed(*args, env=one_thread_env, cwd=tmp_path))
     assert "nothing.safetensors" in line
+
+
+def test_with_sgd_two_shards_stay_within_float_rounding_of_one_batch(data_dir, mirror, one_thread):
+    """What is left when the optimizer does not normalise tiny gradients (AdamW's first steps are about
+    lr * sign(g)): SGD over two shards ends within float rounding of SGD over the whole batch."""
+    kw = dict(epochs=2, limit_train=1024, limit_test=100, batch_size=128, amp="off", device="cpu")
+    recipe = get_recipe("default", optimizer="sgd", lr=0.01, **kw)  # the seed's SGD: lr 0.01, momentum 0.9
+    one = _sharded_reference(recipe, data_dir, mirror, world_size=1)
+    two = _sharded_reference(recipe, data_dir, mirror, world_size=2)
+    diff = max((one[k] - two[k]).abs().max().item() for k in one)
+    print(f"SGD, 16 steps: max |w(1 batch) - w(2 shards)| = {diff:.3g}")
+    assert diff < 1e-5, diff

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mnistlab import data, datasets, folders
+from mnistlab import data, datasets, distributed, folders
 from mnistlab.errors import UserError
 from mnistlab.loaders import Augment, DeviceLoader, seed_loader
 from mnistlab.recipes import Recipe
@@ -93,12 +93,7 @@ def build_loaders(
     The generator is the seed DataLoader's shuffling state, which checkpoints save for an exact resume. With
     `world_size` processes, `recipe.batch_size` is the global batch: the training loader of rank `rank` yields its
     share of each global batch (batch_size / world_size images); every rank evaluates the whole test set."""
-    if recipe.batch_size % world_size:
-        raise UserError(
-            f"--batch-size {recipe.batch_size} is the global batch and must be divisible by the {world_size} "
-            "training processes"
-        )
-    batch_size = recipe.batch_size // world_size
+    batch_size = distributed.share(recipe.batch_size, world_size)
     if recipe.pipeline == "loader":
         kw = dict(data_dir=data_dir, mirror=mirror, dataset=recipe.dataset, num_workers=recipe.num_workers)
         kw.update(seed=recipe.seed, pin_memory=device.type == "cuda", mean=d.mean, std=d.std)

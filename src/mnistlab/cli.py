@@ -336,11 +336,7 @@ def _launch(args) -> int:
         run_dir = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{stamp}"
         RunDir(run_dir).check_free()
         extra = [] if args.out else ["--out", str(run_dir)]  # every process the same folder
-    if recipe.batch_size % args.nproc:
-        raise UserError(
-            f"the batch size {recipe.batch_size} is the global batch, shared by the {args.nproc} processes of "
-            "--nproc: it must be divisible by their number"
-        )
+    distributed.share(recipe.batch_size, args.nproc)
     from mnistlab.build import load_data
 
     load_data(recipe, args.data_dir, args.mirror)  # missing or damaged data: one line now, fetched once for all

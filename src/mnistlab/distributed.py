@@ -53,6 +53,16 @@ def world() -> World:
     return World(rank, size, local, force=launched() and os.environ.get(FORCE_ENV) == "1")
 
 
+def share(batch_size: int, world_size: int) -> int:
+    """Each process's part of a global batch; a one-line UserError when the processes cannot split it evenly."""
+    if batch_size % world_size:
+        raise UserError(
+            f"the batch size {batch_size} is the global batch, shared by the {world_size} training processes: it "
+            "must be divisible by their number"
+        )
+    return batch_size // world_size
+
+
 def restart_count() -> int:
     """How many times torchrun has restarted this worker group (0 on the first start)."""
     try:

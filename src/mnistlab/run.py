@@ -60,11 +60,7 @@ class Run:
         self.recipe, self.folder, self.progress, self.echo = recipe.validate(), folder, progress, echo
         if not world.is_main:  # rank 0 alone writes the run folder and prints
             self.folder, self.progress, self.echo = None, False, False
-        if recipe.batch_size % world.world_size:
-            raise UserError(
-                f"the batch size {recipe.batch_size} is the global batch, shared by the {world.world_size} "
-                "training processes: it must be divisible by their number"
-            )
+        distributed.share(recipe.batch_size, world.world_size)  # before joining the group: a mistake ends every rank
         self.device = distributed.device_for(get_device(recipe.device), world)
         distributed.setup(self.device)
         set_seed(recipe.seed)
