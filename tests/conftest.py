@@ -3,7 +3,9 @@ errors, and one model trained for an epoch."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,30 @@ def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
     )
+
+
+@contextlib.contextmanager
+def serving(env=None, *args, timeout=120):
+    """`mnistlab serve --port 0 ARGS` in a subprocess; yields its URL ("http://127.0.0.1:PORT/") once it listens."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "mnistlab", "serve", "--port", "0", *map(str, args)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = p.stderr.readline()  # printed once the socket listens (or the one-line error)
+        m = re.search(r"(http://\S+/)", line)
+        assert m, (line, p.poll())
+        yield m.group(1)
+    finally:
+        p.terminate()
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        p.stderr.close()
 
 
 def one_line_error(r: subprocess.CompletedProcess) -> str:
@@ -64,3 +90,10 @@ def trained_one_epoch(data_dir, mirror):
 
     recipe = get_recipe("default", epochs=1, device="cpu")
     return fit(recipe, data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+
+
+@pytest.fixture(scope="session")
+def served(data_dir) -> str:
+    """The URL of one `mnistlab serve` (bundled weights, a free localhost port) shared by the tests that need one."""
+    with serving(dict(os.environ, MNISTLAB_DATA=str(data_dir))) as url:
+        yield url

@@ -165,19 +165,24 @@ class Classifier:
                 continue
             results.append(None)  # filled below
             ready.append((i, seen, source))
+        for start in range(0, len(ready), _BATCH):
+            chunk = ready[start : start + _BATCH]
+            probs = self.probabilities(np.stack([x for _, x, _ in chunk]))
+            top_p, top_d = probs.topk(min(top_k, probs.shape[1]), dim=1)
+            for row, (i, x, source) in enumerate(chunk):
+                ranked = [(int(d), float(p)) for d, p in zip(top_d[row], top_p[row])]
+                best = ranked[0][0]
+                results[i] = Prediction(best, probs[row].tolist(), ranked, source, self.classes[best], x)
+        return results
+
+    def probabilities(self, seen: np.ndarray) -> torch.Tensor:
+        """The class probabilities (N x classes, float32 on the CPU) of N prepared images (N x 28 x 28 floats in
+        [0, 1], as `prepare` makes them), in one forward pass."""
         param = next(self.model.parameters())
         with torch.inference_mode():
-            for start in range(0, len(ready), _BATCH):
-                chunk = ready[start : start + _BATCH]
-                seen = torch.from_numpy(np.stack([x for _, x, _ in chunk])).unsqueeze(1)
-                batch = ((seen - self.mean) / self.std).to(device=param.device, dtype=param.dtype)
-                probs = self.model(batch).float().exp().cpu()
-                top_p, top_d = probs.topk(min(top_k, probs.shape[1]), dim=1)
-                for row, (i, x, source) in enumerate(chunk):
-                    ranked = [(int(d), float(p)) for d, p in zip(top_d[row], top_p[row])]
-                    best = ranked[0][0]
-                    results[i] = Prediction(best, probs[row].tolist(), ranked, source, self.classes[best], x)
-        return results
+            x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)).unsqueeze(1)
+            batch = ((x - self.mean) / self.std).to(device=param.device, dtype=param.dtype)
+            return self.model(batch).float().exp().cpu()
 
 
 def load(source: str | os.PathLike | None = None, device: str = "auto") -> Classifier:

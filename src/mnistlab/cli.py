@@ -1,4 +1,4 @@
-"""The `mnistlab` command: train, evaluate, summary, predict, datasets. A user's mistake is one line and exit 2."""
+"""The `mnistlab` command: train, evaluate, summary, predict, serve, datasets; a user's mistake is one line, exit 2."""
 
 from __future__ import annotations
 
@@ -50,6 +50,12 @@ def _positive_float(text: str) -> float:
     if not v > 0 or v != v or v == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return v
+
+
+def _non_negative_float(text: str) -> float:
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return _positive_float(text)
 
 
 def _epochs(text: str) -> int | float:
@@ -200,6 +206,28 @@ def build_parser() -> argparse.ArgumentParser:
         "name it next to the answer",
     )
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="default: cpu")
+
+    v = sub.add_parser(
+        "serve",
+        help='an HTTP API and a page to draw digits on (needs: pip install "mnistlab[serve]")',
+        description="Serve the model over HTTP: POST /v1/predict and /v1/explain, GET /v1/model and /healthz "
+        "(the schema at /openapi.json), and at / a page to draw digits on. Concurrent predictions are "
+        "batched into one forward pass.",
+    )
+    v.add_argument(
+        "--model",
+        metavar="RUN_OR_WEIGHTS",
+        help="a run folder or a .safetensors weights file (default: the weights bundled with mnistlab)",
+    )
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    v.add_argument("--port", type=_nonneg_int, default=8000, help="default: 8000; 0 picks a free port")
+    v.add_argument("--max-batch", type=_positive_int, default=32, help="most images per forward pass (1: no batching)")
+    v.add_argument(
+        "--max-wait-ms", type=_non_negative_float, default=5.0, help="most time a batch waits to fill (default: 5)"
+    )
+    v.add_argument("--max-queue", type=_positive_int, default=256, help="requests handled at once; more get 503")
+    v.add_argument("--max-body-mb", type=_positive_float, default=8.0, help="largest request body (default: 8 MB)")
+    v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="default: cpu")
 
     d = sub.add_parser(
         "datasets",
@@ -441,6 +469,41 @@ def cmd_predict(args) -> int:
     return EXIT_USER_ERROR if any("error" in row for row in rows) else 0
 
 
+def cmd_serve(args) -> int:
+    import socket
+
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401
+        import uvicorn
+    except ImportError as e:
+        missing = e.name or "FastAPI"
+        raise UserError(f'mnistlab serve needs {missing}: install it with pip install "mnistlab[serve]"') from None
+    from mnistlab.classifier import load
+    from mnistlab.serve import create_app
+
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.create_server((args.host, args.port), family=family)  # OSError (port in use, ...): one line, exit 2
+    try:
+        classifier = load(args.model, device=args.device)
+    except BaseException:
+        sock.close()
+        raise
+    app = create_app(
+        classifier,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        max_body=int(args.max_body_mb * 2**20),
+    )
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    url = f"http://{shown}:{port}/"
+    print(f"mnistlab: serving {classifier.source} at {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from mnistlab import output
     from mnistlab.datasets import rows
@@ -454,6 +517,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "summary": cmd_summary,
     "predict": cmd_predict,
+    "serve": cmd_serve,
     "datasets": cmd_datasets,
 }
 
