@@ -1,11 +1,13 @@
-"""Shared fixtures and helpers: MNIST fetched as `mnistlab train` fetches it, the CLI in a subprocess, one-line
-errors, and one model trained for an epoch."""
+"""Shared fixtures and helpers: MNIST fetched as `mnistlab train` fetches it, the CLI in a subprocess or in this
+process, one-line errors, and one model trained for an epoch."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,42 @@ def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
     )
+
+
+def run_main(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    """`mnistlab ARGS` through `mnistlab.cli.main` in this process, with `env` as the environment, `cwd` as the
+    working folder, and stdout and stderr captured, returned as `run_cli` returns them.
+
+    For the many checks that a mistake ends in one line and status 2: in a subprocess most of each one's time is
+    spent importing torch. What needs a process of its own (signals, kills, --debug tracebacks, the exit status an
+    interpreter returns, warnings printed at import) stays with `run_cli`, and enough checks use it to cover that
+    path. An exception that escapes `main` is raised here, so it fails the test as a traceback would."""
+    import torch
+
+    from mnistlab.cli import main
+
+    argv = [str(a) for a in args]
+    saved_env, saved_cwd, threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
+    handler = signal.getsignal(signal.SIGTERM)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main(argv)
+            except SystemExit as e:  # argparse's own exit
+                status = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        torch.set_num_threads(threads)
+        signal.signal(signal.SIGTERM, handler)
+    return subprocess.CompletedProcess(["mnistlab", *argv], status, out.getvalue(), err.getvalue())
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import one_line_error, run_cli
+from conftest import one_line_error, run_cli, run_main
 
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_time_s", "imgs_per_s"}
 RF_KEYS = {"layer", "rf_in", "n_in", "j_in", "stride", "padding", "kernel", "rf_out", "n_out", "j_out"}
@@ -48,19 +48,19 @@ def test_train_evaluate_summary_end_to_end(tmp_path, env):
         assert 0 <= m["train_acc"] <= 1 and 0 <= m["test_acc"] <= 1 and m["train_time_s"] > 0
     assert "recipe 'default'" in (run / "train.log").read_text()
 
-    r = run_cli("evaluate", run, "--json", "--device", "cpu", env=env)
+    r = run_main("evaluate", run, "--json", "--device", "cpu", env=env)
     assert r.returncode == 0, r.stderr
     ev = json.loads(r.stdout)
     assert ev["test_images"] == 10_000 and len(ev["per_class_acc"]) == 10
     assert sum(map(sum, ev["confusion_matrix"])) == 10_000
     assert ev["correct"] == sum(ev["confusion_matrix"][i][i] for i in range(10))
     assert (run / "evaluation.json").is_file() and (run / "misclassified.png").is_file()
-    r = run_cli("evaluate", run, "--limit-test", 500, env=env)
+    r = run_main("evaluate", run, "--limit-test", 500, env=env)
     assert r.returncode == 0 and "Per-class accuracy" in r.stdout and "Test accuracy: " in r.stdout
     # the weights are the trained ones: evaluation on the same 500 images matches the last epoch
     assert f"{round(lines[-1]['test_acc'] * 500)}/500" in r.stdout
 
-    r = run_cli("summary", "--json", env=env)
+    r = run_main("summary", "--json", env=env)
     s = json.loads(r.stdout)
     assert s["params"] == 593_200 and len(s["receptive_field"]) == 6
     assert all(RF_KEYS <= row.keys() for row in s["receptive_field"])
@@ -75,7 +75,7 @@ def test_train_evaluate_summary_end_to_end(tmp_path, env):
 def test_missing_data_without_mirror_is_one_line(tmp_path):
     e = {k: v for k, v in os.environ.items() if k not in ("MNISTLAB_MIRROR", "MNISTLAB_DATA")}
     e["MNISTLAB_DATA"] = str(tmp_path / "empty")
-    msg = one_line_error(run_cli("train", "--limit-train", 10, "--out", tmp_path / "run", env=e, timeout=120))
+    msg = one_line_error(run_main("train", "--limit-train", 10, "--out", tmp_path / "run", env=e))
     assert "--mirror" in msg and "MNISTLAB_MIRROR" in msg and str(tmp_path / "empty") in msg
     r = run_cli("--debug", "train", "--limit-train", 10, "--out", tmp_path / "run2", env=e, timeout=120)
     assert r.returncode == 2 and "Traceback" in r.stderr
@@ -101,7 +101,7 @@ def test_missing_data_without_mirror_is_one_line(tmp_path):
     ],
 )
 def test_bad_options_are_one_line(args, needle, env):
-    assert needle in one_line_error(run_cli(*args, env=env))
+    assert needle in one_line_error(run_main(*args, env=env))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA, so --device cuda is valid here")
@@ -114,7 +114,7 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, env):
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.jsonl").write_text("")
-    assert "already holds a run" in one_line_error(run_cli("train", "--out", run, "--limit-train", 10, env=env))
+    assert "already holds a run" in one_line_error(run_main("train", "--out", run, "--limit-train", 10, env=env))
 
 
 def test_resume_refuses_a_new_length_for_a_onecycle_run(tmp_path, env):
@@ -134,7 +134,7 @@ def test_resume_refuses_a_new_length_for_a_onecycle_run(tmp_path, env):
         env=env,
     )
     assert r.returncode == 0, r.stderr
-    msg = one_line_error(run_cli("train", "--resume", run, "--epochs", 3, env=env))
+    msg = one_line_error(run_main("train", "--resume", run, "--epochs", 3, env=env))
     assert "cannot change --epochs" in msg and "OneCycle" in msg
     assert json.loads((run / "recipe.json").read_text())["epochs"] == 1
 
@@ -150,5 +150,5 @@ def test_resume_refuses_a_new_length_for_a_onecycle_run(tmp_path, env):
 def test_resume_refuses_options_it_cannot_honour(tmp_path, env, extra, needle):
     run = tmp_path / "never-created"
     args = [a if a != "elsewhere" else tmp_path / "B" for a in extra]
-    assert needle in one_line_error(run_cli("train", "--resume", run, *args, env=env))
+    assert needle in one_line_error(run_main("train", "--resume", run, *args, env=env))
     assert not run.exists() and not (tmp_path / "B").exists()

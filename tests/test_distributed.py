@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import one_line_error
+from conftest import one_line_error, run_main
 from safetensors.torch import load_file
 
 from mnistlab import checkpoints
@@ -247,10 +247,10 @@ def _timed(*args, env, cwd) -> subprocess.CompletedProcess:
 def test_bad_flag_with_nproc_is_one_line(tmp_path, one_thread_env):
     line = one_line_error(_timed(*TRAIN, "--nproc", "2", "--batch-size", "0", env=one_thread_env, cwd=tmp_path))
     assert "--batch-size" in line
-    line = one_line_error(_timed(*TRAIN, "--nproc", "2", "--batch-size", "63", env=one_thread_env, cwd=tmp_path))
+    line = one_line_error(run_main(*TRAIN, "--nproc", "2", "--batch-size", "63", env=one_thread_env, cwd=tmp_path))
     assert "divisible" in line
     under_torchrun = dict(one_thread_env, WORLD_SIZE="2", RANK="0")
-    line = one_line_error(_timed(*TRAIN, "--nproc", "2", env=under_torchrun, cwd=tmp_path))
+    line = one_line_error(run_main(*TRAIN, "--nproc", "2", env=under_torchrun, cwd=tmp_path))
     assert "torchrun" in line
     assert list(tmp_path.iterdir()) == []
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import one_line_error, run_cli
+from conftest import one_line_error, run_cli, run_main
 from PIL import Image
 
 from mnistlab import folders
@@ -123,7 +123,7 @@ def test_folder_run_trains_evaluates_and_predicts_with_class_names(tmp_path, dig
     assert r.returncode == 0, r.stderr
     saved = json.loads((out / "recipe.json").read_text())
     assert saved["dataset"] == f"folder:{digit_folder}" and saved["mean"] > 0 and saved["std"] > 0
-    r = run_cli("evaluate", out, "--json", "--device", "cpu", env=env)
+    r = run_main("evaluate", out, "--json", "--device", "cpu", env=env)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["classes"] == ["eight", "five", "three"] and report["test_acc"] >= 0.9
@@ -138,7 +138,7 @@ def test_folder_run_trains_evaluates_and_predicts_with_class_names(tmp_path, dig
     seen = np.asarray(Image.open(row["seen"]))
     assert seen.shape == (28, 28) and seen.max() > 200 and seen[0].max() == 0
     # an MNIST run's weights cannot be scored on a 3-class folder
-    line = one_line_error(run_cli("evaluate", out, "--dataset", "mnist", "--limit-test", "10", env=env))
+    line = one_line_error(run_main("evaluate", out, "--dataset", "mnist", "--limit-test", "10", env=env))
     assert "predicts 3 classes, but mnist has 10" in line
 
 
