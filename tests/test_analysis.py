@@ -2,7 +2,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mnistlab.analysis import confusion_matrix, model_summary, per_class_accuracy, receptive_field
+from mnistlab.analysis import (
+    confusion_matrix,
+    input_gradient,
+    model_summary,
+    per_class_accuracy,
+    receptive_field,
+    unit_geometry,
+)
 from mnistlab.model import Net
 
 # The seed's table: layer -> (rf, n, j) after the layer.
@@ -74,3 +81,47 @@ def test_confusion_matrix():
     cm = confusion_matrix(t, p, num_classes=3)
     assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
     assert per_class_accuracy(cm) == pytest.approx([0.5, 1.0, 2 / 3])
+
+
+def test_unit_geometry_places_each_unit_on_the_input():
+    """Unit i of a layer sees input rows offset + i * jump to offset + i * jump + rf - 1: checked against the
+    gradient of that unit with respect to the input, for the seed's net and for a padded conv (offset -1)."""
+    torch.manual_seed(0)
+    padded = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Conv2d(2, 2, 3, stride=2))
+    for model, layer, unit in ((Net(), "conv3", (4, 7)), (padded, "2", (3, 5))):
+        g = {d["layer"]: d for d in unit_geometry(model)}[layer]
+        x = torch.randn(1, 1, 28, 28, requires_grad=True)
+        out = {}
+        model.get_submodule(layer).register_forward_hook(lambda m, i, o, out=out: out.update(y=o))
+        model(x)
+        out["y"][0, 0, unit[0], unit[1]].backward()
+        rows, cols = x.grad[0, 0].abs().sum(1).nonzero(), x.grad[0, 0].abs().sum(0).nonzero()
+        top, left = g["offset"] + unit[0] * g["jump"], g["offset"] + unit[1] * g["jump"]
+        assert (int(rows.min()), int(rows.max())) == (max(top, 0), min(top + g["receptive_field"] - 1, 27))
+        assert (int(cols.min()), int(cols.max())) == (max(left, 0), min(left + g["receptive_field"] - 1, 27))
+    assert [(d["layer"], d["receptive_field"], d["jump"], d["offset"]) for d in unit_geometry(Net())][3:5] == [
+        ("conv3", 10, 2, 0),
+        ("conv4", 14, 2, 0),
+    ]
+    assert [d["offset"] for d in unit_geometry(padded)] == [-1, -1]
+
+
+def test_input_gradient_is_the_gradient_of_the_answer():
+    torch.manual_seed(0)
+    model = Net().double().eval()
+    x = torch.randn(1, 1, 28, 28, dtype=torch.float64)
+    log_p, heat = input_gradient(model, x)
+    assert torch.equal(log_p, model(x)[0].detach())
+    assert heat.shape == (28, 28) and float(heat.max()) == 1.0 and float(heat.min()) >= 0
+    c, eps = int(log_p.argmax()), 1e-6
+    top = heat.flatten().argsort(descending=True)[:3]  # finite differences at the pixels with the largest heat
+    bump = torch.zeros(784, dtype=torch.float64)
+    slopes = []
+    for i in top.tolist():
+        bump.zero_()
+        bump[i] = eps
+        with torch.no_grad():
+            up, down = model(x + bump.view(1, 1, 28, 28))[0, c], model(x - bump.view(1, 1, 28, 28))[0, c]
+        slopes.append(abs(float(up - down)) / (2 * eps))
+    scale = slopes[0]  # the heat is |gradient| / its largest value
+    assert [s / scale for s in slopes] == pytest.approx(heat.flatten()[top].tolist(), rel=1e-4)

@@ -40,15 +40,40 @@ DIGITS = {
 
 
 @pytest.fixture(scope="module")
-def page(served):
+def browser():
+    """One headless chromium for the module's tests."""
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            pg = browser.new_page(viewport={"width": 800, "height": 900})
-            pg.goto(served)
-            yield pg
+            yield b
         finally:
-            browser.close()
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, served):
+    """The drawing page in a desktop-sized window, driven with the mouse."""
+    context = browser.new_context(viewport={"width": 800, "height": 900})
+    try:
+        pg = context.new_page()
+        pg.goto(served)
+        yield pg
+    finally:
+        context.close()
+
+
+def pad_points(page, stroke) -> list[tuple[float, float]]:
+    """A stroke's points (fractions of the pad's side) in the page's CSS pixels."""
+    box = page.get_by_test_id("pad").bounding_box()
+    return [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
+
+
+def path(points, steps=6):
+    """The points with `steps` evenly spaced points on each segment, as a finger or pen reports them."""
+    out = [points[0]]
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        out += [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(1, steps + 1)]
+    return out
 
 
 def draw(page, strokes) -> None:
@@ -88,3 +113,81 @@ def test_drawn_digits_are_read_and_clear_clears(page, tmp_path):
     assert seen.get_attribute("src") is None
     page.get_by_test_id("upload").set_input_files(str(REPO / "examples" / "digits" / "seven_pen.png"))
     expect(prediction).to_have_text("7", timeout=15_000)
+
+    # Clear while the finished stroke is still being encoded (made to take 400 ms here): that drawing is not sent,
+    # so no answer lands on the blank pad
+    page.get_by_test_id("clear").click()
+    predicts = []
+    page.on("request", lambda r: predicts.append(r) if r.url.endswith("/v1/predict") else None)
+    page.evaluate("""() => {
+        const real = HTMLCanvasElement.prototype.toBlob;
+        HTMLCanvasElement.prototype.toBlob = function (done, ...rest) {
+            real.call(this, (blob) => setTimeout(() => done(blob), 400), ...rest);
+        };
+    }""")
+    draw(page, DIGITS["1"])
+    page.get_by_test_id("clear").click()
+    page.wait_for_timeout(800)  # past the encoding: an answer would have been asked for by now
+    assert predicts == [] and prediction.text_content() == ""
+
+
+def test_phone_touch_and_pen(browser, served):
+    """On a phone-sized touch screen the page fits the width; a finger draws a 1 without scrolling the page (the
+    pad's `touch-action: none`), and after Clear a pen draws a 7. Real touch and pen input, sent through the
+    DevTools protocol, so that the page sees the pointer events a phone's or a tablet's browser sends."""
+    expect = sync_api.expect
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True, has_touch=True
+    )
+    try:
+        page = context.new_page()
+        page.goto(served)
+        pad, clear, prediction = (page.get_by_test_id(t) for t in ("pad", "clear", "prediction"))
+        expect(pad).to_be_visible()
+        width = page.evaluate("window.innerWidth")
+        assert width == 390, "the page is wider than the phone: chromium widened the layout viewport to fit it"
+        for open_ in (True, False):  # with the explain panel open and closed: nothing is wider than the phone
+            page.locator("#explain").evaluate("(details, open) => { details.open = open; }", open_)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.evaluate("window.scrollY") == 0
+        box = pad.bounding_box()
+        assert 0 <= box["x"] and box["x"] + box["width"] <= width, box
+        expect(pad).to_be_in_viewport(ratio=1)
+        expect(clear).to_be_in_viewport()
+        expect(prediction).to_be_in_viewport()
+        page.evaluate("""() => {  // which kinds of pointer drew on the pad
+            window.kinds = [];
+            document.getElementById("pad").addEventListener("pointerdown", (e) => window.kinds.push(e.pointerType));
+        }""")
+        cdp = context.new_cdp_session(page)
+
+        # Scrolled a little down, so that a finger moving down the pad would scroll the page up if the pad let it.
+        scrolled = page.evaluate("window.scrollTo(0, 40), window.scrollY")
+        assert scrolled > 0, "the page is too short to scroll, so this would not show that drawing does not scroll it"
+        expect(pad).to_be_in_viewport(ratio=1)
+        for stroke in DIGITS["1"]:
+            points = [{"x": x, "y": y} for x, y in path(pad_points(page, stroke))]
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": points[:1]})
+            for point in points[1:]:
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+            # The finger rests before it lifts: lifted while moving this fast (events a few ms apart), chromium often
+            # drops the next tap, Clear's, seemingly as one that stops a fling.
+            page.wait_for_timeout(150)
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": points[-1:]})
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        assert page.evaluate("window.scrollY") == scrolled, "the page scrolled while a finger drew on the pad"
+        expect(prediction).to_have_text("1", timeout=15_000)
+
+        clear.tap()
+        expect(prediction).to_have_text("")
+        for stroke in DIGITS["7"]:
+            points = path(pad_points(page, stroke))
+            pen = {"pointerType": "pen", "button": "left", "x": points[0][0], "y": points[0][1]}
+            cdp.send("Input.dispatchMouseEvent", {**pen, "type": "mousePressed", "buttons": 1, "clickCount": 1})
+            for x, y in points[1:]:
+                cdp.send("Input.dispatchMouseEvent", {**pen, "type": "mouseMoved", "buttons": 1, "x": x, "y": y})
+            cdp.send("Input.dispatchMouseEvent", {**pen, "type": "mouseReleased", "buttons": 0, "x": x, "y": y})
+        expect(prediction).to_have_text("7", timeout=15_000)
+        assert page.evaluate("window.kinds") == ["touch"] * len(DIGITS["1"]) + ["pen"] * len(DIGITS["7"])
+    finally:
+        context.close()

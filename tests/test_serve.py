@@ -19,7 +19,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
 
-from conftest import REPO, one_line_error, run_cli  # noqa: E402
+from conftest import REPO, one_line_error, run_main  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 import mnistlab  # noqa: E402
@@ -229,24 +229,32 @@ def test_serve_command_answers_on_a_free_port(served):
     assert r.status_code == 200 and r.json()["digit"] == 7
 
 
-def test_serve_without_the_extra_says_how_to_install_it(env):
-    code = "import sys; sys.modules['uvicorn'] = None; from mnistlab.cli import main; sys.exit(main(['serve']))"
-    r = run_cli_python(code, env)
-    assert 'pip install "mnistlab[serve]"' in one_line_error(r)
+def test_serve_without_the_extra_says_how_to_install_it(env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the extra were not installed: import fails
+    assert 'pip install "mnistlab[serve]"' in one_line_error(run_main("serve", env=env))
 
 
 def test_serve_on_a_port_in_use_is_one_line(env):
     import socket
 
     with socket.create_server(("127.0.0.1", 0)) as s:
-        r = run_cli("serve", "--port", s.getsockname()[1], env=env, timeout=120)
+        r = run_main("serve", "--port", s.getsockname()[1], env=env)
     assert "in use" in one_line_error(r)
 
 
-def run_cli_python(code: str, env):
-    import subprocess
+def test_answers_are_not_held_back_by_nagle():
+    """Every connection the server accepts sends at once (TCP_NODELAY): asyncio sets it only on sockets made with
+    proto IPPROTO_TCP, and without it each answer waited ~40 ms for the client's delayed ACK."""
+    import socket
 
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    from mnistlab.serve.server import listen, url
+
+    with listen("127.0.0.1", 0) as sock, socket.create_connection(sock.getsockname()[:2]) as client:
+        conn, _ = sock.accept()
+        with conn:
+            assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert url(sock) == f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        assert client
 
 
 def test_batcher_batches_hands_on_errors_and_goes_on():
@@ -276,5 +284,32 @@ def test_batcher_batches_hands_on_errors_and_goes_on():
         finally:
             await b.stop()
         assert b.stats.largest == 4
+
+    asyncio.run(main())
+
+
+def test_a_batch_that_holds_every_request_on_its_way_runs_at_once():
+    """With `expected`, the batcher does not wait out max_wait_ms (here a minute) when nothing else is coming: a lone
+    request is answered at once, and three that arrive together go in one batch."""
+    import asyncio
+
+    from mnistlab.serve import Batcher
+
+    calls, coming = [], {"n": 1}
+
+    def run(items):
+        calls.append(list(items))
+        return [x * 2 for x in items]
+
+    async def main():
+        b = Batcher(run, max_batch=8, max_wait_ms=60_000, max_queue=8, expected=lambda: coming["n"])
+        b.start()
+        try:
+            assert await asyncio.wait_for(b.submit(1), 10) == 2
+            coming["n"] = 3
+            assert await asyncio.wait_for(asyncio.gather(*(b.submit(i) for i in range(3))), 10) == [0, 2, 4]
+        finally:
+            await b.stop()
+        assert [len(c) for c in calls] == [1, 3]
 
     asyncio.run(main())

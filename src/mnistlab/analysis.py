@@ -1,4 +1,5 @@
-"""Explaining a network: the receptive-field table (walked from the model), the torchinfo summary, confusion."""
+"""Explaining a network: the receptive-field table (walked from the model), the input gradient of an answer, the
+torchinfo summary, confusion."""
 
 from __future__ import annotations
 
@@ -138,6 +139,46 @@ def rf_table_markdown(rows: list[RFRow]) -> str:
 
 def rf_rows_as_dicts(rows: list[RFRow]) -> list[dict]:
     return [asdict(r) for r in rows]
+
+
+def unit_geometry(model: nn.Module, input_size: tuple[int, ...] = (1, 1, 28, 28)) -> list[dict]:
+    """Each spatial layer of the receptive-field walk as a dict: layer, kind, size (n_out), receptive_field (rf_out),
+    jump (j_out) and offset, the first input row (or column) that unit 0 sees, so that unit i sees rows
+    offset + i * jump to offset + i * jump + receptive_field - 1. None where the walk could not analyse a layer."""
+    out, offset = [], 0
+    for r in receptive_field(model, input_size):
+        if offset is not None and r.padding is not None and r.j_in is not None:
+            offset -= r.padding * r.j_in
+        else:
+            offset = None
+        known = r.rf_out is not None and offset is not None
+        out.append(
+            {
+                "layer": r.layer,
+                "kind": r.kind,
+                "size": r.n_out,
+                "receptive_field": r.rf_out,
+                "jump": r.j_out,
+                "offset": offset if known else None,
+            }
+        )
+    return out
+
+
+def _scaled(heat: torch.Tensor) -> torch.Tensor:
+    """`heat` divided by its maximum (all zeros when that is 0 or not finite)."""
+    top = heat.max()
+    return heat / top if bool(top > 0) and bool(torch.isfinite(top)) else torch.zeros_like(heat)
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probabilities, heat-map) for one input `x` (1 x C x H x W, as the model takes it): the heat-map is
+    |d log p(predicted class) / d x| summed over channels, H x W, scaled to a maximum of 1."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        log_p = model(x)[0]
+        (grad,) = torch.autograd.grad(log_p[int(log_p.argmax())], x)
+    return log_p.detach(), _scaled(grad[0].abs().sum(0).float())
 
 
 def model_summary(model: nn.Module, input_size: tuple[int, ...] = (1, 1, 28, 28)):

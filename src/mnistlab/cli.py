@@ -470,20 +470,18 @@ def cmd_predict(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import socket
-
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401
-        import uvicorn
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
     except ImportError as e:
         missing = e.name or "FastAPI"
         raise UserError(f'mnistlab serve needs {missing}: install it with pip install "mnistlab[serve]"') from None
     from mnistlab.classifier import load
     from mnistlab.serve import create_app
+    from mnistlab.serve.server import listen, serve, url
 
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.create_server((args.host, args.port), family=family)  # OSError (port in use, ...): one line, exit 2
+    sock = listen(args.host, args.port)  # OSError (port in use, ...): one line, exit 2
     try:
         classifier = load(args.model, device=args.device)
     except BaseException:
@@ -496,11 +494,8 @@ def cmd_serve(args) -> int:
         max_queue=args.max_queue,
         max_body=int(args.max_body_mb * 2**20),
     )
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
-    url = f"http://{shown}:{port}/"
-    print(f"mnistlab: serving {classifier.source} at {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    print(f"mnistlab: serving {classifier.source} at {url(sock)} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    serve(app, sock)
     return 0
 
 

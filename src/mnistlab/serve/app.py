@@ -7,7 +7,6 @@ import base64
 import binascii
 import io
 import json
-import math
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from mnistlab.analysis import receptive_field
+from mnistlab.analysis import input_gradient, unit_geometry
 from mnistlab.classifier import Classifier
 from mnistlab.errors import UserError, one_line
 from mnistlab.images import open_image
@@ -131,39 +130,21 @@ class _State:
         self.limits = limits
         self.classifier: Classifier | None = None
         self.layers: list[dict] = []
-        self.batcher = Batcher(self.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue)
         self.in_flight = 0
+        self.predicting = 0  # requests in /v1/predict: read, prepared or waiting for their batch
+        self.batcher = Batcher(
+            self.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue, expected=lambda: self.predicting
+        )
         self.loading: asyncio.Task | None = None
         self.load_error = ""
 
     def ready(self, classifier: Classifier) -> None:
-        self.layers = layer_geometry(classifier.model)
+        self.layers = unit_geometry(classifier.model)
         self.classifier = classifier
 
     def forward(self, seen: list[np.ndarray]) -> list[np.ndarray]:
         """Probabilities for a batch of prepared images, one forward pass (the batcher's function)."""
         return list(self.classifier.probabilities(np.stack(seen)).numpy())
-
-
-def layer_geometry(model: torch.nn.Module) -> list[dict]:
-    """The receptive-field walk of `analysis.receptive_field` with each layer's offset (where unit 0 starts)."""
-    out, offset = [], 0
-    for r in receptive_field(model):
-        if offset is not None and r.padding is not None and r.j_in is not None:
-            offset -= r.padding * r.j_in
-        else:
-            offset = None
-        out.append(
-            {
-                "layer": r.layer,
-                "kind": r.kind,
-                "size": r.n_out,
-                "receptive_field": r.rf_out,
-                "jump": r.j_out,
-                "offset": offset if r.rf_out is not None else None,
-            }
-        )
-    return out
 
 
 def rf_box(layers: list[dict], layer: str, row: int, col: int) -> dict:
@@ -285,18 +266,13 @@ def prediction(classifier: Classifier, probs: np.ndarray, seen: np.ndarray, top_
     }
 
 
-def input_gradient(classifier: Classifier, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, 28x28 heat-map in [0, 1]): |d log p(predicted class) / d input|, scaled to a maximum of 1."""
+def explanation(classifier: Classifier, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, 28x28 input-gradient heat-map in [0, 1]) of a prepared image."""
     param = next(classifier.model.parameters())
     x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32))[None, None]
-    x = ((x - classifier.mean) / classifier.std).to(device=param.device, dtype=param.dtype).requires_grad_(True)
-    with torch.enable_grad():
-        log_p = classifier.model(x)[0]
-        (grad,) = torch.autograd.grad(log_p[int(log_p.argmax())], x)
-    heat = grad[0, 0].abs().float().cpu().numpy()
-    top = float(heat.max())
-    heat = heat / top if top > 0 and math.isfinite(top) else np.zeros_like(heat)
-    return log_p.detach().float().exp().cpu().numpy(), heat
+    x = ((x - classifier.mean) / classifier.std).to(device=param.device, dtype=param.dtype)
+    log_p, heat = input_gradient(classifier.model, x)
+    return log_p.float().exp().cpu().numpy(), heat.cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -450,6 +426,7 @@ def create_app(
                 "max_wait_ms": state.limits.max_wait_ms,
                 "max_queue": state.limits.max_queue,
                 "batches": state.batcher.stats.batches,
+                "batched_requests": state.batcher.stats.items,
                 "largest_batch": state.batcher.stats.largest,
             },
         }
@@ -465,11 +442,14 @@ def create_app(
         """The digit in one image, prepared as `mnistlab predict` prepares it; concurrent requests are batched."""
 
         async def handle():
-            clf, seen = await admitted(request)
+            state.predicting += 1
             try:
+                clf, seen = await admitted(request)
                 probs = await state.batcher.submit(seen)
             except QueueFull as e:
                 raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
+            finally:
+                state.predicting -= 1
             return prediction(clf, probs, seen, top_k)
 
         return await guarded(handle)
@@ -494,7 +474,7 @@ def create_app(
         async def handle():
             box = rf_box(state.layers, layer, row, col) if layer is not None else None
             clf, seen = await admitted(request)
-            probs, heat = await asyncio.to_thread(input_gradient, clf, seen)
+            probs, heat = await asyncio.to_thread(explanation, clf, seen)
             out = prediction(clf, probs, seen, top_k)
             out["heatmap"] = np.round(heat, 4).tolist()
             out["receptive_field"] = box

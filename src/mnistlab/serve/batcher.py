@@ -33,19 +33,26 @@ class Batcher:
     """Collects items `submit`ted concurrently and answers them with `run(items) -> results` (one result per item,
     in order), called in a worker thread with at most `max_batch` items. A batch starts when the first item arrives
     and is run when it is full or `max_wait_ms` after that item, whichever comes first; `max_batch=1` turns batching
-    off. At most `max_queue` items may wait; `submit` raises `QueueFull` beyond that. An exception from `run` is
-    raised by every `submit` of that batch; the batcher keeps serving.
+    off. With `expected` (a function: how many items are on their way, counting those already submitted), a batch
+    that holds them all is run at once: a lone request does not wait `max_wait_ms` for company that is not coming.
+    At most `max_queue` items may wait; `submit` raises `QueueFull` beyond that. An exception from `run` is raised
+    by every `submit` of that batch; the batcher keeps serving.
 
     Create it, `start()` it inside the running event loop, and `await stop()` when done.
     """
 
     def __init__(
-        self, run: Callable[[Sequence[Any]], Sequence[Any]], max_batch: int, max_wait_ms: float, max_queue: int
+        self,
+        run: Callable[[Sequence[Any]], Sequence[Any]],
+        max_batch: int,
+        max_wait_ms: float,
+        max_queue: int,
+        expected: Callable[[], int] | None = None,
     ):
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be at least 1, max_wait_ms at least 0")
         self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000
-        self.max_queue = max_queue
+        self.max_queue, self.expected = max_queue, expected
         self.stats = BatchStats()
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
@@ -89,6 +96,8 @@ class Batcher:
         batch = [await queue.get()]
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while len(batch) < self.max_batch:
+            if self.expected is not None and len(batch) >= self.expected():
+                break  # nothing else is on its way
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 while len(batch) < self.max_batch and not queue.empty():  # take what is already there

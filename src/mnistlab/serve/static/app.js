@@ -9,7 +9,7 @@
   const prediction = $("prediction"), message = $("message"), seen = $("seen"), bars = $("probabilities");
   const heat = $("heat"), hctx = heat.getContext("2d"), units = $("units"), uctx = units.getContext("2d");
   const layerSelect = $("layer"), rfText = $("rf"), explain = $("explain");
-  let drawing = false, inked = false, last = null, timer = null, sequence = 0, layers = [];
+  let drawing = false, inked = false, last = null, timer = null, sequence = 0, clears = 0, layers = [];
   let lastSeen = null, lastHeat = null, lastBox = null, lastBody = null;
 
   function blank() {
@@ -39,6 +39,7 @@
 
   function reset() {
     sequence++;
+    clears++; // a drawing still being encoded (send) belongs to the page before this reset
     clearTimeout(timer);
     prediction.textContent = "";
     message.textContent = "";
@@ -100,7 +101,8 @@
 
   function send() {
     if (!inked) return;
-    pad.toBlob((blob) => post(blob, "image/png"), "image/png");
+    const page = clears;
+    pad.toBlob((blob) => { if (page === clears) post(blob, "image/png"); }, "image/png");
   }
 
   async function post(body, type) {
