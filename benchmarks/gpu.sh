@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU measurement in one call (a few minutes on an H100/H200): the CUDA tests, the named recipes over 5 seeds
 # with the seed recipe in the same invocation for the throughput ratio, img/s at larger batch sizes, and DDP's
-# overhead (1 nccl rank against a plain process).
+# overhead (1 nccl rank against a plain process), and mnistlab serve under load.
 # Writes logs and JSON under $OUT (or benchmarks/results/gpu-run). Needs the four MNIST .gz files in $MNISTLAB_MIRROR (default: .dev/mnist).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +29,6 @@ step batches $PY benchmarks/bench.py --device cuda --recipes default --epochs 1 
   --out "$OUT/gpu-batch-sizes.json"
 # 4. DistributedDataParallel's overhead on one card: torchrun with 1 nccl rank in DDP against a plain process
 step scale $PY benchmarks/scale.py --device cuda --recipe default --epochs 2 --out "$OUT/gpu-scale.json"
+# 5. mnistlab serve on the GPU under load (1, 8, 64 clients; batching on and off): needs the serve extra
+step serve $PY benchmarks/serve_load.py --device cuda --clients 1 8 64 --seconds 10 --out "$OUT/gpu-serve.json"
 echo "done"

@@ -41,9 +41,9 @@ def digits(n: int) -> list[bytes]:
     return out
 
 
-def start(max_batch: int, max_wait_ms: float) -> tuple[subprocess.Popen, str]:
+def start(max_batch: int, max_wait_ms: float, device: str) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "mnistlab", "serve", "--port", "0", "--max-batch", str(max_batch)]
-    cmd += ["--max-wait-ms", str(max_wait_ms), "--max-queue", "1024"]
+    cmd += ["--max-wait-ms", str(max_wait_ms), "--max-queue", "1024", "--device", device]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     line = p.stderr.readline()
     m = re.search(r"(http://\S+/)", line)
@@ -146,13 +146,14 @@ def main() -> None:
     ap.add_argument("--max-batch", type=int, default=32, help="batching on: this max batch (off is always 1)")
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--images", type=int, default=1000, help="distinct test digits cycled through")
+    ap.add_argument("--device", default="cpu", help="the server's --device (cpu, cuda, auto)")
     ap.add_argument("--out", help="JSON file (default: benchmarks/results/serve-DATE.json)")
     args = ap.parse_args()
 
     images = digits(args.images)
     rows = []
     for label, batch in (("batching on", args.max_batch), ("batching off", 1)):
-        p, url = start(batch, args.max_wait_ms)
+        p, url = start(batch, args.max_wait_ms, args.device)
         try:
             asyncio.run(load(url, images, 4, 1.0))  # warm-up, not recorded
             before = rss_mb(p.pid)
@@ -180,6 +181,7 @@ def main() -> None:
         "machine": machine(),
         "torch": torch.__version__,
         "max_wait_ms": args.max_wait_ms,
+        "device": args.device,
         "rows": rows,
     }
     out = Path(args.out or Path(__file__).parent / "results" / f"serve-{report['date']}.json")
