@@ -178,11 +178,15 @@ class Classifier:
     def probabilities(self, seen: np.ndarray) -> torch.Tensor:
         """The class probabilities (N x classes, float32 on the CPU) of N prepared images (N x 28 x 28 floats in
         [0, 1], as `prepare` makes them), in one forward pass."""
-        param = next(self.model.parameters())
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)).unsqueeze(1)
-            batch = ((x - self.mean) / self.std).to(device=param.device, dtype=param.dtype)
-            return self.model(batch).float().exp().cpu()
+            return self.model(self.inputs(seen)).float().exp().cpu()
+
+    def inputs(self, seen: np.ndarray) -> torch.Tensor:
+        """The network's input for N prepared images (N x 28 x 28 floats in [0, 1]): normalised as in training,
+        N x 1 x 28 x 28, on the model's device and in its dtype."""
+        param = next(self.model.parameters())
+        x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)).unsqueeze(1)
+        return ((x - self.mean) / self.std).to(device=param.device, dtype=param.dtype)
 
 
 def load(source: str | os.PathLike | None = None, device: str = "auto") -> Classifier:

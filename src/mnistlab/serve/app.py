@@ -14,7 +14,6 @@ from importlib import resources
 from typing import Annotated
 
 import numpy as np
-import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -268,10 +267,7 @@ def prediction(classifier: Classifier, probs: np.ndarray, seen: np.ndarray, top_
 
 def explanation(classifier: Classifier, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, 28x28 input-gradient heat-map in [0, 1]) of a prepared image."""
-    param = next(classifier.model.parameters())
-    x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32))[None, None]
-    x = ((x - classifier.mean) / classifier.std).to(device=param.device, dtype=param.dtype)
-    log_p, heat = input_gradient(classifier.model, x)
+    log_p, heat = input_gradient(classifier.model, classifier.inputs(seen[None]))
     return log_p.float().exp().cpu().numpy(), heat.cpu().numpy()
 
 
