@@ -307,6 +307,14 @@ _IMAGE_BODY = {
 }
 
 
+# what /v1/predict and /v1/explain share in the schema: the image body, the errors, the tag
+_IMAGE_OPERATION = {
+    "responses": {code: _ERRORS[code] for code in (400, 413, 415, 422, 503)},
+    "openapi_extra": _IMAGE_BODY,
+    "tags": ["model"],
+}
+
+
 def static_dir():
     return resources.files("mnistlab.serve").joinpath("static")
 
@@ -427,13 +435,7 @@ def create_app(
             },
         }
 
-    @app.post(
-        "/v1/predict",
-        response_model=PredictionOut,
-        responses={code: _ERRORS[code] for code in (400, 413, 415, 422, 503)},
-        openapi_extra=_IMAGE_BODY,
-        tags=["model"],
-    )
+    @app.post("/v1/predict", response_model=PredictionOut, **_IMAGE_OPERATION)
     async def predict(request: Request, top_k: TopK = 3):
         """The digit in one image, prepared as `mnistlab predict` prepares it; concurrent requests are batched."""
 
@@ -450,13 +452,7 @@ def create_app(
 
         return await guarded(handle)
 
-    @app.post(
-        "/v1/explain",
-        response_model=ExplanationOut,
-        responses={code: _ERRORS[code] for code in (400, 413, 415, 422, 503)},
-        openapi_extra=_IMAGE_BODY,
-        tags=["model"],
-    )
+    @app.post("/v1/explain", response_model=ExplanationOut, **_IMAGE_OPERATION)
     async def explain(
         request: Request,
         top_k: TopK = 3,
