@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the test extra)")
 
-from conftest import REPO  # noqa: E402
+from conftest import REPO, serving  # noqa: E402
 
 CHROMIUM = os.environ.get("MNISTLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -191,3 +191,31 @@ def test_phone_touch_and_pen(browser, served):
         assert page.evaluate("window.kinds") == ["touch"] * len(DIGITS["1"]) + ["pen"] * len(DIGITS["7"])
     finally:
         context.close()
+
+
+def test_a_model_with_other_classes_gets_its_own_bars(browser, tmp_path):
+    """`mnistlab serve --model` with a 3-class model (say, a folder run): the page draws one bar per class, named
+    as the model names them, and the answer is one of those names."""
+    import torch
+
+    from mnistlab.checkpoints import save_weights
+    from mnistlab.model import Net
+
+    torch.manual_seed(0)
+    names = ["alpha", "beta", "gamma"]
+    weights = tmp_path / "three.safetensors"
+    save_weights(Net(num_classes=3), weights, {"classes": names})
+    expect = sync_api.expect
+    with serving(None, "--model", weights) as url:
+        context = browser.new_context(viewport={"width": 800, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(url)
+            bars = page.get_by_test_id("probabilities").locator("[role=listitem]")
+            expect(bars).to_have_count(3)  # from GET /v1/model, before anything is drawn
+            draw(page, DIGITS["1"])
+            expect(page.get_by_test_id("prediction")).to_have_text(re.compile("^(alpha|beta|gamma)$"), timeout=15_000)
+            expect(bars).to_have_count(3)
+            assert [bars.nth(i).locator("span").first.text_content() for i in range(3)] == names
+        finally:
+            context.close()

@@ -11,6 +11,7 @@
   const layerSelect = $("layer"), rfText = $("rf"), explain = $("explain");
   let drawing = false, inked = false, last = null, timer = null, sequence = 0, clears = 0, layers = [];
   let lastSeen = null, lastHeat = null, lastBox = null, lastBody = null;
+  let classes = [...Array(10).keys()].map(String); // the served model's class names (GET /v1/model): digits by default
 
   function blank() {
     ctx.fillStyle = "#000";
@@ -21,14 +22,14 @@
   function makeBars(probs) {
     bars.replaceChildren();
     const best = probs ? probs.indexOf(Math.max(...probs)) : -1;
-    for (let d = 0; d < 10; d++) {
+    for (let d = 0; d < (probs ? probs.length : classes.length); d++) {
       const p = probs ? probs[d] : 0;
       const row = document.createElement("div");
       row.style.display = "contents";
       row.setAttribute("role", "listitem");
       row.dataset.digit = d;
       if (d === best) row.className = "best";
-      const label = document.createElement("span"); label.textContent = d;
+      const label = document.createElement("span"); label.textContent = classes[d] ?? String(d);
       const bar = document.createElement("div"); bar.className = "bar";
       const fill = document.createElement("span"); fill.style.width = (100 * p).toFixed(1) + "%"; bar.append(fill);
       const value = document.createElement("span"); value.textContent = (100 * p).toFixed(1) + "%";
@@ -213,6 +214,10 @@
   });
 
   fetch("/v1/model").then((r) => r.json()).then((m) => {
+    if (Array.isArray(m.classes) && m.classes.length) {
+      classes = m.classes;
+      if (!prediction.textContent) makeBars(null);
+    }
     layers = (m.layers || []).filter((l) => l.receptive_field !== null && l.offset !== null);
     for (const l of layers) {
       const o = document.createElement("option");
