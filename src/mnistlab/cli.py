@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import os
 import signal
 import sys
@@ -23,8 +24,8 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see: {self.prog} --help)")
 
 
-def _int_at_least(minimum: int):
-    """An argparse type: a whole number >= minimum."""
+def _int_at_least(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number >= minimum (and <= maximum, if given)."""
 
     def parse(text: str) -> int:
         try:
@@ -33,6 +34,8 @@ def _int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if v < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {v}")
+        if maximum is not None and v > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {v}")
         return v
 
     return parse
@@ -40,22 +43,21 @@ def _int_at_least(minimum: int):
 
 _positive_int = _int_at_least(1)
 _nonneg_int = _int_at_least(0)
+_port = _int_at_least(0, 65535)
 
 
-def _positive_float(text: str) -> float:
+def _positive_float(text: str, zero: bool = False) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    if not (v >= 0 if zero else v > 0) or not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if zero else '>'} 0, got {text}")
     return v
 
 
 def _non_negative_float(text: str) -> float:
-    if text.strip() in ("0", "0.0"):
-        return 0.0
-    return _positive_float(text)
+    return _positive_float(text, zero=True)
 
 
 def _epochs(text: str) -> int | float:
@@ -220,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a run folder or a .safetensors weights file (default: the weights bundled with mnistlab)",
     )
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    v.add_argument("--port", type=_nonneg_int, default=8000, help="default: 8000; 0 picks a free port")
+    v.add_argument("--port", type=_port, default=8000, help="default: 8000; 0 picks a free port")
     v.add_argument("--max-batch", type=_positive_int, default=32, help="most images per forward pass (1: no batching)")
     v.add_argument(
         "--max-wait-ms", type=_non_negative_float, default=5.0, help="most time a batch waits to fill (default: 5)"
