@@ -16,6 +16,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The seed's receptive-field table (README, DEVELOPERS.md): layer, then rf, n, j after the layer.
+SEED_RF = [
+    ("conv1", 3, 26, 1),
+    ("conv2", 5, 24, 1),
+    ("pool1", 6, 12, 2),
+    ("conv3", 10, 10, 2),
+    ("conv4", 14, 8, 2),
+    ("pool2", 16, 4, 4),
+]
+
 
 def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
     """`python -m mnistlab ARGS` in a subprocess, text output captured."""

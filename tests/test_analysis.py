@@ -1,6 +1,7 @@
 import pytest
 import torch
 import torch.nn as nn
+from conftest import SEED_RF
 
 from mnistlab.analysis import (
     confusion_matrix,
@@ -11,16 +12,6 @@ from mnistlab.analysis import (
     unit_geometry,
 )
 from mnistlab.model import Net
-
-# The seed's table: layer -> (rf, n, j) after the layer.
-SEED_RF = [
-    ("conv1", 3, 26, 1),
-    ("conv2", 5, 24, 1),
-    ("pool1", 6, 12, 2),
-    ("conv3", 10, 10, 2),
-    ("conv4", 14, 8, 2),
-    ("pool2", 16, 4, 4),
-]
 
 
 def test_receptive_field_equals_the_seeds_table():

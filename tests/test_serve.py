@@ -19,7 +19,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
 
-from conftest import REPO, one_line_error, run_main  # noqa: E402
+from conftest import REPO, SEED_RF, one_line_error, run_main  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 import mnistlab  # noqa: E402
@@ -105,15 +105,7 @@ def test_health_model_page_and_schema(client):
     assert m["params"] == 593_200 and m["source"] == "bundled" and m["name"] == "default"
     assert m["test_accuracy"] == mnistlab.load().card["test_acc"] and m["recipe"]["name"] == "default"
     walk = {d["layer"]: (d["receptive_field"], d["size"], d["jump"]) for d in m["layers"]}
-    # DEVELOPERS.md / README: conv1 3/26/1, conv2 5/24/1, pool 6/12/2, conv3 10/10/2, conv4 14/8/2, pool 16/4/4
-    assert walk == {
-        "conv1": (3, 26, 1),
-        "conv2": (5, 24, 1),
-        "pool1": (6, 12, 2),
-        "conv3": (10, 10, 2),
-        "conv4": (14, 8, 2),
-        "pool2": (16, 4, 4),
-    }
+    assert walk == {layer: (rf, n, j) for layer, rf, n, j in SEED_RF}
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     for hook in ("pad", "clear", "prediction", "probabilities", "seen"):
