@@ -12,7 +12,7 @@ from PIL import Image
 import mnistlab
 from mnistlab.data import load_tensors
 from mnistlab.errors import UserError
-from mnistlab.preprocess import NoDigitError, NoInkError, prepare, preprocess
+from mnistlab.preprocess import NoInkError, prepare, preprocess
 
 SEED = 0  # the photo set scripts/photo_accuracy.py measures (its first 200)
 
@@ -69,38 +69,33 @@ def _empty_page(kind: str, i: int) -> np.ndarray:
     return photo_like(None, rng, effects=tuple(dict.fromkeys(must + extra)))
 
 
+def refused(clf, image) -> bool:
+    """Whether an image is turned down: no ink found in it, or the model's "not a digit"."""
+    r = clf.predict_each([image])[0]
+    if isinstance(r, UserError):
+        assert isinstance(r, NoInkError) and "\n" not in str(r), r  # NoDigitError is one
+        return True
+    return not r.is_digit
+
+
 @pytest.mark.parametrize("kind", ["frame", "lines", "shading"])
-def test_pages_without_a_digit_are_refused(kind):
-    for i in range(15):
-        with pytest.raises(NoInkError) as err:  # NoDigitError is one
-            prepare(_empty_page(kind, i), name=f"{kind}-{i}.png")
-        msg = str(err.value)
-        assert "\n" not in msg and msg.startswith(
-            (f"no ink found in {kind}-{i}.png:", f"no digit found in {kind}-{i}.png:")
-        )
+def test_pages_without_a_digit_are_turned_down(bundled, kind):
+    """A page with only a frame, only ruled lines or only shading holds no digit: no ink is found, or the model
+    says "not a digit" (12 of 15 at least: a frame's corner can look like a 7 to anyone)."""
+    turned_down = sum(refused(bundled, _empty_page(kind, i)) for i in range(15))
+    assert turned_down >= 12, turned_down
 
 
-def test_the_refusals_say_what_they_found():
-    frame = photo_like(None, np.random.default_rng(3), effects=("frame", "noise"))
-    with pytest.raises(NoDigitError, match=r"^no digit found in frame\.png: the only ink is a frame$"):
-        prepare(frame, name="frame.png")
-    lines = photo_like(None, np.random.default_rng(4), effects=("lines",), strength=2)  # dark lines
-    with pytest.raises(NoDigitError, match="the only ink is ruled lines"):
-        prepare(lines)
-    blank = photo_like(None, np.random.default_rng(3), effects=("gradient", "texture"))
-    with pytest.raises(NoInkError, match="^no ink found in the image: "):
-        prepare(blank)
-
-
-def test_two_digits_far_apart_are_refused_not_guessed(digits):
-    """Which of two digits is meant cannot be told: the photo is refused, with a hint to crop it."""
-    x, _ = digits
+def test_two_digits_far_apart_give_one_of_them_or_not_a_digit(bundled, digits):
+    """Two digits on one page: the model reads one of them (the most digit-like candidate) or says "not a
+    digit"; it never makes up a third."""
+    x, y = digits
     page = np.full((200, 400), 0.85, np.float32) * np.linspace(1.0, 0.7, 400, dtype=np.float32)  # light falling off
     for digit, left in ((x[0], 40), (x[1], 240)):
         ink = np.asarray(Image.fromarray(digit).resize((120, 120), Image.Resampling.BICUBIC), np.float32) / 255
         page[40:160, left : left + 120] *= 1 - 0.85 * ink
-    with pytest.raises(NoDigitError, match="2 marks of a digit's size lie apart; crop it to one digit"):
-        prepare((page * 255).astype(np.uint8))
+    r = bundled.predict((page * 255).astype(np.uint8))[0]
+    assert not r.is_digit or r.digit in (int(y[0]), int(y[1])), r
 
 
 def test_large_photos_are_read_on_a_smaller_copy(bundled, digits):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -12,17 +13,19 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from mnistlab.calibration import calibrated, digit_score
 from mnistlab.checkpoints import model_part, read_safetensors
 from mnistlab.data import MEAN, STD
 from mnistlab.errors import UserError, one_line
 from mnistlab.images import IMAGE_EXTENSIONS
 from mnistlab.model import Net
-from mnistlab.preprocess import prepare
+from mnistlab.preprocess import Candidate, candidates
 from mnistlab.rundir import RunDir
 from mnistlab.runtime import get_device
 
 BUNDLED = "weights/mnist-default.safetensors"  # inside the package; made by scripts/bundle_weights.py
 _BATCH = 256  # images per forward pass
+PREFER = 0.05  # a candidate wins over later (less inclusive) ones unless their digit score is this much higher
 
 
 @dataclass
@@ -35,6 +38,9 @@ class Prediction:
     source: str | None = None  # the file the image came from, if it came from one
     label: str = ""  # the most likely class's name: "7", or "Sneaker", "a", ... for datasets with named classes
     seen: np.ndarray | None = field(default=None, repr=False)  # the 28x28 image the network saw, floats in [0, 1]
+    digit_score: float = 1.0  # in [0, 1], higher is more digit-like: the top probability rescaled (calibration.py)
+    is_digit: bool = True  # digit_score at least the threshold stored with the weights ("not a digit" below it)
+    candidate: str = ""  # which reading of the image won (preprocess.Candidate.kind): "all ink", "as given", ...
 
 
 def bundled_weights() -> Path:
@@ -128,6 +134,8 @@ class Classifier:
         names = self.card.get("classes")
         ok = isinstance(names, list) and len(names) == n and all(isinstance(c, str) for c in names)
         self.classes: list[str] = names if ok else [str(i) for i in range(n)]
+        self.temperature = _number(self.card.get("temperature"), 1.0, positive=True)  # fitted on held-out digits
+        self.threshold = _number(self.card.get("digit_threshold"), 0.0)  # none stored: every image is a digit
         recipe = self.card.get("recipe") if isinstance(self.card.get("recipe"), dict) else {}
         mean, std = recipe.get("mean"), recipe.get("std")
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mean, std))
@@ -151,35 +159,55 @@ class Classifier:
         return results
 
     def predict_each(self, images, top_k: int = 3) -> list[Prediction | UserError]:
-        """Like `predict`, but an image that cannot be used gives its `UserError` in its place, not a raise."""
+        """Like `predict`, but an image that cannot be used gives its `UserError` in its place, not a raise.
+
+        Every image's candidate readings (`preprocess.candidates`) are scored in shared forward passes; each image
+        keeps the candidate with the best digit score (of those within `PREFER` of it, the first: the most
+        inclusive)."""
         top_k = _check_top_k(top_k)
         items = list(images) if isinstance(images, (list, tuple)) else [images]
-        results: list[Prediction | UserError] = []
-        ready: list[tuple[int, torch.Tensor, str | None]] = []
+        results: list[Prediction | UserError | None] = []
+        ready: list[tuple[int, list[Candidate], str | None]] = []
         for i, item in enumerate(items):
             source = str(item) if isinstance(item, (str, os.PathLike)) else None
             try:
-                seen = prepare(item, name=source or _describe(item, i, len(items)))
+                found = candidates(item, name=source or _describe(item, i, len(items)))
             except UserError as e:
                 results.append(e)
                 continue
             results.append(None)  # filled below
-            ready.append((i, seen, source))
-        for start in range(0, len(ready), _BATCH):
-            chunk = ready[start : start + _BATCH]
-            probs = self.probabilities(np.stack([x for _, x, _ in chunk]))
-            top_p, top_d = probs.topk(min(top_k, probs.shape[1]), dim=1)
-            for row, (i, x, source) in enumerate(chunk):
-                ranked = [(int(d), float(p)) for d, p in zip(top_d[row], top_p[row])]
-                best = ranked[0][0]
-                results[i] = Prediction(best, probs[row].tolist(), ranked, source, self.classes[best], x)
+            ready.append((i, found, source))
+        flat = [c.seen for _, found, _ in ready for c in found]
+        probs = (
+            torch.cat([self.probabilities(np.stack(flat[s : s + _BATCH])) for s in range(0, len(flat), _BATCH)])
+            if flat
+            else None
+        )
+        at = 0
+        for i, found, source in ready:
+            p = probs[at : at + len(found)]
+            at += len(found)
+            results[i] = self.prediction(p, found, top_k, source)
         return results
 
+    def prediction(self, probs: torch.Tensor, found: list[Candidate], top_k: int = 3, source=None) -> Prediction:
+        """The `Prediction` of one image from its candidates' calibrated probabilities (K x classes)."""
+        scores = digit_score(probs)
+        best = int((scores >= scores.max() - PREFER).nonzero()[0])  # the first (most inclusive) of the best
+        row = probs[best]
+        top_p, top_d = row.topk(min(top_k, row.shape[0]))
+        ranked = [(int(d), float(q)) for d, q in zip(top_d, top_p)]
+        score = float(scores[best])
+        return Prediction(
+            ranked[0][0], row.tolist(), ranked, source, self.classes[ranked[0][0]], found[best].seen,
+            score, score >= self.threshold, found[best].kind,
+        )  # fmt: skip
+
     def probabilities(self, seen: np.ndarray) -> torch.Tensor:
-        """The class probabilities (N x classes, float32 on the CPU) of N prepared images (N x 28 x 28 floats in
-        [0, 1], as `prepare` makes them), in one forward pass."""
+        """The calibrated class probabilities (N x classes, float32 on the CPU) of N prepared images (N x 28 x 28
+        floats in [0, 1], as `prepare` makes them), in one forward pass, at the weights' temperature."""
         with torch.inference_mode():
-            return self.model(self.inputs(seen)).float().exp().cpu()
+            return calibrated(self.model(self.inputs(seen)).float(), self.temperature).exp().cpu()
 
     def inputs(self, seen: np.ndarray) -> torch.Tensor:
         """The network's input for N prepared images (N x 28 x 28 floats in [0, 1]): normalised as in training,
@@ -219,6 +247,12 @@ def image_files(paths) -> list[Path]:
     if not files:
         raise UserError("no images given")
     return files
+
+
+def _number(v, default: float, positive: bool = False) -> float:
+    """A finite number from a model card, else `default` (older weights have no calibration)."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive)
+    return float(v) if ok else default
 
 
 def _check_top_k(top_k) -> int:

@@ -187,12 +187,16 @@ class DeviceLoader:
         The one gather-and-augment path: eager iteration calls it with the epoch's generator, and the CUDA graph
         captures it with `generator=None` (the default CUDA generator, which graphs can replay safely).
         """
-        x = self.images.index_select(0, idx)
+        x, y = self.images.index_select(0, idx), self.labels.index_select(0, idx)
         if self.augment is not None:
-            x = self.augment(x, generator, rank=self.rank, world_size=self.world_size)
+            world = dict(rank=self.rank, world_size=self.world_size)
+            if getattr(self.augment, "labels", False):  # robust.RobustAugment: not-digits replace some rows
+                x, y = self.augment(x, y, generator, **world)
+            else:
+                x = self.augment(x, generator, **world)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-        return x, self.labels.index_select(0, idx)
+        return x, y
 
     def iter_indices(self) -> Iterator[torch.Tensor]:
         """The indices of each batch of the current epoch, on the device."""

@@ -31,7 +31,8 @@ def result_row(file: str, result, classes: list[str] | None = None) -> dict:
     names = classes or [str(i) for i in range(len(result.probabilities))]
     top = [{"digit": d, "label": names[d], "probability": p} for d, p in result.top_k]
     row = {"file": file, "digit": result.digit, "label": names[result.digit]}
-    return row | {"probabilities": result.probabilities, "top_k": top}
+    verdict = {"digit_score": result.digit_score, "is_digit": result.is_digit, "candidate": result.candidate}
+    return row | {"probabilities": result.probabilities, "top_k": top} | verdict
 
 
 def save_seen(folder: Path, files, results, rows: list[dict]) -> None:
@@ -56,18 +57,21 @@ def save_seen(folder: Path, files, results, rows: list[dict]) -> None:
 
 
 def write_results(path: Path, rows: list[dict]) -> None:
-    """Every row to `path`: JSON Lines for .jsonl, else CSV with columns file, digit, label, p0..p9 (one per
-    class), error."""
+    """Every row to `path`: JSON Lines for .jsonl, else CSV with columns file, digit, label, digit_score, is_digit,
+    p0..p9 (one per class), error."""
     if path.suffix.lower() == ".jsonl":
         text = "".join(json.dumps(row) + "\n" for row in rows)
     else:
         k = max((len(row["probabilities"]) for row in rows if "probabilities" in row), default=10)
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["file", "digit", "label", *(f"p{d}" for d in range(k)), "error"])
+        writer.writerow(["file", "digit", "label", "digit_score", "is_digit", *(f"p{d}" for d in range(k)), "error"])
         for row in rows:
             probs = row.get("probabilities", [""] * k)
-            writer.writerow([row["file"], row.get("digit", ""), row.get("label", ""), *probs, row.get("error", "")])
+            verdict = [row.get("digit_score", ""), row.get("is_digit", "")]
+            writer.writerow(
+                [row["file"], row.get("digit", ""), row.get("label", ""), *verdict, *probs, row.get("error", "")]
+            )
         text = buf.getvalue()
     path.write_text(text, encoding="utf-8", errors="backslashreplace")
 
@@ -98,7 +102,12 @@ def print_results(rows: list[dict], as_json: bool) -> None:
         else:
             ranked = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in row["top_k"])
             seen = f"  seen: {row['seen']}" if "seen" in row else ""
-            print(printable(f"{row['file']}: {row['label']}  ({ranked}){seen}"))
+            if not row.get("is_digit", True):  # an answer, not an error: the image was read
+                print(
+                    printable(f"{row['file']}: not a digit (score {row['digit_score']:.2f}; best guess {ranked}){seen}")
+                )
+            else:
+                print(printable(f"{row['file']}: {row['label']}  ({ranked}){seen}"))
 
 
 def print_datasets(rows: list[dict], as_json: bool) -> None:

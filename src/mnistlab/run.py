@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from mnistlab import checkpoints, distributed, loops, plots
+from mnistlab import calibration, checkpoints, distributed, loops, plots
 from mnistlab.analysis import confusion_matrix
 from mnistlab.build import (
     build_criterion,
@@ -336,6 +336,21 @@ class Run:
             "date": datetime.date.today().isoformat(),
             "machine": machine_name(self.device),
             "torch": torch.__version__,
+            **self.calibration(),
+        }
+
+    def calibration(self) -> dict:
+        """With a validation split (`recipe.val`): the temperature and "not a digit" threshold fitted on it, and
+        its calibration error before and after (calibration.py). Without one, nothing: the test set is never
+        used to fit anything."""
+        if not self.recipe.val:
+            return {}
+        _, y, _, probs = loops.predictions(self.eval_model, self.device, self.test_loader, dtype=self.dtype)
+        fitted = calibration.calibrate(probs.clamp_min(1e-30).log(), y)
+        return {
+            "temperature": fitted.pop("temperature"),
+            "digit_threshold": fitted.pop("digit_threshold"),
+            "calibration": {"split": f"val: the last {self.recipe.val:,} training images", **fitted},
         }
 
     def export(self, path: str | Path | None = None) -> Path | None:

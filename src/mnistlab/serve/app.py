@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Annotated
 
 import numpy as np
+import torch
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -27,7 +28,8 @@ from mnistlab.analysis import input_gradient, unit_geometry
 from mnistlab.classifier import Classifier
 from mnistlab.errors import UserError, one_line
 from mnistlab.images import open_image
-from mnistlab.preprocess import NoInkError, prepare
+from mnistlab.output import result_row
+from mnistlab.preprocess import Candidate, NoInkError, candidates
 from mnistlab.serve.batcher import Batcher, QueueFull
 
 MAX_BODY = 8 * 2**20  # bytes: a phone's JPEG fits, an upload that only wastes memory does not
@@ -65,6 +67,11 @@ class PredictionOut(BaseModel):
     probabilities: list[float] = Field(description="one per class, in class order, summing to 1")
     top_k: list[Ranked] = Field(description="the most likely classes, most likely first")
     seen: str = Field(description="the 28x28 image the network saw (white on black), as a PNG data URL")
+    digit_score: float = Field(description="how digit-like the image is, 0 to 1 (the calibrated top probability)")
+    is_digit: bool = Field(
+        description='false: "not a digit" (the score is under the threshold stored with the weights)'
+    )
+    candidate: str = Field(description="which reading of the image won: 'all ink', 'without lines', ...")
 
 
 class ReceptiveField(BaseModel):
@@ -141,9 +148,11 @@ class _State:
         self.layers = unit_geometry(classifier.model)
         self.classifier = classifier
 
-    def forward(self, seen: list[np.ndarray]) -> list[np.ndarray]:
-        """Probabilities for a batch of prepared images, one forward pass (the batcher's function)."""
-        return list(self.classifier.probabilities(np.stack(seen)).numpy())
+    def forward(self, stacks: list[np.ndarray]) -> list[torch.Tensor]:
+        """Probabilities for a batch of requests' candidate stacks (K x 28 x 28 each), one forward pass (the
+        batcher's function)."""
+        probs = self.classifier.probabilities(np.concatenate(stacks))
+        return list(probs.split([len(s) for s in stacks]))
 
 
 def rf_box(layers: list[dict], layer: str, row: int, col: int) -> dict:
@@ -223,9 +232,9 @@ async def image_bytes(request: Request, cap: int) -> bytes:
     return data
 
 
-def prepare_upload(data: bytes, max_pixels: int) -> np.ndarray:
-    """The 28x28 image the network sees, as `mnistlab predict` makes it; 413 for a pixel bomb, 415 for what is not
-    an image, 422 for an image without a digit. Runs in a worker thread."""
+def prepare_upload(data: bytes, max_pixels: int) -> list[Candidate]:
+    """The candidate 28x28 images, as `mnistlab predict` makes them; 413 for a pixel bomb, 415 for what is not an
+    image, 422 for an image without ink. Runs in a worker thread."""
     try:
         with Image.open(io.BytesIO(data)) as im:  # the header only: nothing decoded yet
             width, height = im.size
@@ -240,7 +249,7 @@ def prepare_upload(data: bytes, max_pixels: int) -> np.ndarray:
     except UserError as e:
         raise ApiError(415, str(e)) from None
     try:
-        return prepare(img, name=NAME)
+        return candidates(img, name=NAME)
     except NoInkError as e:
         raise ApiError(422, str(e)) from None
     except UserError as e:
@@ -253,22 +262,20 @@ def png_data_url(seen: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def prediction(classifier: Classifier, probs: np.ndarray, seen: np.ndarray, top_k: int) -> dict:
-    order = np.argsort(-probs, kind="stable")[:top_k]
-    best = int(order[0])
-    return {
-        "digit": best,
-        "label": classifier.classes[best],
-        "probabilities": [float(p) for p in probs],
-        "top_k": [{"digit": int(d), "label": classifier.classes[d], "probability": float(probs[d])} for d in order],
-        "seen": png_data_url(seen),
-    }
+def prediction(
+    classifier: Classifier, probs: torch.Tensor, found: list[Candidate], top_k: int
+) -> tuple[dict, np.ndarray]:
+    """(the JSON answer, the 28x28 image of the winning candidate) from the candidates' probabilities."""
+    p = classifier.prediction(probs, found, top_k)
+    row = result_row("", p, classifier.classes)
+    row.pop("file")
+    return row | {"seen": png_data_url(p.seen)}, p.seen
 
 
-def explanation(classifier: Classifier, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, 28x28 input-gradient heat-map in [0, 1]) of a prepared image."""
-    log_p, heat = input_gradient(classifier.model, classifier.inputs(seen[None]))
-    return log_p.float().exp().cpu().numpy(), heat.cpu().numpy()
+def explanation(classifier: Classifier, seen: np.ndarray) -> np.ndarray:
+    """The 28x28 input-gradient heat-map in [0, 1] of a prepared image."""
+    _, heat = input_gradient(classifier.model, classifier.inputs(seen[None]))
+    return heat.cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -387,11 +394,11 @@ def create_app(
         return state.classifier
 
     async def admitted(request: Request):
-        """(classifier, prepared image) of a request."""
+        """(classifier, candidate readings) of a request."""
         clf = require_model()
         data = await image_bytes(request, state.limits.max_body)
-        seen = await asyncio.to_thread(prepare_upload, data, state.limits.max_pixels)
-        return clf, seen
+        found = await asyncio.to_thread(prepare_upload, data, state.limits.max_pixels)
+        return clf, found
 
     async def guarded(handler):
         """`handler()`, holding one of the `max_queue` places while the request is handled (503 if none is free)."""
@@ -442,13 +449,13 @@ def create_app(
         async def handle():
             state.predicting += 1
             try:
-                clf, seen = await admitted(request)
-                probs = await state.batcher.submit(seen)
+                clf, found = await admitted(request)
+                probs = await state.batcher.submit(np.stack([c.seen for c in found]))
             except QueueFull as e:
                 raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
             finally:
                 state.predicting -= 1
-            return prediction(clf, probs, seen, top_k)
+            return prediction(clf, probs, found, top_k)[0]
 
         return await guarded(handle)
 
@@ -465,9 +472,10 @@ def create_app(
 
         async def handle():
             box = rf_box(state.layers, layer, row, col) if layer is not None else None
-            clf, seen = await admitted(request)
-            probs, heat = await asyncio.to_thread(explanation, clf, seen)
-            out = prediction(clf, probs, seen, top_k)
+            clf, found = await admitted(request)
+            probs = await asyncio.to_thread(clf.probabilities, np.stack([c.seen for c in found]))
+            out, seen = prediction(clf, probs, found, top_k)
+            heat = await asyncio.to_thread(explanation, clf, seen)
             out["heatmap"] = np.round(heat, 4).tolist()
             out["receptive_field"] = box
             return out

@@ -119,8 +119,10 @@
         makeBars(null);
         return;
       }
-      message.textContent = "";
-      prediction.textContent = out.label;
+      // "not a digit" is an answer, not an error: the model read the drawing and found no digit in it
+      message.textContent = out.is_digit === false ? `digit score ${out.digit_score.toFixed(2)}; best guess ${out.label}` : "";
+      prediction.textContent = out.is_digit === false ? "not a digit" : out.label;
+      prediction.classList.toggle("not-digit", out.is_digit === false);
       seen.src = out.seen;
       makeBars(out.probabilities);
       if (explain.open) explainIt();

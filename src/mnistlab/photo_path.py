@@ -1,0 +1,677 @@
+"""The rule-based reading of photos and scans (mnistlab 0.2's preparation): one candidate of `preprocess.candidates`.
+
+It reads photos of a digit on a page well (frames, ruled lines, shadows, the sheet's edge), and refuses much that
+it was not tuned for (tight crops, soft scans); `preprocess` then falls back on its other candidates. Below, its
+original description:
+
+Turn an arbitrary user image (file, bytes, PIL image or array) into the model's 1x28x28 input, as MNIST was made.
+
+MNIST's digits were size-normalised to fit a 20x20 box (keeping the aspect ratio, with anti-aliasing) and then
+placed in a 28x28 field so that their centre of mass sits at the centre. `preprocess` repeats that on any image:
+
+1. grayscale (transparency composited onto a background that contrasts with the ink);
+2. choose the path. The photo path (3p-5p) looks at the image first; a clean page (its border evenly lit and free
+   of grain and noise: a scan or a drawing) holding nothing but the digit (no frame, ruled line, sheet edge or
+   stray mark) is then left to the scan path (3s-4s), as is an image under `PHOTO_MIN_SIDE` px; every other image,
+   a photo, is read by the photo path;
+3s. auto-invert to white ink on black, deciding the background from the image border; stretch the contrast so the
+   background is 0 and the ink 1, and drop faint noise a little above the background;
+4s. crop to the ink's bounding box;
+3p. on a copy block-averaged to at most `WORK_SIDE` px: decide the ink's polarity from what stands out of the local
+   median; estimate the paper's local brightness with a grey closing (it fills in marks narrower than a quarter of
+   the image and keeps gradients, shadows and a table's edge); ink = darker than that paper by a margin relative to
+   the typical ink and to the noise, with hysteresis (faint stroke edges stay attached to strong strokes);
+4p. connected components: drop those touching the image's border (the sheet's edge, a shadow's rim), ruled lines
+   (long, thin, lying down), frames (a rectangular ring, or a ring or open box around the other ink; a ring the
+   digit touches is peeled off it) and specks; the digit is the largest part left plus the parts near it (a 5's
+   bar, a broken stroke). Refuse the image when no part is left, or when a second mark as large lies apart;
+5p. stretch the digit's ink as in 3s (none of the other parts') and crop to it;
+6. refuse ink that cannot be a digit (a strip, a speck, a long thin line);
+7. thicken strokes that would come out much thinner than MNIST's (a thin pen on a large photo), on a copy
+   max-pooled to at most `WORK` px, so the cost never grows with the square of the image's longer side;
+8. scale the crop's longer side to 20 px, anti-aliased;
+9. paste into 28x28 with the ink's centre of mass at (14, 14): the image the network sees (`prepare`);
+10. normalise with MNIST's mean and std (`preprocess`).
+
+A 28x28 image that is already white on black (an MNIST digit) skips steps 2-9: it is used as it is.
+Blank or near-uniform images raise `NoInkError`, and ink not shaped like a digit, or no one mark that is the digit,
+`NoDigitError`, instead of producing a confident guess; every other unusable input raises `UserError`, running out of
+memory included. `open_image` refuses oversized images before decoding their pixels, and every step after it works
+in memory proportional to the image's pixels (a few float32 copies at most; the photo path's arrays are those of
+its copy of at most `WORK_SIDE` px).
+
+The photo path uses scipy.ndimage (filters, labelling, morphology) because it is small, well kept and NumPy-native
+(scikit-image builds on it; OpenCV is much heavier).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from mnistlab.data import MEAN, STD
+from mnistlab.errors import UserError
+from mnistlab.images import MAX_PIXELS, array_to_gray, open_image, to_grayscale
+
+__all__ = [
+    "MAX_PIXELS",
+    "NoDigitError",
+    "NoInkError",
+    "mnistify",
+    "open_image",
+    "prepare",
+    "preprocess",
+    "to_grayscale",
+]
+
+FIELD = 28  # output side
+BOX = 20  # the longer side of the ink's bounding box after scaling
+CENTRE = 14.0  # where the centre of mass goes (index coordinates; MNIST's test set averages 14.0, 14.0)
+MNIST_BACKGROUND = 0.1  # a 28x28 image whose border is at most this dark is taken as an MNIST digit as it is
+MIN_CONTRAST = 0.1  # ink must differ from the background by at least this (on a 0..1 scale) ...
+NOISE_FACTOR = 4.0  # ... and by this many robust standard deviations of the border's noise
+MIN_THRESHOLD = 0.2  # after stretching, values below this fraction of the ink level are noise
+MAX_THRESHOLD = 0.5
+MIN_STROKE = 1.6  # strokes estimated thinner than this (output px) are thickened ...
+TARGET_STROKE = 2.4  # ... to about this (MNIST's median is about 2.6 by the same estimate)
+WORK = 16 * BOX  # thickening works on a copy max-pooled to at most this many px (16 per output px: 1/16 px error)
+MIN_SIDE = 3  # an image thinner than this (a 1xN or 2xN strip) cannot hold a digit
+MIN_INK = 4  # ink whose bounding box is under this many px on its longer side is a speck, not a digit ...
+SPECK_FRACTION = 0.005  # ... and so is ink spanning under this fraction of the image's shorter side (15 px of 3000)
+# A handwritten digit's ink box is at most about 8:1 at MNIST's stroke width (a "1"); drawn with a thin pen it is
+# as narrow as the pen: a 3-px brush on a 200-px canvas gives 50:1. Twice that is allowed; beyond it the ink is
+# a ruled line, a border or a strip, and thickening it to a "1" would be a guess. Ratios do not change when an
+# image is resized, so neither does the verdict.
+MAX_ELONGATION = 100
+
+# The photo path (steps 2 and 3p-5p)
+WORK_SIDE = 1024  # the photo path works on a copy block-averaged to at most this many px on its longer side ...
+PHOTO_MIN_SIDE = 64  # ... and only on one at least this many px on its shorter side: an image smaller (MNIST-sized,
+# an icon-sized scan such as the UCI digits' 8x8 shown 4x) or thinner (a strip) is no photo, and takes the scan path
+DENOISE = 3  # ... smoothed by a 3x3 mean first: sensor noise down 3x, pen strokes (several px wide) intact
+POLARITY_SIDE = 64  # the ink's polarity is decided on a copy block-averaged to at most this many px, ...
+POLARITY_NOISE = 3.0  # ... by which side stands out more, in all, beyond this many times the noise
+RING_FLAT = 0.1  # paper whose brightness along the border spans (2nd to 98th percentile) at most this fraction of
+# its median is evenly lit; a gradient, a shadow or the sheet's edge spread it more ...
+EDGE_CONTACT = 0.25  # ... and so does a part touching the border along this fraction of the shorter side: the sheet's
+# edge, filled in (a digit that runs off a clean page touches the border with a few stroke ends)
+CLEAN_BORDER = 0.04  # a border spanning (1st to 99th percentile) at most this fraction of its median is clean: a
+# scan's or a drawing's, not a photo's paper with its grain and noise (about 3/255 of noise makes it a photo's)
+PAPER_WINDOW = 0.25  # the paper's brightness: a grey closing over this fraction of the shorter side fills in every
+# mark thinner than that (strokes, lines, frames) and keeps what is wider (gradients, shadows, a table) ...
+PAPER_SMOOTH = 4  # ... then a mean over 1/4 of that window smooths the closing's flat-topped blocks
+PAPER_FLOOR = 0.5  # ink depth is relative to the paper's brightness (so ink in a shadow is as deep as in the light),
+# but never to less than this fraction of the brightest paper: a dark table's grain is not ink
+MIN_DEPTH = 0.2  # the typical ink must be at least this much darker than the paper around it (relative) ...
+LOW_FRACTION = 0.3  # ... a pixel is ink when darker than the paper by this fraction of the typical ink's depth ...
+HIGH_FRACTION = 0.55  # ... and connected to pixels darker by this fraction (a faint mark alone is not ink), by
+SEED_NOISE = 7.0  # MIN_DEPTH and by this many times the noise (paper grain, blotches) at least
+PART_SPECK = 0.01  # a part spanning under this fraction of the shorter side is a speck (2 px of 240)
+LINE_ELONGATION = 10.0  # a part this many times longer than wide (by its second moments) ...
+LINE_ANGLE = 30.0  # ... lying within this many degrees of horizontal is a ruled line (a "1" stands upright)
+LINE_CUT = 1.5  # a ruled line crossing the digit is cut out of it: its pixels in vertical runs up to this many times
+LINE_RUN = 0.3  # as thick as the lines standing alone, on a band this fraction of the image's width long ...
+LINE_TILT = 10.0  # ... and tilted by up to this many degrees
+FRAME_HOLE = 0.5  # a closed ring whose hole is at least this fraction of its filled area ...
+FRAME_RECTANGLE = 0.85  # ... and that fills this much of its smallest bounding rectangle is a box (an oval "0" fills
+# about pi/4 = 0.79 of it; a hand-drawn box, turned and seen at a slant, 0.9 or more)
+FRAME_PEEL_HOLE = 0.2  # a rectangular ring whose hole is this much of it, with a digit touching it, is peeled: ...
+FRAME_PEEL = 1.5  # ... its pixels within this many of its line widths (+1 px) of its outside are the box, the rest the
+FRAME_REACH = 0.4  # digit, in pieces reaching this fraction of the way to the middle (not a thick bit of box)
+FRAME_ENCLOSED = 0.1  # a ring is a frame too when its hole holds another part at least this fraction of its area
+FRAME_BAND = 0.2  # a part lying within this fraction of a frame's shorter side from one of its sides is a piece of it
+FRAME_FILL = 0.2  # and so is a part covering under this fraction of its bounding box that holds another part's box
+# with room around it (a box left open)
+NEAR = 0.3  # parts within this fraction of the digit's longer side (gap between boxes) belong to the digit ...
+NEAR_AREA = 0.01  # ... unless they are under this fraction of its largest part's area (a speck of dust)
+RIVAL_AREA = 0.5  # another mark at least this fraction of the digit's largest part, farther away: which is the digit?
+GROW = 2  # the digit's mask is grown by this many px to take in its soft edges
+
+
+class NoInkError(UserError):
+    """The image is blank, uniform or has too little contrast to hold a digit."""
+
+
+class NoDigitError(NoInkError):
+    """The image has ink, but nothing shaped like a digit (a strip, a speck, a long thin line), or no one digit: only
+    a frame, ruled lines or marks along its border, or several digit-sized marks far apart."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The MNIST recipe
+
+
+def _max_filter_1d(a: np.ndarray, radius: int, axis: int) -> np.ndarray:
+    """Running maximum over a window of 2*radius+1 along `axis` (zero padding), in O(log radius) passes."""
+    if radius <= 0:
+        return a
+    a = np.moveaxis(a, axis, 0)
+    n, size = a.shape[0], 2 * radius + 1
+    pad = np.zeros((radius, *a.shape[1:]), dtype=a.dtype)
+    cur = np.concatenate([pad, a, pad])  # cur[i] = max of the padded array over [i, i + span)
+    span = 1
+    while 2 * span <= size:
+        cur = np.maximum(cur[:-span], cur[span:])
+        span *= 2
+    out = np.maximum(cur[:n], cur[size - span : size - span + n])
+    return np.moveaxis(out, 0, axis)
+
+
+def _stroke_width(ink: np.ndarray) -> float:
+    """Rough stroke width in pixels: twice the ink area over its boundary length (exact for long strokes)."""
+    mask = ink > 0.5
+    if not mask.any():
+        mask = ink > 0
+    p = np.pad(mask, 1)
+    interior = p[1:-1, 1:-1] & p[:-2, 1:-1]  # ink whose 4 neighbours are ink too, made in place (3 bool planes)
+    for neighbour in (p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]):
+        interior &= neighbour
+    area = np.count_nonzero(mask)
+    boundary = area - np.count_nonzero(interior)
+    return 2.0 * area / max(boundary, 1)
+
+
+def _bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
+    if a.shape == (height, width):
+        return a
+    img = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
+    return np.clip(np.asarray(img.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32), 0.0, 1.0)
+
+
+def _max_pool(a: np.ndarray, f: int) -> np.ndarray:
+    """Maximum over f x f blocks (the last row and column of blocks may be smaller): keeps every stroke."""
+    a = np.maximum.reduceat(a, np.arange(0, a.shape[0], f), axis=0)
+    return np.maximum.reduceat(a, np.arange(0, a.shape[1], f), axis=1)
+
+
+def _thicken(crop: np.ndarray, stroke: float) -> np.ndarray:
+    """Dilate strokes of about `stroke` px to about TARGET_STROKE px once the crop's longer side is scaled to BOX.
+
+    A crop longer than WORK is max-pooled to at most WORK first: the dilation's radius grows with the crop's
+    longer side, so at full size a long thin line would cost memory in the square of its length.
+    """
+    f = math.ceil(max(crop.shape) / WORK)
+    if f > 1:
+        crop = _max_pool(crop, f)
+        stroke = _stroke_width(crop)
+    scale = BOX / max(crop.shape)
+    radius = math.ceil((TARGET_STROKE / scale - stroke) / 2)
+    if radius <= 0:
+        return crop
+    crop = np.pad(crop, radius)
+    crop = _max_filter_1d(_max_filter_1d(crop, radius, 0), radius, 1)
+    r0, r1, c0, c1 = _bbox(crop)
+    return crop[r0:r1, c0:c1]
+
+
+def _no_ink(name: str) -> NoInkError:
+    return NoInkError(f"no ink found in {name}: the image is blank or has too little contrast")
+
+
+def _check_shape(ink: tuple[int, int], image: tuple[int, int], name: str) -> None:
+    """Refuse ink that no digit makes: a strip of an image, a speck, or a line far longer than it is wide."""
+    (ih, iw), (h, w) = ink, image
+    why = ""
+    if min(h, w) < MIN_SIDE:
+        why = f"a {w}x{h} image is a strip, too thin to hold a digit"
+    elif max(ih, iw) < max(MIN_INK, SPECK_FRACTION * min(h, w)):
+        why = f"the only ink is a {iw}x{ih} speck in a {w}x{h} image"
+    elif max(ih, iw) > MAX_ELONGATION * min(ih, iw):
+        why = f"the ink is a {iw}x{ih} line, far thinner for its length than any digit"
+    if why:
+        raise NoDigitError(f"no digit found in {name}: {why}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The photo path: find the digit among the sheet's edge, shadows, ruled lines, frames and specks
+
+
+@dataclass
+class _Part:
+    """One connected component of the photo's ink."""
+
+    label: int
+    area: int
+    box: tuple[slice, slice]
+    kind: str = ""  # why it is not the digit: "border", "line", "frame"; "" for a candidate
+
+    @property
+    def side(self) -> int:
+        return max(s.stop - s.start for s in self.box)
+
+
+def _block_mean(g: np.ndarray, f: int) -> np.ndarray:
+    """Means over f x f blocks (the last row and column of blocks may be smaller)."""
+    if f <= 1:
+        return g
+    rows, cols = np.arange(0, g.shape[0], f), np.arange(0, g.shape[1], f)
+    a = np.add.reduceat(np.add.reduceat(g, rows, axis=0), cols, axis=1)
+    counts = np.outer(np.diff(rows, append=g.shape[0]), np.diff(cols, append=g.shape[1]))
+    return (a / counts).astype(np.float32)
+
+
+def _ring(a: np.ndarray) -> np.ndarray:
+    """The image's outermost pixels, in order around it."""
+    return np.concatenate([a[0], a[1:, -1], a[-1, -2::-1], a[-2:0:-1, 0]])
+
+
+def _dark_ink(s: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper: on a small copy, what stands out from the local median (the paper
+    around it, whatever the light) stands out more on the dark side. Loops, frames' insides and a table's edge
+    stand out both ways or not at all; strokes one way."""
+    t = _block_mean(s, math.ceil(max(s.shape) / POLARITY_SIDE))
+    size = max(3, round(PAPER_WINDOW * min(t.shape)))
+    d = t - ndimage.median_filter(t, size=size, mode="nearest")
+    margin = POLARITY_NOISE * 1.4826 * float(np.median(np.abs(d)))
+    return bool(np.maximum(-d - margin, 0).sum() >= np.maximum(d - margin, 0).sum())
+
+
+def _evenly_lit(paper: np.ndarray) -> bool:
+    """Whether the paper's brightness is even along the image's border: no gradient, shadow or wide dark table."""
+    ring = ndimage.uniform_filter1d(_ring(paper), 5, mode="wrap")
+    lo, mid, hi = np.percentile(ring, [2, 50, 98])
+    return bool(hi - lo <= RING_FLAT * max(mid, 1e-6))
+
+
+def _clean_border(v: np.ndarray) -> bool:
+    """Whether the image's border is clean: even and nearly noiseless (a scan or a drawing, not a photo)."""
+    ring = ndimage.uniform_filter1d(_ring(v), 3, mode="wrap")
+    lo, mid, hi = np.percentile(ring, [1, 50, 99])
+    return bool(hi - lo <= CLEAN_BORDER * max(mid, 1e-6))
+
+
+def _elongation(mine: np.ndarray) -> tuple[float, float]:
+    """(length over width, the long axis' angle from horizontal in degrees) of a part, from its second moments."""
+    ys, xs = np.nonzero(mine)
+    if len(ys) < 2:
+        return 1.0, 0.0
+    ys, xs = ys - ys.mean(), xs - xs.mean()
+    vxx, vyy, vxy = float((xs * xs).mean()), float((ys * ys).mean()), float((xs * ys).mean())
+    half, root = (vxx + vyy) / 2, math.hypot((vxx - vyy) / 2, vxy)
+    ratio = math.sqrt((half + root) / max(half - root, 1 / 12))  # a 1-px-wide line's variance across it is 1/12
+    angle = math.degrees(0.5 * math.atan2(2 * vxy, vxx - vyy))
+    return ratio, angle
+
+
+def _rectangularity(filled: np.ndarray) -> float:
+    """The filled shape's area over that of its smallest bounding rectangle (turned in 3-degree steps)."""
+    ys, xs = np.nonzero(filled)
+    best = math.inf
+    for deg in range(-45, 45, 3):
+        t = math.radians(deg)
+        u, v = xs * math.cos(t) + ys * math.sin(t), ys * math.cos(t) - xs * math.sin(t)
+        best = min(best, float((np.ptp(u) + 1) * (np.ptp(v) + 1)))
+    return len(ys) / best
+
+
+def _inside(inner: tuple[slice, slice], outer: tuple[slice, slice], room: int = 0) -> bool:
+    return all(o.start + room <= i.start and i.stop <= o.stop - room for i, o in zip(inner, outer))
+
+
+def _ring_width(mine: np.ndarray) -> float:
+    """A ring's line width: the median length of the first run of ink met going in from each side, row by row and
+    column by column (where the digit touches the ring a run is longer, but those are few)."""
+    runs = []
+    for a in (mine, mine[:, ::-1], mine.T, mine.T[:, ::-1]):
+        rows = a[a.any(axis=1)]
+        start = rows.argmax(axis=1)
+        after = ~rows & (np.arange(rows.shape[1]) > start[:, None])
+        end = np.where(after.any(axis=1), after.argmax(axis=1), rows.shape[1])
+        runs.append(end - start)
+    return float(np.median(np.concatenate(runs)))
+
+
+def _peel(part: _Part, labels: np.ndarray, inward: np.ndarray, speck: float) -> list[_Part]:
+    """Split a rectangular ring that the digit touches: its pixels deeper than FRAME_PEEL line widths from the
+    outside, in pieces reaching FRAME_REACH of the way to the middle, get new labels (returned as parts, those at
+    least `speck` px across); the rest stays the frame. `inward` is the distance to the outside over `part.box`."""
+    region = labels[part.box]
+    mine = region == part.label
+    deep = mine & (inward > FRAME_PEEL * _ring_width(mine) + 1)
+    pieces, n = ndimage.label(deep, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return []
+    reach = ndimage.maximum(inward, pieces, index=np.arange(1, n + 1))
+    keep = np.concatenate([[False], reach >= FRAME_REACH * float(inward.max())])
+    top = int(labels.max())
+    moved = keep[pieces]
+    region[moved] = pieces[moved] + top
+    found = []
+    for j, box in enumerate(ndimage.find_objects(pieces), start=1):
+        whole = tuple(slice(o.start + b.start, o.start + b.stop) for o, b in zip(part.box, box))
+        if keep[j] and max(b.stop - b.start for b in box) >= speck:
+            found.append(_Part(top + j, int(np.count_nonzero(pieces[box] == j)), whole))
+    return found
+
+
+def _find_frames(parts: list[_Part], labels: np.ndarray, speck: float) -> list[_Part]:
+    """Mark the frames among `parts` (candidates so far): a box drawn around the digit, closed (a ring shaped like a
+    rectangle, or a ring whose hole holds other ink) or open (a sparse part whose bounding box holds another part
+    with room around it). A rectangular ring that the digit touches is peeled: its inner pixels become new parts,
+    returned."""
+    found: list[_Part] = []
+    for p in list(parts):
+        mine = labels[p.box] == p.label
+        held = [o for o in parts if o is not p and not o.kind and _inside(o.box, p.box, 1)]
+        room = max(2, p.side // 20)
+        if p.area < FRAME_FILL * mine.size and any(_inside(o.box, p.box, room) for o in held):
+            p.kind = "frame"
+            continue
+        if p.area > (1 - FRAME_PEEL_HOLE) * mine.size:  # too full to be a ring around anything
+            continue
+        filled = ndimage.binary_fill_holes(mine)
+        area = int(np.count_nonzero(filled))
+        if area - p.area >= FRAME_PEEL_HOLE * area and _rectangularity(filled) >= FRAME_RECTANGLE:
+            inner = _peel(p, labels, ndimage.distance_transform_edt(filled), speck)
+            if inner:
+                p.kind = "frame"
+                found += inner
+                continue
+            if area - p.area >= FRAME_HOLE * area:
+                p.kind = "frame"
+                continue
+        hole = filled & ~mine
+        for o in held:
+            theirs = labels[o.box] == o.label
+            y0, x0 = o.box[0].start - p.box[0].start, o.box[1].start - p.box[1].start
+            within = hole[y0 : y0 + theirs.shape[0], x0 : x0 + theirs.shape[1]]
+            if o.area >= FRAME_ENCLOSED * p.area and np.count_nonzero(within & theirs) >= 0.9 * o.area:
+                p.kind = "frame"
+                break
+    for q in parts + found:  # pieces of a box broken where its pen was faint: each hugs one side of the rest
+        for f in (f for f in parts if f.kind == "frame" and not q.kind):
+            band = FRAME_BAND * min(s.stop - s.start for s in f.box)
+            (y0, y1), (x0, x1) = ((s.start, s.stop) for s in f.box)
+            (qy0, qy1), (qx0, qx1) = ((s.start, s.stop) for s in q.box)
+            within = y0 - band <= qy0 and qy1 <= y1 + band and x0 - band <= qx0 and qx1 <= x1 + band
+            if within and (qy0 >= y1 - band or qy1 <= y0 + band or qx0 >= x1 - band or qx1 <= x0 + band):
+                q.kind = "frame"
+    return found
+
+
+def _photo_ink(g: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """The digit's ink in a photo, stretched to [0, 1] and cropped, and the shape of the (working) image it was found
+    in; None for a clean page (see `_clean_border`) holding nothing but the digit, which the scan path reads as it
+    always has. Raises `NoInkError` or `NoDigitError` for a photo without a digit that can be told apart."""
+    s = _block_mean(g, math.ceil(max(g.shape) / WORK_SIDE))
+    s = ndimage.uniform_filter(s, DENOISE, mode="nearest")
+    h, w = s.shape
+    v = s if _dark_ink(s) else 1.0 - s
+    window = max(3, round(PAPER_WINDOW * min(h, w)))
+    paper = ndimage.grey_closing(v, size=(window, window), mode="nearest")
+    paper = ndimage.uniform_filter(paper, max(1, window // PAPER_SMOOTH), mode="nearest")
+    lit = _evenly_lit(paper)
+    clean = lit and _clean_border(v)  # a scan's or a drawing's page: the scan path has the last word on it
+    depth = paper - v
+    depth /= np.maximum(paper, max(PAPER_FLOOR * float(np.percentile(paper, 99)), 1e-3))  # 1e-3: a black image
+    base = float(np.median(depth))
+    depth -= base
+    noise = 1.4826 * float(np.median(np.abs(depth)))
+    peak = float(depth.max())
+    level = float(np.median(depth[depth >= 0.5 * peak])) if peak > 0 else 0.0
+    if level < max(MIN_DEPTH, SEED_NOISE * noise):
+        if clean:
+            return None
+        raise _no_ink(name)
+    low = max(NOISE_FACTOR * noise, LOW_FRACTION * level)
+    high = max(low, HIGH_FRACTION * level, MIN_DEPTH, SEED_NOISE * noise)
+    weak, seeds = depth > low, depth > high
+    speck = max(MIN_INK, PART_SPECK * min(h, w))
+    labels, parts, contact, width = _parts(weak, seeds, speck)
+    # A ruled line crossing the digit joins it to the border: such a part loses the pixels of long, level lines as
+    # thin as the ruled lines standing alone (the sheet's edge touches the border far longer: it is no ruled line).
+    joined = [p.label for p in parts if p.kind == "border"]
+    if width and joined:
+        cut = _line_pixels(np.isin(labels, joined), LINE_CUT * width)
+        if cut.any():
+            weak &= ~cut
+            labels, parts, contact, _ = _parts(weak, seeds & weak, speck)
+    edge = any(contact[p.label] >= EDGE_CONTACT * min(h, w) for p in parts)  # a narrow table strip, filled in
+    parts += _find_frames([p for p in parts if not p.kind], labels, speck)
+    plain = lit and not edge and not any(p.kind in ("line", "frame") for p in parts)
+    if plain and all(p.kind for p in parts):  # an evenly lit page with nothing on it but marks touching its border:
+        for p in parts:  # a digit cropped tightly, running off the page
+            p.kind = ""
+    if plain and clean:
+        try:
+            chosen = _choose(parts, name)
+        except NoDigitError:
+            return None
+        if len(chosen) == sum(not p.kind for p in parts):
+            return None  # a clean page holding the digit and nothing else: the scan path, as always
+    chosen = _choose(parts, name)
+    return _digit_crop(depth, labels, chosen, level, noise), (h, w)
+
+
+def _parts(weak: np.ndarray, seeds: np.ndarray, speck: float) -> tuple[np.ndarray, list[_Part], np.ndarray, float]:
+    """(labels, parts, pixels on the border per label, ruled lines' width) of the connected pieces of `weak`: those
+    holding a seed and at least `speck` px across are parts (ruled lines and parts touching the border marked as
+    such); the width is the thickest of the long, level, thin pieces, seeded or not (0 when there is none)."""
+    labels, n = ndimage.label(weak, structure=np.ones((3, 3), bool))
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    contact = np.bincount(_ring(labels), minlength=n + 1)
+    seeded = np.zeros(n + 1, bool)
+    seeded[labels[seeds]] = True
+    seeded[0] = False
+    width, parts = 0.0, []
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        long = box[1].stop - box[1].start
+        if not seeded[k] and long < LINE_RUN * weak.shape[1]:
+            continue
+        ratio, angle = _elongation(labels[box] == k)
+        line = ratio >= LINE_ELONGATION and abs(angle) <= LINE_ANGLE
+        if line and long >= LINE_RUN * weak.shape[1] and contact[k] < EDGE_CONTACT * min(weak.shape):
+            width = max(width, areas[k] / long)
+        if seeded[k] and max(sl.stop - sl.start for sl in box) >= speck:
+            parts.append(_Part(k, int(areas[k]), box, "line" if line else "border" if contact[k] else ""))
+    labels[~seeded[labels]] = 0
+    return labels, parts, contact, width
+
+
+def _line_pixels(ink: np.ndarray, width: float) -> np.ndarray:
+    """The pixels of ruled lines in `ink`: thin (in vertical runs of at most `width` px: a pen's stroke crossing a
+    line is thicker, and keeps its pixels) and on a long, nearly level band of such pixels (LINE_RUN of the image's
+    width, tilted by up to LINE_TILT degrees)."""
+    thin = ink & ~ndimage.binary_opening(ink, structure=np.ones((math.ceil(width) + 1, 1), bool))
+    run = 2 * max(1, round(LINE_RUN * ink.shape[1] / 2)) + 1
+    drift = math.ceil(math.tan(math.radians(LINE_TILT)) * run / 2)
+    band = ndimage.maximum_filter1d(thin.view(np.uint8), 2 * drift + 1, axis=0)
+    whole = ndimage.uniform_filter1d(band.astype(np.float32), run, axis=1) > 1 - 0.5 / run  # windows all in the band
+    return thin & (ndimage.maximum_filter1d(whole.view(np.uint8), run, axis=1) > 0)
+
+
+def _choose(parts: list[_Part], name: str) -> list[_Part]:
+    """The digit's parts: the largest candidate and those near it; refused when there is none, or a rival."""
+    left = sorted((p for p in parts if not p.kind), key=lambda p: p.area, reverse=True)
+    if not left:
+        kinds = {"border": "marks along the image's border", "line": "ruled lines", "frame": "a frame"}
+        found = " and ".join(dict.fromkeys(kinds[p.kind] for p in parts)) or "specks"
+        raise NoDigitError(f"no digit found in {name}: the only ink is {found}")
+    main = left[0]
+    chosen, rest = [main], left[1:]
+    (y0, y1), (x0, x1) = ((s.start, s.stop) for s in main.box)
+    grew = True
+    while grew:
+        grew = False
+        reach = NEAR * max(y1 - y0, x1 - x0)
+        for p in list(rest):
+            (py0, py1), (px0, px1) = ((s.start, s.stop) for s in p.box)
+            gap = max(py0 - y1, y0 - py1, px0 - x1, x0 - px1, 0)
+            if p.area >= NEAR_AREA * main.area and gap <= reach:
+                chosen.append(p)
+                rest.remove(p)
+                y0, y1, x0, x1 = min(y0, py0), max(y1, py1), min(x0, px0), max(x1, px1)
+                grew = True
+    rivals = [p for p in rest if p.area >= RIVAL_AREA * main.area]
+    if rivals:
+        raise NoDigitError(
+            f"no digit found in {name}: {len(rivals) + 1} marks of a digit's size lie apart; crop it to one digit"
+        )
+    return chosen
+
+
+def _digit_crop(depth: np.ndarray, labels: np.ndarray, chosen: list[_Part], level: float, noise: float) -> np.ndarray:
+    """The chosen parts' ink (with GROW px of soft edge, none of the other parts' ink), stretched as in the scan
+    path and cropped to its bounding box."""
+    h, w = depth.shape
+    y0 = max(min(p.box[0].start for p in chosen) - GROW, 0)
+    y1 = min(max(p.box[0].stop for p in chosen) + GROW, h)
+    x0 = max(min(p.box[1].start for p in chosen) - GROW, 0)
+    x1 = min(max(p.box[1].stop for p in chosen) + GROW, w)
+    sub = labels[y0:y1, x0:x1]
+    mine = np.isin(sub, [p.label for p in chosen])
+    zone = ndimage.binary_dilation(mine, iterations=GROW) & ((sub == 0) | mine)
+    threshold = min(MAX_THRESHOLD, max(MIN_THRESHOLD, 3.0 * noise / level))
+    ink = (depth[y0:y1, x0:x1] / level - threshold) / (1.0 - threshold)
+    ink = np.where(zone, np.clip(ink, 0.0, 1.0), 0.0).astype(np.float32)
+    r0, r1, c0, c1 = _bbox(ink > 0)
+    return np.ascontiguousarray(ink[r0:r1, c0:c1])
+
+
+def _mnist_field(crop: np.ndarray, image: tuple[int, int], name: str) -> np.ndarray:
+    """Steps 6-9 on the cropped, stretched ink (values in [0, 1]) of an image of shape `image`."""
+    _check_shape(crop.shape, image, name)
+    scale = BOX / max(crop.shape)
+    stroke = _stroke_width(crop)
+    if stroke * scale < MIN_STROKE:
+        crop = _thicken(crop, stroke)
+        scale = BOX / max(crop.shape)
+    ch, cw = crop.shape
+    digit = _resize(crop, max(1, round(cw * scale)), max(1, round(ch * scale)))
+    mass = float(digit.sum())
+    if not mass > 0:
+        raise _no_ink(name)
+    dh, dw = digit.shape
+    cy = float((digit.sum(axis=1) * np.arange(dh)).sum()) / mass
+    cx = float((digit.sum(axis=0) * np.arange(dw)).sum()) / mass
+    top, left = math.floor(CENTRE - cy + 0.5), math.floor(CENTRE - cx + 0.5)
+    out = np.zeros((FIELD, FIELD), dtype=np.float32)
+    y0, y1 = max(top, 0), min(top + dh, FIELD)
+    x0, x1 = max(left, 0), min(left + dw, FIELD)
+    if y1 <= y0 or x1 <= x0:
+        raise _no_ink(name)
+    out[y0:y1, x0:x1] = digit[y0 - top : y1 - top, x0 - left : x1 - left]
+    return out
+
+
+def mnistify(gray: np.ndarray, name: str = "the image") -> np.ndarray:
+    """A 2-D float array in [0, 1] (any polarity) -> a 28x28 float32 MNIST-style digit in [0, 1], white on black.
+
+    Raises `NoInkError` when nothing stands out from the background, and `NoDigitError` (a `NoInkError`) when what
+    does is not shaped like a digit (see `_check_shape`) or no one mark in a photo is the digit (see `_photo_ink`).
+    """
+    g = np.asarray(gray, dtype=np.float32)
+    h, w = g.shape
+    if (h, w) != (FIELD, FIELD) and min(h, w) // math.ceil(max(h, w) / WORK_SIDE) >= PHOTO_MIN_SIDE:
+        found = _photo_ink(g, name)
+        if found is not None:
+            return _mnist_field(*found, name)
+    # The scan path: a clean page, or an image too small to be a photo.
+    if h >= 3 and w >= 3:
+        border = np.concatenate([g[0], g[-1], g[1:-1, 0], g[1:-1, -1]])
+    else:
+        border = g.ravel()
+    background = float(np.median(border))
+    ink = g - background  # made in place from here on: one image-sized float32 array besides `g`, no temporaries
+    light_ink = float(ink.sum()) >= 0  # i.e. what is lighter than the background outweighs what is darker
+    if not light_ink:
+        np.negative(ink, out=ink)
+    np.maximum(ink, 0.0, out=ink)
+    noise = 1.4826 * float(np.median(np.abs(border - background)))
+    peak = float(ink.max())
+    if peak < max(MIN_CONTRAST, NOISE_FACTOR * noise):
+        raise _no_ink(name)
+    if g.shape == (FIELD, FIELD) and background <= MNIST_BACKGROUND and light_ink:
+        return np.clip(g, 0.0, 1.0)  # already an MNIST digit (28x28, white on black): used as given, not re-centred
+    level = float(np.median(ink[ink >= 0.5 * peak], overwrite_input=True))  # typical ink, robust to hot pixels
+    threshold = min(MAX_THRESHOLD, max(MIN_THRESHOLD, 3.0 * noise / level))
+    ink /= level  # (ink / level - threshold) / (1 - threshold), clipped to [0, 1]
+    ink -= threshold
+    ink /= 1.0 - threshold
+    np.clip(ink, 0.0, 1.0, out=ink)
+    if not (ink > 0).any():
+        raise _no_ink(name)
+    r0, r1, c0, c1 = _bbox(ink)
+    crop = np.ascontiguousarray(ink[r0:r1, c0:c1])  # contiguous, so that resizing it copies it only once
+    del ink
+    return _mnist_field(crop, (h, w), name)
+
+
+def prepare(
+    image: Image.Image | np.ndarray | torch.Tensor | str | os.PathLike | bytes, *, name: str | None = None
+) -> np.ndarray:
+    """The 28x28 image the network sees for one user image: float32 in [0, 1], white digit on black, before
+    normalisation (`preprocess` is this, normalised). Takes the same images and raises the same errors."""
+    result = _attempt(image, name)
+    if isinstance(result, UserError):
+        raise result
+    return result
+
+
+def preprocess(
+    image: Image.Image | np.ndarray | torch.Tensor | str | os.PathLike | bytes,
+    *,
+    mean: float = MEAN,
+    std: float = STD,
+    name: str | None = None,
+) -> torch.Tensor:
+    """The model's input for one user image: a float32 tensor [1, 28, 28], MNIST-normalised.
+
+    `image` is a PIL image, a path or encoded bytes (opened with `open_image`), or an array: HxW grayscale,
+    HxWx3 / HxWx4 colour (or CxHxW), uint8 / other integers / bool, or floats in [0, 1] or [0, 255] (other ranges
+    are min-max scaled).
+    Dark-on-light and light-on-dark both work. A 28x28 image that is already white on black (an MNIST digit) is
+    used as it is, without cropping or re-centring. `name` is used in error messages.
+
+    Raises `NoInkError` for blank or near-uniform images, `NoDigitError` (a `NoInkError`) for ink no digit makes
+    (a strip, a speck, a long thin line), and `UserError` for unusable ones (empty, NaN/inf, unsupported shape or
+    type, too large, or more than the memory there is); never a prediction-worthy tensor made from nothing.
+    """
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+        raise UserError(f"normalisation needs a finite mean and a positive std, not mean={mean}, std={std}")
+    result = _attempt(image, name)
+    if isinstance(result, UserError):
+        raise result
+    x = (result - np.float32(mean)) / np.float32(std)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(0)
+
+
+def _attempt(image, name: str | None) -> np.ndarray | UserError:
+    """`prepare`'s 28x28 image, or the `UserError` to raise instead: running out of memory becomes one, and it
+    comes without the frames it came through. They hold the image's arrays, and a caller that keeps the error
+    (Classifier.predict_each keeps one per unusable image) would keep those too. Returned, not raised, so that
+    the public function that raises it is the last frame of its traceback."""
+    label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "the image")
+    try:
+        return _prepare(image, name)
+    except MemoryError:
+        error = UserError(f"not enough memory to prepare {label}; no digit was read from it")
+    except UserError as e:
+        error = e
+    error.__traceback__ = error.__context__ = None
+    return error
+
+
+def _prepare(image, name: str | None) -> np.ndarray:
+    """`prepare` itself, whose errors `_attempt` hands on without this function's frames."""
+    if isinstance(image, (str, os.PathLike)):
+        name = name or str(image)
+        image = open_image(image)
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        image = open_image(image, name)
+    name = name or "the image"
+    gray = to_grayscale(image) if isinstance(image, Image.Image) else array_to_gray(image, name)
+    image = None  # an image opened here is not needed any more
+    return mnistify(gray, name)
