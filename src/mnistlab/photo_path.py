@@ -47,28 +47,15 @@ The photo path uses scipy.ndimage (filters, labelling, morphology) because it is
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
 from scipy import ndimage
 
-from mnistlab.data import MEAN, STD
 from mnistlab.errors import UserError
-from mnistlab.images import MAX_PIXELS, array_to_gray, open_image, to_grayscale
 
-__all__ = [
-    "MAX_PIXELS",
-    "NoDigitError",
-    "NoInkError",
-    "mnistify",
-    "open_image",
-    "prepare",
-    "preprocess",
-    "to_grayscale",
-]
+__all__ = ["NoDigitError", "NoInkError", "mnistify"]
 
 FIELD = 28  # output side
 BOX = 20  # the longer side of the ink's bounding box after scaling
@@ -607,71 +594,3 @@ def mnistify(gray: np.ndarray, name: str = "the image") -> np.ndarray:
     crop = np.ascontiguousarray(ink[r0:r1, c0:c1])  # contiguous, so that resizing it copies it only once
     del ink
     return _mnist_field(crop, (h, w), name)
-
-
-def prepare(
-    image: Image.Image | np.ndarray | torch.Tensor | str | os.PathLike | bytes, *, name: str | None = None
-) -> np.ndarray:
-    """The 28x28 image the network sees for one user image: float32 in [0, 1], white digit on black, before
-    normalisation (`preprocess` is this, normalised). Takes the same images and raises the same errors."""
-    result = _attempt(image, name)
-    if isinstance(result, UserError):
-        raise result
-    return result
-
-
-def preprocess(
-    image: Image.Image | np.ndarray | torch.Tensor | str | os.PathLike | bytes,
-    *,
-    mean: float = MEAN,
-    std: float = STD,
-    name: str | None = None,
-) -> torch.Tensor:
-    """The model's input for one user image: a float32 tensor [1, 28, 28], MNIST-normalised.
-
-    `image` is a PIL image, a path or encoded bytes (opened with `open_image`), or an array: HxW grayscale,
-    HxWx3 / HxWx4 colour (or CxHxW), uint8 / other integers / bool, or floats in [0, 1] or [0, 255] (other ranges
-    are min-max scaled).
-    Dark-on-light and light-on-dark both work. A 28x28 image that is already white on black (an MNIST digit) is
-    used as it is, without cropping or re-centring. `name` is used in error messages.
-
-    Raises `NoInkError` for blank or near-uniform images, `NoDigitError` (a `NoInkError`) for ink no digit makes
-    (a strip, a speck, a long thin line), and `UserError` for unusable ones (empty, NaN/inf, unsupported shape or
-    type, too large, or more than the memory there is); never a prediction-worthy tensor made from nothing.
-    """
-    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
-        raise UserError(f"normalisation needs a finite mean and a positive std, not mean={mean}, std={std}")
-    result = _attempt(image, name)
-    if isinstance(result, UserError):
-        raise result
-    x = (result - np.float32(mean)) / np.float32(std)
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(0)
-
-
-def _attempt(image, name: str | None) -> np.ndarray | UserError:
-    """`prepare`'s 28x28 image, or the `UserError` to raise instead: running out of memory becomes one, and it
-    comes without the frames it came through. They hold the image's arrays, and a caller that keeps the error
-    (Classifier.predict_each keeps one per unusable image) would keep those too. Returned, not raised, so that
-    the public function that raises it is the last frame of its traceback."""
-    label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "the image")
-    try:
-        return _prepare(image, name)
-    except MemoryError:
-        error = UserError(f"not enough memory to prepare {label}; no digit was read from it")
-    except UserError as e:
-        error = e
-    error.__traceback__ = error.__context__ = None
-    return error
-
-
-def _prepare(image, name: str | None) -> np.ndarray:
-    """`prepare` itself, whose errors `_attempt` hands on without this function's frames."""
-    if isinstance(image, (str, os.PathLike)):
-        name = name or str(image)
-        image = open_image(image)
-    elif isinstance(image, (bytes, bytearray, memoryview)):
-        image = open_image(image, name)
-    name = name or "the image"
-    gray = to_grayscale(image) if isinstance(image, Image.Image) else array_to_gray(image, name)
-    image = None  # an image opened here is not needed any more
-    return mnistify(gray, name)
