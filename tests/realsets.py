@@ -58,14 +58,15 @@ def tight(d: np.ndarray, rng: np.random.Generator, edges: str = "all") -> np.nda
 
 
 def soft_scan(d: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A soft, low-resolution scan: a tight crop (0-1 px margin) shrunk to 8-14 px, blurred, shown 4x."""
+    """A soft, low-resolution scan: a tight crop (0-1 px margin) shrunk to 8-14 px on its longer side (keeping its
+    shape), blurred, shown 4x."""
     crop = np.pad(_ink_box(d).astype(np.float32) / 255, int(rng.integers(0, 2)))
     side = int(rng.integers(8, 15))
-    small = Image.fromarray(_paper(crop, 235, 60)).resize((side, side), Image.BOX)
-    small = np.asarray(small, np.float32) + rng.normal(0, 3, (side, side))
-    return np.asarray(
-        Image.fromarray(np.clip(small, 0, 255).astype(np.uint8)).resize((side * 4, side * 4), Image.BICUBIC)
-    )
+    h, w = (side, max(2, round(side * crop.shape[1] / crop.shape[0]))) if crop.shape[0] >= crop.shape[1] else (
+        max(2, round(side * crop.shape[0] / crop.shape[1])), side)  # fmt: skip
+    small = Image.fromarray(_paper(crop, 235, 60)).resize((w, h), Image.BOX)
+    small = np.asarray(small, np.float32) + rng.normal(0, 3, (h, w))
+    return np.asarray(Image.fromarray(np.clip(small, 0, 255).astype(np.uint8)).resize((w * 4, h * 4), Image.BICUBIC))
 
 
 def _sheet(h: int, w: int, rng: np.random.Generator, colour=(246, 244, 236)) -> np.ndarray:
@@ -188,4 +189,46 @@ def scribble(rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img)
 
 
-NOT_DIGITS = {"letters (held-out fonts)": letter, "noise and textures": noise, "scribbles": scribble}
+# Pen-drawn letters and symbols, none of them among the training bank's drawn shapes (robust.DRAWN)
+HELD_OUT_DRAWN = {
+    "R": [[(0.3, 0.9), (0.3, 0.1), (0.6, 0.1), (0.72, 0.22), (0.72, 0.38), (0.6, 0.5), (0.3, 0.5)],
+          [(0.45, 0.5), (0.75, 0.9)]],
+    "Y": [[(0.2, 0.1), (0.5, 0.5), (0.8, 0.1)], [(0.5, 0.5), (0.5, 0.9)]],
+    "V": [[(0.2, 0.1), (0.5, 0.9), (0.8, 0.1)]],
+    "=": [[(0.15, 0.38), (0.85, 0.38)], [(0.15, 0.62), (0.85, 0.62)]],
+    "house": [[(0.2, 0.45), (0.2, 0.9), (0.8, 0.9), (0.8, 0.45)], [(0.12, 0.5), (0.5, 0.12), (0.88, 0.5)]],
+    "smiley": [[(0.5 + 0.38 * np.sin(t), 0.5 - 0.38 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 30)],
+               [(0.36, 0.38), (0.37, 0.4)], [(0.63, 0.38), (0.64, 0.4)],
+               [(0.3, 0.6), (0.4, 0.7), (0.5, 0.73), (0.6, 0.7), (0.7, 0.6)]],
+    "tick": [[(0.15, 0.55), (0.4, 0.85), (0.88, 0.15)]],
+    "cross-hatch": [[(0.1, 0.2), (0.9, 0.2)], [(0.1, 0.5), (0.9, 0.5)], [(0.1, 0.8), (0.9, 0.8)],
+                    [(0.2, 0.1), (0.2, 0.9)], [(0.5, 0.1), (0.5, 0.9)], [(0.8, 0.1), (0.8, 0.9)]],
+}  # fmt: skip
+
+
+def draw_strokes(strokes, rng: np.random.Generator, side: int = 140) -> np.ndarray:
+    """Strokes (in a unit square) drawn with a round pen of random width, each point moved a little, dark on
+    light: what the page's pad or a photographed doodle gives."""
+    img = Image.new("L", (side, side), 245)
+    draw = ImageDraw.Draw(img)
+    width = int(rng.integers(5, 12))
+    for stroke in strokes:
+        pts = [(10 + (side - 20) * (x + rng.normal(0, 0.02)), 10 + (side - 20) * (y + rng.normal(0, 0.02)))
+               for x, y in stroke]  # fmt: skip
+        draw.line(pts, fill=20, width=width, joint="curve")
+        for px, py in (pts[0], pts[-1]):
+            draw.ellipse((px - width / 2, py - width / 2, px + width / 2, py + width / 2), fill=20)
+    return np.asarray(img)
+
+
+def drawn(rng: np.random.Generator) -> np.ndarray:
+    """One of the held-out pen-drawn shapes."""
+    return draw_strokes(list(HELD_OUT_DRAWN.values())[int(rng.integers(len(HELD_OUT_DRAWN)))], rng)
+
+
+NOT_DIGITS = {
+    "letters (held-out fonts)": letter,
+    "noise and textures": noise,
+    "scribbles": scribble,
+    "drawn shapes (held out)": drawn,
+}

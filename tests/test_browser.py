@@ -37,6 +37,8 @@ DIGITS = {
     "7": [[(0.25, 0.18), (0.75, 0.18), (0.62, 0.45), (0.45, 0.86)]],
     "0": [ellipse(0.5, 0.5, 0.2, 0.33)],
 }
+# Not a digit: a hash sign (the training's not-digits include pen-drawn ones, robust.DRAWN)
+HASH = [[(0.4, 0.15), (0.35, 0.85)], [(0.65, 0.15), (0.6, 0.85)], [(0.2, 0.38), (0.8, 0.38)], [(0.2, 0.62), (0.8, 0.6)]]
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +115,17 @@ def test_drawn_digits_are_read_and_clear_clears(page, tmp_path):
     assert seen.get_attribute("src") is None
     page.get_by_test_id("upload").set_input_files(str(REPO / "examples" / "digits" / "seven_pen.png"))
     expect(prediction).to_have_text("7", timeout=15_000)
+
+    # Something that is not a digit gets that answer, in its own style, with the score and the best guess beside
+    page.get_by_test_id("clear").click()
+    draw(page, HASH)
+    expect(prediction).to_have_text("not a digit", timeout=15_000)
+    expect(prediction).to_have_class(re.compile(r"\bnot-digit\b"))
+    expect(page.get_by_test_id("message")).to_contain_text("digit score")
+    page.get_by_test_id("clear").click()
+    draw(page, DIGITS["1"])
+    expect(prediction).to_have_text("1", timeout=15_000)
+    expect(prediction).not_to_have_class(re.compile(r"\bnot-digit\b"))
 
     # Clear while the finished stroke is still being encoded (made to take 400 ms here): that drawing is not sent,
     # so no answer lands on the blank pad

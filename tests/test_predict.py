@@ -53,7 +53,8 @@ def test_bundled_weights_score_at_least_99_5_on_the_mnist_test_set(bundled, data
         correct = sum(int((bundled.model(xb).argmax(1) == yb).sum()) for xb, yb in loader)
     assert correct / len(y) >= 0.995, correct
     card = bundled.card
-    assert card["recipe"]["name"] == "default" and card["epochs"] == card["recipe"]["epochs"] == 5
+    assert card["recipe"]["name"] == "robust" and card["epochs"] == card["recipe"]["epochs"]
+    assert card["recipe"]["val"] == 5000 and card["calibration"]["images"] == 5000  # calibrated on held-out digits
     assert card["test_images"] == 10_000 and card["test_acc"] == pytest.approx(correct / len(y), abs=2e-4)
 
 

@@ -102,8 +102,8 @@ def test_predict_raw_multipart_and_json_agree_with_the_python_api(client, classi
 def test_health_model_page_and_schema(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     m = client.get("/v1/model").json()
-    assert m["params"] == 593_200 and m["source"] == "bundled" and m["name"] == "default"
-    assert m["test_accuracy"] == mnistlab.load().card["test_acc"] and m["recipe"]["name"] == "default"
+    assert m["params"] == 593_200 and m["source"] == "bundled" and m["name"] == "robust"
+    assert m["test_accuracy"] == mnistlab.load().card["test_acc"] and m["recipe"]["name"] == "robust"
     walk = {d["layer"]: (d["receptive_field"], d["size"], d["jump"]) for d in m["layers"]}
     assert walk == {layer: (rf, n, j) for layer, rf, n, j in SEED_RF}
     page = client.get("/")

@@ -104,8 +104,11 @@ def build_loaders(
         return tr, te, tr.generator
     hflip = recipe.aug_hflip == "on" or (recipe.aug_hflip == "auto" and d.hflip_ok)
     aug = Augment(recipe.aug_degrees, recipe.aug_scale, recipe.aug_translate, hflip)
-    if recipe.augment == "robust":
-        aug = RobustAugment(d.mean, d.std, recipe.aug_degrees, recipe.aug_scale, recipe.aug_translate, recipe.outliers)
+    if recipe.augment in ("robust", "outliers"):
+        aug = RobustAugment(
+            d.mean, d.std, recipe.aug_degrees, recipe.aug_scale, recipe.aug_translate, recipe.outliers,
+            corrupt=recipe.augment == "robust",
+        )  # fmt: skip
     # a CUDA graph replays fixed shapes, so it drops the last, smaller batch of an epoch
     drop_last = graphs and len(d.train_labels) >= recipe.batch_size
     norm = dict(mean=d.mean, std=d.std, channels_last=recipe.channels_last)
@@ -170,7 +173,7 @@ def build_scheduler(recipe: Recipe, optimizer, steps_per_epoch: int):
 def build_criterion(recipe: Recipe) -> Callable:
     """The model outputs log-probabilities: cross-entropy on them equals nll (log_softmax is idempotent). The robust
     augmentation labels its not-digits -1, which its own criterion gives a uniform target."""
-    if recipe.augment == "robust" and recipe.pipeline == "resident":
+    if recipe.augment in ("robust", "outliers") and recipe.pipeline == "resident":
         return functools.partial(robust_criterion, smoothing=recipe.label_smoothing, weight=recipe.outlier_weight)
     if recipe.label_smoothing > 0:
         return functools.partial(F.cross_entropy, label_smoothing=recipe.label_smoothing)

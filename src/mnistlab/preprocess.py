@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from PIL import Image
 from scipy import ndimage
-from skimage.filters import apply_hysteresis_threshold
+from skimage.filters import apply_hysteresis_threshold, threshold_otsu
 
-from mnistlab import photo_path
+from mnistlab import furniture, photo_path
 from mnistlab.data import MEAN, STD
 from mnistlab.errors import UserError
 from mnistlab.images import MAX_PIXELS, array_to_gray, open_image, to_grayscale
@@ -67,10 +67,14 @@ PAPER = 1 / 3  # the paper's window: strokes thinner than this fraction of the s
 MIN_CONTRAST = 0.08  # the typical ink must stand out from the paper by this much (0..1 scale) ...
 NOISE = 5.0  # ... and by this many robust standard deviations of the noise
 LOW, HIGH = 0.25, 0.5  # hysteresis: ink is above LOW x the typical ink, connected to pixels above HIGH x
+RULED_REST = 0.05  # a page whose ink is 2+ long lines and under this much else (of their area) is ruled paper
 SPECK = 0.02  # parts under this fraction of the largest part's area are specks
 LINE = 0.6  # a straight run of ink this fraction of the image's side long is a line (ruled, squared, margin, frame)
+SPAN = 0.85  # ... when the runs, joined, cross this fraction of it (ruled paper does; a stroke drawn on a pad not)
 NEAR = 0.3  # parts within this fraction of the main part's longer side belong with it (a 5's bar, a broken stroke)
 GROW = 1  # a candidate's ink takes in this many px around its parts (their soft edges)
+CROP_SIDE = 64  # an image narrower than this is a crop: where no ink stands out from the paper's window, one
+# threshold for the whole image is tried (a 1 cropped tight fills its width, wider than the window)
 MIN_SIDE = 3  # an image thinner than this (a 1xN or 2xN strip) holds no digit
 MIN_INK = 3  # ink whose box is under this many px on its longer side (in the working copy) is a speck
 MIN_STROKE, TARGET_STROKE = 1.6, 2.4  # strokes under MIN_STROKE output px are thickened to about TARGET_STROKE
@@ -200,29 +204,43 @@ def _ink(v: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _lines(mask: np.ndarray) -> np.ndarray:
-    """The pixels of long straight horizontal or vertical runs (LINE of the image's side): ruled and squared
-    paper, a margin line. A digit's own bar is shorter, unless the image is cropped tight to the digit; the most
-    inclusive candidate keeps it then, and the model chooses."""
+    """The pixels of long straight horizontal or vertical runs (LINE of the image's side) that, joined, cross the
+    image (SPAN of its side): ruled and squared paper, a margin line. A digit's own bar is shorter, unless the image
+    is cropped tight to the digit; the most inclusive candidate keeps it then, and the model chooses. Strokes drawn
+    on a pad (a hash sign, a triangle) stop short of its edges, so they are not lines."""
     h, w = mask.shape
     tol = max(1, round(0.01 * max(mask.shape)))  # a hand-drawn or slightly tilted line wobbles by a few px
     m = ndimage.binary_dilation(mask, iterations=tol).view(np.uint8)
-    runs = []
-    for axis, length in ((1, max(3, round(LINE * w))), (0, max(3, round(LINE * h)))):
+    out = np.zeros(mask.shape, bool)
+    for axis, side in ((1, w), (0, h)):
+        length = max(3, round(LINE * side))
         # an opening by a 1-px line: running minimum, then running maximum (O(1) per pixel whatever the length)
-        runs.append(ndimage.maximum_filter1d(ndimage.minimum_filter1d(m, length, axis=axis), length, axis=axis))
-    return ndimage.binary_dilation((runs[0] | runs[1]) > 0, iterations=tol)
+        runs = ndimage.maximum_filter1d(ndimage.minimum_filter1d(m, length, axis=axis), length, axis=axis) > 0
+        labels, n = ndimage.label(runs, structure=np.ones((3, 3), bool))
+        for k, box in enumerate(ndimage.find_objects(labels), start=1):
+            if box is not None and box[axis].stop - box[axis].start >= SPAN * side:
+                out[box] |= labels[box] == k
+    return ndimage.binary_dilation(out, iterations=tol)
 
 
-def _groups(mask: np.ndarray) -> dict[str, np.ndarray]:
-    """The candidate masks (by kind) of one polarity's ink mask: all, inside the border, without lines, main
-    group. A mask equal to one before it is left out."""
+def _groups(mask: np.ndarray) -> tuple[dict[str, np.ndarray], bool]:
+    """The candidate masks (by kind) of one polarity's ink mask: all, inside the border, without lines, inside a
+    frame, main group; a mask equal to one before it is left out. And whether page furniture was found (a frame,
+    the sheet's edge, ruled paper: `furniture.py`), which settles the polarity."""
     labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
-        return {}
+        return {}, False
     areas = np.bincount(labels.ravel(), minlength=n + 1)
     areas[0] = 0
     keep = areas >= SPECK * areas.max()
     keep[0] = False
+    lines = _lines(mask)
+    if lines.any() and furniture.only_ruled_lines(mask, lines, RULED_REST):
+        return {}, True
+    found = furniture.furniture(labels, keep)
+    keep &= ~found  # frames and the sheet's edge are in no candidate
+    if not keep.any():
+        return {}, True
     border = np.zeros(n + 1, bool)
     for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
         border[edge] = True
@@ -230,9 +248,8 @@ def _groups(mask: np.ndarray) -> dict[str, np.ndarray]:
     inside = keep & ~border
     if inside.any() and border[keep].any():
         out["inside the border"] = inside[labels]
-    lines = _lines(mask)
     if lines.any():
-        rest = mask & ~lines
+        rest = keep[labels] & ~lines
         lab, m = ndimage.label(rest, structure=np.ones((3, 3), bool))
         if m:
             a = np.bincount(lab.ravel(), minlength=m + 1)
@@ -248,7 +265,7 @@ def _groups(mask: np.ndarray) -> dict[str, np.ndarray]:
     for kind, m in out.items():
         if m.any() and not any(np.array_equal(m, u) for u in unique.values()):
             unique[kind] = m
-    return unique
+    return unique, bool(found.any())
 
 
 def _inside_frame(labels: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
@@ -322,7 +339,8 @@ def _candidates(g: np.ndarray, name: str) -> list[Candidate]:
         except NoInkError as e:
             first_error = first_error or e
             continue
-        for kind, m in _groups(mask).items():
+        groups, furnished = _groups(mask)
+        for kind, m in groups.items():
             zone = ndimage.binary_dilation(m, iterations=GROW)
             ink = np.where(zone, soft, 0.0).astype(np.float32)
             if not (ink > 0).any():
@@ -336,9 +354,31 @@ def _candidates(g: np.ndarray, name: str) -> list[Candidate]:
             found.append(Candidate(kind if i == 0 else "other polarity", _field(ink[r0:r1, c0:c1])))
             if i > 0:
                 break  # the other polarity: its whole ink only
+        if furnished:
+            break  # a frame, a sheet's edge or ruled lines in this polarity: the page is read this way round
+    if not found and min(s.shape) < CROP_SIDE:
+        found = _global_candidate(s)
     if not found:
         raise first_error or NoInkError(f"no ink found in {name}: the image is blank or has too little contrast")
     return found
+
+
+def _global_candidate(s: np.ndarray) -> list[Candidate]:
+    """A narrow crop whose ink fills it (a 1 cropped tight): one threshold for the whole image (Otsu's), the
+    minority side as the ink; nothing when the two sides differ by less than MIN_CONTRAST."""
+    if float(s.max()) - float(s.min()) < MIN_CONTRAST:  # (and Otsu's histogram needs a range)
+        return []
+    dark = s < threshold_otsu(s)
+    ink, paper = (dark, ~dark) if dark.mean() <= 0.5 else (~dark, dark)
+    if not ink.any() or not paper.any():
+        return []
+    level, base = float(np.median(s[ink])), float(np.median(s[paper]))
+    if abs(base - level) < MIN_CONTRAST:
+        return []
+    zone = ndimage.binary_dilation(ink, iterations=GROW)
+    soft = np.where(zone, np.clip((s - base) / (level - base), 0, 1), 0).astype(np.float32)
+    r0, r1, c0, c1 = _bbox(ink)
+    return [Candidate("global threshold", _field(soft[r0:r1, c0:c1]))]
 
 
 def mnistify(gray: np.ndarray, name: str = "the image") -> np.ndarray:

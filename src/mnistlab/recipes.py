@@ -46,7 +46,8 @@ class Recipe:
     aug_translate: float = 2.0  # resident only: shift, +- pixels
     aug_hflip: str = "auto"  # resident only: mirror images; "auto" = where it keeps labels (fashion-mnist) | on | off
     augment: str = "affine"  # resident only: "affine" (the above) | "robust" (robust.py: elastic, strokes, marks,
-    # blur, light, noise, on top of the affine, and not-digits for outlier exposure)
+    # blur, light, noise, on top of the affine, and not-digits for outlier exposure) | "outliers" (the affine and
+    # the not-digits only: the bundled model's short last phase)
     outliers: float = 0.125  # robust only: the fraction of each batch replaced by not-digits (uniform target)
     outlier_weight: float = 0.5  # robust only: their loss's weight against the digits'
     limit_train: int | None = None  # train on the first N training images only (None: all 60,000)
@@ -163,7 +164,7 @@ ABOUT: dict[str, str] = {
     "fast99": "the least time to 99.0% test accuracy",
     "fast994": "the least time to 99.4%",
     "best": "the highest accuracy in at most 10 epochs",
-    "robust": "the bundled model's: 10 epochs of corruptions, marks and not-digits; calibrated on 5,000 held out",
+    "robust": "the bundled model's: 10 epochs of corruptions, marks and outlier images; calibrated on 5,000 held out",
 }
 
 
@@ -207,7 +208,7 @@ _REAL = {  # name: (lowest, highest, lowest allowed?)
 }
 _CHOICES = {
     "aug_hflip": ("auto", "on", "off"),
-    "augment": ("affine", "robust"),
+    "augment": ("affine", "robust", "outliers"),
     "optimizer": ("adamw", "sgd"),
     "scheduler": ("onecycle", "step"),
     "pipeline": ("resident", "loader"),

@@ -13,9 +13,9 @@ probability, so that part of every batch stays close to clean MNIST (which keeps
 
 Outlier exposure: the last `outliers` fraction of every batch is replaced by images that are not one digit, with
 the label -1; `criterion` gives them a uniform target, so the network learns to spread its probability over them.
-They are letters and symbols rendered from fonts (none shaped like a digit), textures and noise, blank paper,
-ruled lines alone, fragments of digits (a quarter of one, enlarged) and pairs of digits side by side, and they get
-the same corruptions as the digits.
+They are letters and symbols rendered from fonts (none shaped like a digit) or drawn with a pen, textures and
+noise, blank paper, ruled lines alone, fragments of digits (a quarter of one, enlarged) and pairs of digits side
+by side, and they get the same corruptions as the digits.
 
 The corruption suite of `benchmarks/robustness.py` is deliberately not this: it uses other kinds (shot noise,
 motion blur, fog, zig-zags, edges only...) or other strengths, so that it measures how the model generalises.
@@ -91,6 +91,57 @@ def render_glyphs(chars: str = GLYPHS, fonts=TRAIN_FONTS, strokes=(0, 2)) -> tor
     return torch.from_numpy(np.stack(out))
 
 
+# Shapes drawn with a pen, as on the page's pad (strokes in a unit square, x to the right, y down): letters and
+# symbols no one writes as a digit. A circle alone (0), a bar (1), a C or U (an open 0) are left out.
+DRAWN = {
+    "A": [[(0.2, 0.9), (0.5, 0.1), (0.8, 0.9)], [(0.32, 0.6), (0.68, 0.6)]],
+    "E": [[(0.75, 0.1), (0.25, 0.1), (0.25, 0.9), (0.75, 0.9)], [(0.25, 0.5), (0.65, 0.5)]],
+    "F": [[(0.75, 0.1), (0.3, 0.1), (0.3, 0.9)], [(0.3, 0.5), (0.65, 0.5)]],
+    "H": [[(0.25, 0.1), (0.25, 0.9)], [(0.75, 0.1), (0.75, 0.9)], [(0.25, 0.5), (0.75, 0.5)]],
+    "K": [[(0.3, 0.1), (0.3, 0.9)], [(0.75, 0.1), (0.3, 0.55)], [(0.42, 0.45), (0.78, 0.9)]],
+    "M": [[(0.15, 0.9), (0.2, 0.1), (0.5, 0.6), (0.8, 0.1), (0.85, 0.9)]],
+    "N": [[(0.25, 0.9), (0.25, 0.1), (0.75, 0.9), (0.75, 0.1)]],
+    "W": [[(0.1, 0.15), (0.3, 0.85), (0.5, 0.35), (0.7, 0.85), (0.9, 0.15)]],
+    "X": [[(0.2, 0.15), (0.8, 0.85)], [(0.8, 0.15), (0.2, 0.85)]],
+    "#": [[(0.38, 0.1), (0.32, 0.9)], [(0.68, 0.1), (0.62, 0.9)],
+          [(0.12, 0.36), (0.88, 0.36)], [(0.1, 0.64), (0.86, 0.64)]],
+    "+": [[(0.5, 0.15), (0.5, 0.85)], [(0.15, 0.5), (0.85, 0.5)]],
+    "*": [[(0.5, 0.1), (0.5, 0.9)], [(0.15, 0.3), (0.85, 0.7)], [(0.85, 0.3), (0.15, 0.7)]],
+    "star": [[(0.5, 0.1), (0.26, 0.88), (0.88, 0.38), (0.12, 0.38), (0.74, 0.88), (0.5, 0.1)]],
+    "triangle": [[(0.5, 0.12), (0.12, 0.85), (0.88, 0.85), (0.5, 0.12)]],
+    "square": [[(0.15, 0.15), (0.85, 0.15), (0.85, 0.85), (0.15, 0.85), (0.15, 0.15)]],
+    "arrow": [[(0.1, 0.5), (0.9, 0.5)], [(0.6, 0.2), (0.9, 0.5), (0.6, 0.8)]],
+    "heart": [[(0.5, 0.9), (0.12, 0.45), (0.15, 0.2), (0.33, 0.12), (0.5, 0.3), (0.67, 0.12), (0.85, 0.2),
+               (0.88, 0.45), (0.5, 0.9)]],
+    "zigzag": [[(0.1, 0.3), (0.26, 0.7), (0.42, 0.3), (0.58, 0.7), (0.74, 0.3), (0.9, 0.7)]],
+    "spiral": [[(0.5 + 0.03 * t * math.cos(t), 0.5 + 0.03 * t * math.sin(t)) for t in np.linspace(0, 14, 36)]],
+}  # fmt: skip
+
+
+def render_drawn(shapes=DRAWN, variants: int = 16, seed: int = 0) -> torch.Tensor:
+    """[N, 28, 28] float32 in [0, 1]: each shape drawn `variants` times with a round pen of random width, its
+    points moved a little, MNIST-style (the training's affine and elastic distortions vary them further)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for strokes in shapes.values():
+        for _ in range(variants):
+            img = Image.new("L", (112, 112), 0)
+            draw = ImageDraw.Draw(img)
+            width = int(rng.integers(6, 14))
+            for stroke in strokes:
+                pts = [(8 + 96 * (x + rng.normal(0, 0.03)), 8 + 96 * (y + rng.normal(0, 0.03))) for x, y in stroke]
+                draw.line(pts, fill=255, width=width, joint="curve")
+                for px, py in (pts[0], pts[-1]):
+                    draw.ellipse((px - width / 2, py - width / 2, px + width / 2, py + width / 2), fill=255)
+            out.append(mnist_style(np.asarray(img, np.float32) / 255))
+    return torch.from_numpy(np.stack(out))
+
+
+def not_digit_bank() -> torch.Tensor:
+    """The shapes outlier exposure draws from: font glyphs and pen-drawn shapes."""
+    return torch.cat([render_glyphs(), render_drawn()])
+
+
 def _gauss_kernel(sigma: float) -> torch.Tensor:
     r = torch.arange(-2, 3, dtype=torch.float32)
     k = torch.exp(-(r**2) / (2 * sigma**2))
@@ -109,7 +160,8 @@ class RobustAugment:
     scale: float = 0.2
     translate: float = 3.0
     outliers: float = 0.125
-    glyphs: torch.Tensor = field(default_factory=render_glyphs, repr=False)
+    corrupt: bool = True  # False: the plain affine and the not-digits only (no elastic, strokes, marks, noise...)
+    glyphs: torch.Tensor = field(default_factory=not_digit_bank, repr=False)
     labels = True  # it changes labels too (DeviceLoader passes them)
 
     def __call__(self, x, y, generator=None, *, rank: int = 0, world_size: int = 1):
@@ -126,8 +178,9 @@ class RobustAugment:
             v = torch.cat([v[: b - k], self._outliers(v, k, bank, rand)])
             y = torch.cat([y[: b - k], torch.full((k,), -1, dtype=y.dtype, device=dev)])
         v = self._geometry(v, rand)
-        v = self._marks(v, rand)
-        v = self._photometric(v, rand)
+        if self.corrupt:
+            v = self._marks(v, rand)
+            v = self._photometric(v, rand)
         return ((v.clamp(0, 1) - self.mean) / self.std).to(x.dtype), y
 
     # ----------------------------------------------------------------------------------------------------------
@@ -136,6 +189,9 @@ class RobustAugment:
         """Affine (rotation, scale, shear, shift: 1 in 8 shifted far enough to cut the digit) + elastic."""
         b = v.shape[0]
         r = rand(b, 8) * 2 - 1
+        if not self.corrupt:  # rotation, scale and shift only: no shear, elastic field, stroke change or far shift
+            keep = torch.tensor([1, 1, 0, 1, 1, 0, 0, 0], device=v.device)
+            r = r * keep + torch.tensor([0, 0, 0, 0, 0, -1, 1, -1], device=v.device) * (1 - keep)
         angle = r[:, 0] * math.radians(self.degrees)
         s = 1 + r[:, 1] * self.scale
         shear = r[:, 2] * 0.3
