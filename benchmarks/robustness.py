@@ -6,7 +6,8 @@
 Everything is rendered here from the MNIST test set (the first N digits; the corruptions from the first 4N) and
 from fonts, so anyone can rerun it. The corruption suite is the project's own and deliberately not what the robust
 recipe trains on (robust.py): other kinds, or the same kinds at other strengths. A refused image (no ink found)
-counts as wrong for digits, and as rejected (digit score 0) for not-digits. Works with older mnistlab versions too
+or a "not a digit" answer counts as wrong for digits (the refused and not-a-digit shares are also given on their
+own), and a refusal as rejected (digit score 0) for not-digits. Works with older mnistlab versions too
 (no digit score: the top probability stands in, and every image is a digit).
 """
 
@@ -110,7 +111,7 @@ def read(clf, images) -> list[tuple[int | None, float, bool]]:
 
 
 def accuracy(results, labels) -> dict:
-    right = [d == int(y) for (d, _, _), y in zip(results, labels)]
+    right = [d == int(y) and ok for (d, _, ok), y in zip(results, labels)]  # "not a digit" is not a right answer
     refused = [d is None for d, _, _ in results]
     rejected = [d is not None and not ok for d, _, ok in results]
     return {

@@ -28,7 +28,7 @@ placed in a 28x28 field so that their centre of mass sits at the centre. `prepro
 5p. stretch the digit's ink as in 3s (none of the other parts') and crop to it;
 6. refuse ink that cannot be a digit (a strip, a speck, a long thin line);
 7. thicken strokes that would come out much thinner than MNIST's (a thin pen on a large photo), on a copy
-   max-pooled to at most `WORK` px, so the cost never grows with the square of the image's longer side;
+   max-pooled to at most `field.WORK` px, so the cost never grows with the square of the image's longer side;
 8. scale the crop's longer side to 20 px, anti-aliased;
 9. paste into 28x28 with the ink's centre of mass at (14, 14): the image the network sees (`prepare`);
 10. normalise with MNIST's mean and std (`preprocess`).
@@ -50,24 +50,18 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
-from mnistlab.errors import UserError
+from mnistlab.errors import NoDigitError, NoInkError
+from mnistlab.field import FIELD, bbox, to_field
 
 __all__ = ["NoDigitError", "NoInkError", "mnistify"]
 
-FIELD = 28  # output side
-BOX = 20  # the longer side of the ink's bounding box after scaling
-CENTRE = 14.0  # where the centre of mass goes (index coordinates; MNIST's test set averages 14.0, 14.0)
 MNIST_BACKGROUND = 0.1  # a 28x28 image whose border is at most this dark is taken as an MNIST digit as it is
 MIN_CONTRAST = 0.1  # ink must differ from the background by at least this (on a 0..1 scale) ...
 NOISE_FACTOR = 4.0  # ... and by this many robust standard deviations of the border's noise
 MIN_THRESHOLD = 0.2  # after stretching, values below this fraction of the ink level are noise
 MAX_THRESHOLD = 0.5
-MIN_STROKE = 1.6  # strokes estimated thinner than this (output px) are thickened ...
-TARGET_STROKE = 2.4  # ... to about this (MNIST's median is about 2.6 by the same estimate)
-WORK = 16 * BOX  # thickening works on a copy max-pooled to at most this many px (16 per output px: 1/16 px error)
 MIN_SIDE = 3  # an image thinner than this (a 1xN or 2xN strip) cannot hold a digit
 MIN_INK = 4  # ink whose bounding box is under this many px on its longer side is a speck, not a digit ...
 SPECK_FRACTION = 0.005  # ... and so is ink spanning under this fraction of the image's shorter side (15 px of 3000)
@@ -121,86 +115,8 @@ RIVAL_AREA = 0.5  # another mark at least this fraction of the digit's largest p
 GROW = 2  # the digit's mask is grown by this many px to take in its soft edges
 
 
-class NoInkError(UserError):
-    """The image is blank, uniform or has too little contrast to hold a digit."""
-
-
-class NoDigitError(NoInkError):
-    """The image has ink, but nothing shaped like a digit (a strip, a speck, a long thin line), or no one digit: only
-    a frame, ruled lines or marks along its border, or several digit-sized marks far apart."""
-
-
 # --------------------------------------------------------------------------------------------------------------
 # The MNIST recipe
-
-
-def _max_filter_1d(a: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Running maximum over a window of 2*radius+1 along `axis` (zero padding), in O(log radius) passes."""
-    if radius <= 0:
-        return a
-    a = np.moveaxis(a, axis, 0)
-    n, size = a.shape[0], 2 * radius + 1
-    pad = np.zeros((radius, *a.shape[1:]), dtype=a.dtype)
-    cur = np.concatenate([pad, a, pad])  # cur[i] = max of the padded array over [i, i + span)
-    span = 1
-    while 2 * span <= size:
-        cur = np.maximum(cur[:-span], cur[span:])
-        span *= 2
-    out = np.maximum(cur[:n], cur[size - span : size - span + n])
-    return np.moveaxis(out, 0, axis)
-
-
-def _stroke_width(ink: np.ndarray) -> float:
-    """Rough stroke width in pixels: twice the ink area over its boundary length (exact for long strokes)."""
-    mask = ink > 0.5
-    if not mask.any():
-        mask = ink > 0
-    p = np.pad(mask, 1)
-    interior = p[1:-1, 1:-1] & p[:-2, 1:-1]  # ink whose 4 neighbours are ink too, made in place (3 bool planes)
-    for neighbour in (p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]):
-        interior &= neighbour
-    area = np.count_nonzero(mask)
-    boundary = area - np.count_nonzero(interior)
-    return 2.0 * area / max(boundary, 1)
-
-
-def _bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
-    rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-
-
-def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
-    if a.shape == (height, width):
-        return a
-    img = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
-    return np.clip(np.asarray(img.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32), 0.0, 1.0)
-
-
-def _max_pool(a: np.ndarray, f: int) -> np.ndarray:
-    """Maximum over f x f blocks (the last row and column of blocks may be smaller): keeps every stroke."""
-    a = np.maximum.reduceat(a, np.arange(0, a.shape[0], f), axis=0)
-    return np.maximum.reduceat(a, np.arange(0, a.shape[1], f), axis=1)
-
-
-def _thicken(crop: np.ndarray, stroke: float) -> np.ndarray:
-    """Dilate strokes of about `stroke` px to about TARGET_STROKE px once the crop's longer side is scaled to BOX.
-
-    A crop longer than WORK is max-pooled to at most WORK first: the dilation's radius grows with the crop's
-    longer side, so at full size a long thin line would cost memory in the square of its length.
-    """
-    f = math.ceil(max(crop.shape) / WORK)
-    if f > 1:
-        crop = _max_pool(crop, f)
-        stroke = _stroke_width(crop)
-    scale = BOX / max(crop.shape)
-    radius = math.ceil((TARGET_STROKE / scale - stroke) / 2)
-    if radius <= 0:
-        return crop
-    crop = np.pad(crop, radius)
-    crop = _max_filter_1d(_max_filter_1d(crop, radius, 0), radius, 1)
-    r0, r1, c0, c1 = _bbox(crop)
-    return crop[r0:r1, c0:c1]
 
 
 def _no_ink(name: str) -> NoInkError:
@@ -523,33 +439,16 @@ def _digit_crop(depth: np.ndarray, labels: np.ndarray, chosen: list[_Part], leve
     threshold = min(MAX_THRESHOLD, max(MIN_THRESHOLD, 3.0 * noise / level))
     ink = (depth[y0:y1, x0:x1] / level - threshold) / (1.0 - threshold)
     ink = np.where(zone, np.clip(ink, 0.0, 1.0), 0.0).astype(np.float32)
-    r0, r1, c0, c1 = _bbox(ink > 0)
+    r0, r1, c0, c1 = bbox(ink > 0)
     return np.ascontiguousarray(ink[r0:r1, c0:c1])
 
 
 def _mnist_field(crop: np.ndarray, image: tuple[int, int], name: str) -> np.ndarray:
     """Steps 6-9 on the cropped, stretched ink (values in [0, 1]) of an image of shape `image`."""
     _check_shape(crop.shape, image, name)
-    scale = BOX / max(crop.shape)
-    stroke = _stroke_width(crop)
-    if stroke * scale < MIN_STROKE:
-        crop = _thicken(crop, stroke)
-        scale = BOX / max(crop.shape)
-    ch, cw = crop.shape
-    digit = _resize(crop, max(1, round(cw * scale)), max(1, round(ch * scale)))
-    mass = float(digit.sum())
-    if not mass > 0:
+    out = to_field(crop)
+    if out is None:
         raise _no_ink(name)
-    dh, dw = digit.shape
-    cy = float((digit.sum(axis=1) * np.arange(dh)).sum()) / mass
-    cx = float((digit.sum(axis=0) * np.arange(dw)).sum()) / mass
-    top, left = math.floor(CENTRE - cy + 0.5), math.floor(CENTRE - cx + 0.5)
-    out = np.zeros((FIELD, FIELD), dtype=np.float32)
-    y0, y1 = max(top, 0), min(top + dh, FIELD)
-    x0, x1 = max(left, 0), min(left + dw, FIELD)
-    if y1 <= y0 or x1 <= x0:
-        raise _no_ink(name)
-    out[y0:y1, x0:x1] = digit[y0 - top : y1 - top, x0 - left : x1 - left]
     return out
 
 
@@ -590,7 +489,7 @@ def mnistify(gray: np.ndarray, name: str = "the image") -> np.ndarray:
     np.clip(ink, 0.0, 1.0, out=ink)
     if not (ink > 0).any():
         raise _no_ink(name)
-    r0, r1, c0, c1 = _bbox(ink)
+    r0, r1, c0, c1 = bbox(ink)
     crop = np.ascontiguousarray(ink[r0:r1, c0:c1])  # contiguous, so that resizing it copies it only once
     del ink
     return _mnist_field(crop, (h, w), name)

@@ -1,10 +1,9 @@
 """Turn any user image (file, bytes, PIL image or array) into candidate 28x28 MNIST-style digits for the model to check.
 
-MNIST's digits were size-normalised to fit a 20x20 box (keeping the aspect ratio, with anti-aliasing) and placed in
-a 28x28 field with their centre of mass at the centre. Real images hold more than a digit: the sheet's edge, ruled
-lines or a grid, a margin line, shadows, specks, a second digit. Instead of deciding by hand-set rules which ink
-is the digit, this module proposes a few readings of the image (`candidates`), and the classifier scores them all in
-one batch and keeps the one with the best digit score (`Classifier.predict`). The pipeline:
+Real images hold more than a digit: the sheet's edge, ruled lines or a grid, a margin line, shadows, specks, a
+second digit. Instead of deciding by hand-set rules which ink is the digit, this module proposes a few readings of
+the image (`candidates`), and the classifier scores them all in one batch and keeps the one with the best digit
+score (`Classifier.predict`). The pipeline:
 
 1. grayscale (transparency composited onto a background that contrasts with the ink; `images.py`);
 2. a working copy of at most `WORK_SIDE` px, lightly smoothed when it was reduced (sensor noise, JPEG blocks);
@@ -13,19 +12,20 @@ one batch and keeps the one with the best digit score (`Classifier.predict`). Th
 4. the paper's brightness: a grey opening of the ink-bright image with a window of a third of the shorter side
    (it removes every stroke thinner than that and keeps gradients, shadows and the light falling off), subtracted;
 5. a local threshold with hysteresis (relative to the typical ink and to the noise), then connected components
-   (specks dropped);
-6. candidates, each made MNIST-style (crop, thicken strokes far thinner than MNIST's, scale to 20 px, centre of
-   mass at (14, 14)): all the ink; the parts that do not touch the border; the ink without long straight lines
-   (ruled or squared paper, a margin line); the parts inside a frame; the largest group of nearby parts; and the
-   other polarity. Before them all comes the rule-based photo reading of `photo_path.py` where it reads the image
-   (it is the most reliable on photos of a page; it refuses tight crops and soft scans, which the others read).
+   (specks dropped, and page furniture: frames, the sheet's edge, ruled-only pages, `furniture.py`);
+6. candidates, each made MNIST-style by `field.to_field` (the ink's box scaled to 20 px, its centre of mass at
+   (14, 14)): all the ink; the parts that do not touch the border; the ink without lines crossing the image (ruled
+   or squared paper, a margin line); the parts inside a frame; the largest group of nearby parts; the other
+   polarity; for a narrow crop where nothing stands out locally, one global (Otsu) threshold. Before them all comes
+   the rule-based photo reading of `photo_path.py` where it reads the image (it is the most reliable on photos of a
+   page; it refuses tight crops and soft scans, which the others read).
 
 A 28x28 image that is already white on black (an MNIST digit) is used exactly as given: one candidate.
 Images with no ink at all raise `NoInkError`; ink no digit makes (a strip of an image, a speck) `NoDigitError`.
 Whether the ink is a digit is the model's call (`Prediction.is_digit`). Every step works in memory proportional to
 the working copy's pixels; `open_image` refuses oversized images before decoding them.
 
-scipy.ndimage does the filtering, labelling and morphology, scikit-image the hysteresis threshold.
+scipy.ndimage does the filtering, labelling and morphology, scikit-image the hysteresis and Otsu thresholds.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from skimage.filters import apply_hysteresis_threshold, threshold_otsu
 
 from mnistlab import furniture, photo_path
 from mnistlab.data import MEAN, STD
-from mnistlab.errors import UserError
+from mnistlab.errors import NoDigitError, NoInkError, UserError
+from mnistlab.field import FIELD, bbox, to_field
 from mnistlab.images import MAX_PIXELS, array_to_gray, open_image, to_grayscale
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
     "to_grayscale",
 ]
 
-FIELD, BOX, CENTRE = 28, 20, 14.0  # MNIST: a 28x28 field, the ink's box scaled to 20 px, centre of mass at (14, 14)
 MNIST_BACKGROUND = 0.1  # a 28x28 image whose border is at most this dark, with light ink, is an MNIST digit as given
 WORK_SIDE = 512  # the working copy's longer side at most (a digit 5% of a photo's side is still 25 px there)
 SMOOTH_SIDE = 64  # reduced working copies at least this large are smoothed (Gaussian, sigma 1 px)
@@ -77,16 +77,7 @@ CROP_SIDE = 64  # an image narrower than this is a crop: where no ink stands out
 # threshold for the whole image is tried (a 1 cropped tight fills its width, wider than the window)
 MIN_SIDE = 3  # an image thinner than this (a 1xN or 2xN strip) holds no digit
 MIN_INK = 3  # ink whose box is under this many px on its longer side (in the working copy) is a speck
-MIN_STROKE, TARGET_STROKE = 1.6, 2.4  # strokes under MIN_STROKE output px are thickened to about TARGET_STROKE
 MAX_ELONGATION = 100  # ink far thinner for its length than any digit (a 1 drawn with a thin pen is ~50:1)
-
-
-class NoInkError(UserError):
-    """The image is blank, uniform or has too little contrast to hold a digit."""
-
-
-class NoDigitError(NoInkError):
-    """The image has ink, but none that a digit makes: a strip of an image, a speck, a long thin line."""
 
 
 @dataclass
@@ -99,23 +90,6 @@ class Candidate:
 
 # --------------------------------------------------------------------------------------------------------------
 # Making one candidate MNIST-style
-
-
-def _stroke_width(mask: np.ndarray) -> float:
-    """Rough stroke width in px: twice the ink's area over its boundary length (exact for long strokes)."""
-    interior = ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(2, 1))
-    boundary = np.count_nonzero(mask) - np.count_nonzero(interior)
-    return 2.0 * np.count_nonzero(mask) / max(boundary, 1)
-
-
-def _bbox(ink: np.ndarray) -> tuple[int, int, int, int]:
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-
-
-def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
-    img = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
-    return np.clip(np.asarray(img.resize((width, height), Image.Resampling.LANCZOS), dtype=np.float32), 0.0, 1.0)
 
 
 def _check_shape(ink: tuple[int, int], image: tuple[int, int], name: str) -> None:
@@ -133,27 +107,9 @@ def _check_shape(ink: tuple[int, int], image: tuple[int, int], name: str) -> Non
 
 
 def _field(crop: np.ndarray) -> np.ndarray:
-    """Cropped ink in [0, 1] -> the 28x28 MNIST-style field: strokes thickened when they would come out far
-    thinner than MNIST's (a thin pen on a large image), longer side scaled to BOX, centre of mass at CENTRE."""
-    scale = BOX / max(crop.shape)
-    stroke = _stroke_width(crop > 0.5) if (crop > 0.5).any() else 1.0
-    radius = math.ceil((TARGET_STROKE / scale - stroke) / 2) if stroke * scale < MIN_STROKE else 0
-    if radius > 0:  # a grey dilation: each stroke grows by `radius` px on each side
-        crop = ndimage.grey_dilation(np.pad(crop, radius), size=(2 * radius + 1, 2 * radius + 1))
-        scale = BOX / max(crop.shape)
-    ch, cw = crop.shape
-    digit = _resize(crop, max(1, round(cw * scale)), max(1, round(ch * scale)))
-    mass = float(digit.sum())
-    out = np.zeros((FIELD, FIELD), dtype=np.float32)
-    if not mass > 0:
-        return out
-    dh, dw = digit.shape
-    cy = float((digit.sum(axis=1) * np.arange(dh)).sum()) / mass
-    cx = float((digit.sum(axis=0) * np.arange(dw)).sum()) / mass
-    top, left = math.floor(CENTRE - cy + 0.5), math.floor(CENTRE - cx + 0.5)
-    y0, y1, x0, x1 = max(top, 0), min(top + dh, FIELD), max(left, 0), min(left + dw, FIELD)
-    out[y0:y1, x0:x1] = digit[y0 - top : y1 - top, x0 - left : x1 - left]
-    return out
+    """Cropped ink in [0, 1] -> the 28x28 MNIST-style field (`field.to_field`); an empty field if none lands."""
+    out = to_field(crop)
+    return out if out is not None else np.zeros((FIELD, FIELD), np.float32)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -331,7 +287,7 @@ def _candidates(g: np.ndarray, name: str) -> list[Candidate]:
     try:  # the rule-based photo reading first: where it reads the image, it is the most reliable candidate
         found.append(Candidate("photo path", photo_path.mnistify(g, name)))
     except UserError as e:  # it refuses tight crops, soft scans, digits touching a line: the others may read them
-        first_error = e if not isinstance(e, photo_path.NoInkError) else None
+        first_error = e if not isinstance(e, NoInkError) else None
     s = _work_copy(g)
     for i, light in enumerate(_polarities(s)):
         try:
@@ -345,7 +301,7 @@ def _candidates(g: np.ndarray, name: str) -> list[Candidate]:
             ink = np.where(zone, soft, 0.0).astype(np.float32)
             if not (ink > 0).any():
                 continue
-            r0, r1, c0, c1 = _bbox(ink > 0)
+            r0, r1, c0, c1 = bbox(ink > 0)
             try:
                 _check_shape((r1 - r0, c1 - c0), s.shape, name)
             except NoDigitError as e:
@@ -377,7 +333,7 @@ def _global_candidate(s: np.ndarray) -> list[Candidate]:
         return []
     zone = ndimage.binary_dilation(ink, iterations=GROW)
     soft = np.where(zone, np.clip((s - base) / (level - base), 0, 1), 0).astype(np.float32)
-    r0, r1, c0, c1 = _bbox(ink)
+    r0, r1, c0, c1 = bbox(ink)
     return [Candidate("global threshold", _field(soft[r0:r1, c0:c1]))]
 
 

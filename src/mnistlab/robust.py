@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from mnistlab.field import FIELD, bbox, to_field
+
 # Letters and symbols for the not-digit bank. Left out: those that are written like a digit (O o D Q 0, I l i j |
 # ! 1, Z z 2, S s 5, b G 6, B 8, g q 9, T 7, A 4, L?), which a person would read as one.
 GLYPHS = "acdefhkmnprtuvwxyCEFHKMNPRUVWXY#%&@+=<>?*$"
@@ -56,21 +58,11 @@ def find_font(name: str) -> str | None:
 
 
 def mnist_style(ink: np.ndarray) -> np.ndarray:
-    """White-on-black ink (float, any size) made MNIST-style: longer side of its box 20 px, centre of mass at
-    (14, 14) in a 28x28 field. Used for the rendered glyphs; the preparation of user images does the same."""
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    s = 20 / max(crop.shape)
-    h, w = max(1, round(crop.shape[0] * s)), max(1, round(crop.shape[1] * s))
-    d = np.asarray(Image.fromarray(crop.astype(np.float32)).resize((w, h), Image.Resampling.LANCZOS)).clip(0, 1)
-    cy = (d.sum(1) * np.arange(h)).sum() / d.sum()
-    cx = (d.sum(0) * np.arange(w)).sum() / d.sum()
-    top, left = int(round(14 - cy)), int(round(14 - cx))
-    out = np.zeros((28, 28), np.float32)
-    y0, x0 = max(top, 0), max(left, 0)
-    y1, x1 = min(top + h, 28), min(left + w, 28)
-    out[y0:y1, x0:x1] = d[y0 - top : y1 - top, x0 - left : x1 - left]
-    return out
+    """White-on-black ink (float, any size, some of it non-zero) made MNIST-style by `field.to_field`, strokes as
+    drawn (not thickened)."""
+    r0, r1, c0, c1 = bbox(ink)
+    out = to_field(np.ascontiguousarray(ink[r0:r1, c0:c1]), thick=False)
+    return out if out is not None else np.zeros((FIELD, FIELD), np.float32)
 
 
 def render_glyphs(chars: str = GLYPHS, fonts=TRAIN_FONTS, strokes=(0, 2)) -> torch.Tensor:
