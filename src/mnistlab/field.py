@@ -13,12 +13,34 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from mnistlab.errors import NoDigitError
+
 FIELD = 28  # output side
 BOX = 20  # the longer side of the ink's bounding box after scaling
 CENTRE = 14.0  # where the centre of mass goes (index coordinates; MNIST's test set averages 14.0, 14.0)
 MIN_STROKE = 1.6  # strokes estimated thinner than this (output px) are thickened ...
 TARGET_STROKE = 2.4  # ... to about this (MNIST's median is about 2.6 by the same estimate)
+MIN_SIDE = 3  # an image thinner than this (a 1xN or 2xN strip) cannot hold a digit
+# A handwritten digit's ink box is at most about 8:1 at MNIST's stroke width (a "1"); drawn with a thin pen it is
+# as narrow as the pen: a 3-px brush on a 200-px canvas gives 50:1. Twice that is allowed; beyond it the ink is
+# a ruled line, a border or a strip. Ratios do not change when an image is resized, so neither does the verdict.
+MAX_ELONGATION = 100
 WORK = 16 * BOX  # thickening works on a copy max-pooled to at most this many px (16 per output px: 1/16 px error)
+
+
+def check_shape(ink: tuple[int, int], image: tuple[int, int], name: str, *, min_ink: float) -> None:
+    """Refuse ink (its box's height and width) that no digit makes in an image of shape `image`: a strip of an
+    image, a speck (a box under `min_ink` px on its longer side), or a line far longer than it is wide."""
+    (ih, iw), (h, w) = ink, image
+    why = ""
+    if min(h, w) < MIN_SIDE:
+        why = f"a {w}x{h} image is a strip, too thin to hold a digit"
+    elif max(ih, iw) < min_ink:
+        why = f"the only ink is a {iw}x{ih} speck in a {w}x{h} image"
+    elif max(ih, iw) > MAX_ELONGATION * min(ih, iw):
+        why = f"the ink is a {iw}x{ih} line, far thinner for its length than any digit"
+    if why:
+        raise NoDigitError(f"no digit found in {name}: {why}")
 
 
 def stroke_width(ink: np.ndarray) -> float:

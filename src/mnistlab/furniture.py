@@ -22,7 +22,7 @@ TURNS = np.arange(-30, 31, 3)  # the turns tried for a frame drawn or photograph
 EDGE_BAND = 0.15  # the sheet's edge lies within this fraction of the image's side from one of its sides ...
 EDGE_SHARE = 0.9  # ... this share of its ink at least, ...
 EDGE_COVER = 0.4  # ... along this share of that side at least
-EDGE_MIN_SIDE = 64  # images smaller than this are crops, whose ink at the border is the digit's
+CROP_SIDE = 64  # an image under this on its shorter side is a crop of a digit, not a page (its border ink is ink)
 SAMPLE = 4000  # a frame test looks at this many of a part's pixels at most
 
 
@@ -58,7 +58,7 @@ def is_sheet_edge(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int]) -> boo
     table beyond the sheet's edge, a shadow's rim. (A digit cropped tight touches the sides too, but most of its ink
     is away from them.)"""
     h, w = shape
-    if min(h, w) < EDGE_MIN_SIDE:
+    if min(h, w) < CROP_SIDE:
         return False
     bands = [  # (the part's pixels near the side, where along the side they are, the side's length)
         (ys < EDGE_BAND * h, xs, w), (xs >= w - EDGE_BAND * w, ys, h),  # top, right

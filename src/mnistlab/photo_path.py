@@ -53,7 +53,7 @@ import numpy as np
 from scipy import ndimage
 
 from mnistlab.errors import NoDigitError, NoInkError
-from mnistlab.field import FIELD, bbox, to_field
+from mnistlab.field import FIELD, bbox, check_shape, to_field
 
 __all__ = ["NoDigitError", "NoInkError", "mnistify"]
 
@@ -62,14 +62,8 @@ MIN_CONTRAST = 0.1  # ink must differ from the background by at least this (on a
 NOISE_FACTOR = 4.0  # ... and by this many robust standard deviations of the border's noise
 MIN_THRESHOLD = 0.2  # after stretching, values below this fraction of the ink level are noise
 MAX_THRESHOLD = 0.5
-MIN_SIDE = 3  # an image thinner than this (a 1xN or 2xN strip) cannot hold a digit
 MIN_INK = 4  # ink whose bounding box is under this many px on its longer side is a speck, not a digit ...
 SPECK_FRACTION = 0.005  # ... and so is ink spanning under this fraction of the image's shorter side (15 px of 3000)
-# A handwritten digit's ink box is at most about 8:1 at MNIST's stroke width (a "1"); drawn with a thin pen it is
-# as narrow as the pen: a 3-px brush on a 200-px canvas gives 50:1. Twice that is allowed; beyond it the ink is
-# a ruled line, a border or a strip, and thickening it to a "1" would be a guess. Ratios do not change when an
-# image is resized, so neither does the verdict.
-MAX_ELONGATION = 100
 
 # The photo path (steps 2 and 3p-5p)
 WORK_SIDE = 1024  # the photo path works on a copy block-averaged to at most this many px on its longer side ...
@@ -124,17 +118,7 @@ def _no_ink(name: str) -> NoInkError:
 
 
 def _check_shape(ink: tuple[int, int], image: tuple[int, int], name: str) -> None:
-    """Refuse ink that no digit makes: a strip of an image, a speck, or a line far longer than it is wide."""
-    (ih, iw), (h, w) = ink, image
-    why = ""
-    if min(h, w) < MIN_SIDE:
-        why = f"a {w}x{h} image is a strip, too thin to hold a digit"
-    elif max(ih, iw) < max(MIN_INK, SPECK_FRACTION * min(h, w)):
-        why = f"the only ink is a {iw}x{ih} speck in a {w}x{h} image"
-    elif max(ih, iw) > MAX_ELONGATION * min(ih, iw):
-        why = f"the ink is a {iw}x{ih} line, far thinner for its length than any digit"
-    if why:
-        raise NoDigitError(f"no digit found in {name}: {why}")
+    check_shape(ink, image, name, min_ink=max(MIN_INK, SPECK_FRACTION * min(image)))
 
 
 # --------------------------------------------------------------------------------------------------------------

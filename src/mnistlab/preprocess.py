@@ -43,7 +43,7 @@ from skimage.filters import apply_hysteresis_threshold, threshold_otsu
 from mnistlab import furniture, photo_path
 from mnistlab.data import MEAN, STD
 from mnistlab.errors import NoDigitError, NoInkError, UserError
-from mnistlab.field import FIELD, bbox, to_field
+from mnistlab.field import FIELD, MIN_SIDE, bbox, check_shape, to_field
 from mnistlab.images import MAX_PIXELS, array_to_gray, open_image, to_grayscale
 
 __all__ = [
@@ -73,11 +73,7 @@ LINE = 0.6  # a straight run of ink this fraction of the image's side long is a 
 SPAN = 0.85  # ... when the runs, joined, cross this fraction of it (ruled paper does; a stroke drawn on a pad not)
 NEAR = 0.3  # parts within this fraction of the main part's longer side belong with it (a 5's bar, a broken stroke)
 GROW = 1  # a candidate's ink takes in this many px around its parts (their soft edges)
-CROP_SIDE = 64  # an image narrower than this is a crop: where no ink stands out from the paper's window, one
-# threshold for the whole image is tried (a 1 cropped tight fills its width, wider than the window)
-MIN_SIDE = 3  # an image thinner than this (a 1xN or 2xN strip) holds no digit
 MIN_INK = 3  # ink whose box is under this many px on its longer side (in the working copy) is a speck
-MAX_ELONGATION = 100  # ink far thinner for its length than any digit (a 1 drawn with a thin pen is ~50:1)
 
 
 @dataclass
@@ -93,17 +89,7 @@ class Candidate:
 
 
 def _check_shape(ink: tuple[int, int], image: tuple[int, int], name: str) -> None:
-    """Refuse ink that no digit makes: a strip of an image, a speck, or a line far longer than it is wide."""
-    (ih, iw), (h, w) = ink, image
-    why = ""
-    if min(h, w) < MIN_SIDE:
-        why = f"a {w}x{h} image is a strip, too thin to hold a digit"
-    elif max(ih, iw) < MIN_INK:
-        why = f"the only ink is a {iw}x{ih} speck in a {w}x{h} image"
-    elif max(ih, iw) > MAX_ELONGATION * min(ih, iw):
-        why = f"the ink is a {iw}x{ih} line, far thinner for its length than any digit"
-    if why:
-        raise NoDigitError(f"no digit found in {name}: {why}")
+    check_shape(ink, image, name, min_ink=MIN_INK)
 
 
 def _field(crop: np.ndarray) -> np.ndarray:
@@ -312,7 +298,7 @@ def _candidates(g: np.ndarray, name: str) -> list[Candidate]:
                 break  # the other polarity: its whole ink only
         if furnished:
             break  # a frame, a sheet's edge or ruled lines in this polarity: the page is read this way round
-    if not found and min(s.shape) < CROP_SIDE:
+    if not found and min(s.shape) < furniture.CROP_SIDE:  # a 1 cropped tight fills its width, wider than the window
         found = _global_candidate(s)
     if not found:
         raise first_error or NoInkError(f"no ink found in {name}: the image is blank or has too little contrast")
