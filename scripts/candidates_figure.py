@@ -4,7 +4,8 @@ its digit score and answer, and which one won.
     python scripts/candidates_figure.py            # images/candidates.png, with the bundled model
     python scripts/candidates_figure.py --model runs/mine --out /tmp/candidates.png
 
-The images are rendered from MNIST test digits (tests/realsets.py, tests/photos.py) and one pen-drawn shape.
+The images are rendered from MNIST test digits (tests/realsets.py, tests/photos.py) and two pen-drawn shapes that
+the training never saw (a tick, an R).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def examples(x: np.ndarray) -> list[tuple[str, np.ndarray]]:
         ("ruled + margin", realsets.notebook(x[2], rng, "ruled", margin=True)),
         ("photo", photos.photo_like(x[3], np.random.default_rng(7))),
         ("soft scan", realsets.soft_scan(x[4], rng)),
+        ("drawn tick", realsets.draw_strokes(realsets.HELD_OUT_DRAWN["tick"], rng)),
         ("drawn 'R'", realsets.draw_strokes(realsets.HELD_OUT_DRAWN["R"], rng)),
     ]
 

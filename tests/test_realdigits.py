@@ -13,9 +13,9 @@ from mnistlab.data import load_tensors
 from mnistlab.errors import UserError
 
 N = 100  # digits per set: the first N MNIST test digits
-# What each set must reach: the issue's 97%, except soft low-resolution scans, measured at 91% on 2026-12-01
-# (benchmarks/robustness.py): not yet at the target, and this floor only keeps it from falling back.
-FLOOR = {"soft low-res scan": 0.85}
+# What each set must reach: the issue's 97%, except soft low-resolution scans (8-14 px), measured at 92% on
+# 2026-12-01 (benchmarks/robustness.py): not yet at the target, and this floor only keeps it from falling back.
+FLOOR = {"soft low-res scan": 0.88}
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +45,20 @@ def test_real_digit_like_images_are_read(bundled, digits, kind):
     assert np.mean(right) >= FLOOR.get(kind, 0.97), wrong
 
 
+# What share of each not-digit set must be turned down: most of them. Measured on 2026-12-01 with the bundled model
+# (seed 1): letters 67%, noise and textures 92%, scribbles 63%, pen-drawn shapes the training never saw 48% (seed 2's
+# weights: 73%, 92%, 77%, 62%). The drawn shapes are not yet "mostly": their floor only keeps them from falling back.
+TURNED_DOWN = {"drawn shapes (held out)": 0.4}
+
+
 @pytest.mark.parametrize("kind", list(NOT_DIGITS))
 def test_not_digits_are_mostly_not_digits(bundled, kind):
-    """Letters in fonts the training never used, noise and textures, scribbles: they score below digits (AUROC
-    0.98-0.99 in the benchmark), but at a threshold that accepts 99.5% of digits only 40-55% are turned down
-    (measured 2026-12-01); this floor keeps that from falling back."""
+    """Letters in fonts the training never used, noise and textures, scribbles, pen-drawn shapes the training never
+    saw: most are turned down (no ink, or "not a digit"), at the threshold that accepts 99.5% of held-out digits."""
     rng = np.random.default_rng(2)
     results = bundled.predict_each([NOT_DIGITS[kind](rng) for _ in range(60)])
     turned_down = [isinstance(r, UserError) or not r.is_digit for r in results]
-    assert np.mean(turned_down) >= 0.3, np.mean(turned_down)
+    assert np.mean(turned_down) >= TURNED_DOWN.get(kind, 0.5), np.mean(turned_down)
 
 
 def test_mnist_digits_are_digits_and_calibrated(bundled, digits):

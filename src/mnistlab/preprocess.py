@@ -176,7 +176,8 @@ def _groups(mask: np.ndarray) -> tuple[dict[str, np.ndarray], bool]:
     areas[0] = 0
     keep = areas >= SPECK * areas.max()
     keep[0] = False
-    lines = _lines(mask)
+    # in a crop (under CROP_SIDE) a stroke crossing the image is the digit's own, not ruled paper
+    lines = _lines(mask) if min(mask.shape) >= furniture.CROP_SIDE else np.zeros_like(mask)
     if lines.any() and furniture.only_ruled_lines(mask, lines, RULED_REST):
         return {}, True
     found = furniture.furniture(labels, keep)
