@@ -61,15 +61,18 @@ def main() -> None:
     p.add_argument("--last-epochs", type=float, default=1.0, help="phase 2's length; 0 skips it (default: 1)")
     p.add_argument("--last-lr", type=float, default=5e-4, help="phase 2's peak lr (default: 5e-4, phase 1's / 6)")
     p.add_argument("--no-bundle", action="store_true", help="leave the bundled weights as they are")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="another recipe setting (JSON)")
+    p.add_argument("--name", default="bundled", help="run folders: runs/<name>-s<seed>[-last] (default: bundled)")
     args = p.parse_args()
-    first = get_recipe(args.recipe, seed=args.seed, device=args.device, epochs=args.epochs)
-    run = fit(first, out=f"runs/bundled-s{args.seed}")
+    sets = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    first = get_recipe(args.recipe, seed=args.seed, device=args.device, epochs=args.epochs, **sets)
+    run = fit(first, out=f"runs/{args.name}-s{args.seed}")
     phases = [{"recipe": first.name, "epochs": run.epochs_trained, "val_acc": run.card()["test_acc"]}]
     if args.last_epochs > 0:
         last = dataclasses.replace(
             first, epochs=args.last_epochs, lr=args.last_lr, augment="outliers", init=str(run.folder)
         )
-        run = fit(last, out=f"runs/bundled-s{args.seed}-last")
+        run = fit(last, out=f"runs/{args.name}-s{args.seed}-last")
         phases.append({"recipe": f"outliers, lr {args.last_lr:g}", "epochs": run.epochs_trained})
     run.plot()
     card = run.card()
