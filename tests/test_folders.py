@@ -163,3 +163,26 @@ def test_hflip_mirrors_half_the_images_and_nothing_else():
     same = (out - x).abs().amax((1, 2, 3)) < 1e-3
     mirrored = (out - x.flip(-1)).abs().amax((1, 2, 3)) < 1e-3
     assert bool((same ^ mirrored).all()) and 16 <= int(mirrored.sum()) <= 48
+
+
+def test_links_are_walked_once_and_splits_never_share_a_file(tmp_path):
+    """A class folder with links back to itself (`c0/a -> .`, `c0/b -> .`) is walked once, not for ever; a file
+    reached twice (a link to it) counts once; and a test/ image that is a link to a training image is left out of
+    the test split (issue 19)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "set"
+    for split, n in (("train", 6), ("test", 2)):
+        for c in ("c0", "c1"):
+            d = root / split / c
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(d / f"{i}.png")
+    c0 = root / "train" / "c0"
+    (c0 / "a").symlink_to(".", target_is_directory=True)
+    (c0 / "b").symlink_to(".", target_is_directory=True)
+    (c0 / "again.png").symlink_to(c0 / "0.png")
+    (root / "test" / "c1" / "leak.png").symlink_to(root / "train" / "c1" / "3.png")
+    train, test = folders.files(root, True), folders.files(root, False)
+    assert len(train) == 12 and len(test) == 4, (train, test)
+    real = {p.resolve() for p, _ in train}
+    assert len(real) == 12 and not real & {p.resolve() for p, _ in test}

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import one_line_error, run_cli
+from conftest import REPO, one_line_error, run_cli, run_main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from mnistlab import checkpoints
 from mnistlab.cli import main
+from mnistlab.errors import UserError
 from mnistlab.model import Net
 
 TRAIN = ["train", "--device", "cpu", "--quiet", "--no-plots"]
@@ -366,3 +367,47 @@ def test_property_random_option_values(option, value):
         assert "\n" not in str(e)
         return
     assert recipe.validate() is recipe
+
+
+def test_files_in_formats_that_run_external_programs_are_refused_in_one_line(tmp_path, capsys):
+    """EPS, PS and PDF (Pillow would hand EPS and PS to Ghostscript, which a hostile file keeps busy for ever) are
+    refused from their header, whatever the file's name says, by `predict` and by the API; the other images still
+    read."""
+    import mnistlab
+    from mnistlab.images import open_image
+
+    eps = tmp_path / "digit.png"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n{ 1 pop } loop\n")
+    ps = tmp_path / "page.ps"
+    ps.write_bytes(b"%!PS-Adobe-3.0\n%%BoundingBox: 0 0 28 28\nshowpage\n")
+    pdf = tmp_path / "scan.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+    good = REPO / "examples" / "digits" / "seven_pen.png"
+    r = run_main("predict", eps, ps, pdf, good)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 3, r.stderr
+    assert all("not an image in a format mnistlab reads (PNG, JPEG" in line for line in lines), lines
+    assert "Ghostscript" not in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout.strip().endswith(": 7") or ": 7 " in r.stdout, r.stdout
+    with pytest.raises(UserError, match="format mnistlab reads"):
+        open_image(eps.read_bytes(), "the upload")
+    assert isinstance(mnistlab.load(device="cpu").predict_each([eps])[0], UserError)
+
+
+def test_torchvisions_pickled_cache_is_never_loaded(tmp_path, mirror, capsys):
+    """`MNIST/processed/training.pt` and `test.pt` (torchvision's old cache, which it unpickles whenever both exist)
+    are refused in one line, before torchvision sees them: a poisoned copy must not train silently."""
+    from mnistlab.data import load_tensors
+
+    root = tmp_path / "data"
+    load_tensors(False, root, str(mirror), limit=1)  # a good data folder
+    processed = root / "MNIST" / "processed"
+    processed.mkdir()
+    for name in ("training.pt", "test.pt"):
+        torch.save((torch.zeros(1, 28, 28, dtype=torch.uint8), torch.zeros(1, dtype=torch.int64)), processed / name)
+    with pytest.raises(UserError, match="old cache .* pickles, which mnistlab does not load"):
+        load_tensors(True, root, str(mirror))
+    run = tmp_path / "run"
+    r = run_main("train", "--epochs", "1", "--limit-train", "16", "--data-dir", root, "--mirror", mirror, "--out", run)
+    assert not run.exists()
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "processed" in r.stderr, r.stderr

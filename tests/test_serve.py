@@ -26,6 +26,8 @@ import mnistlab  # noqa: E402
 from mnistlab.serve import create_app  # noqa: E402
 
 SEVEN = (REPO / "examples" / "digits" / "seven_pen.png").read_bytes()
+# An EPS file that loops for ever in Ghostscript (issue 19): it must never reach a decoder that runs an external program
+EPS_LOOP = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n{ 1 pop } loop\n"
 BLANK = (REPO / "examples" / "digits" / "blank.png").read_bytes()
 ERROR_CODES = (400, 413, 415, 422, 503)
 
@@ -140,6 +142,7 @@ def test_every_error_is_one_line_of_json_and_the_server_keeps_serving(client):
     assert "pixels" in check_error(post("/v1/predict", content=png_claiming(60000, 60000), headers=png_type), 413)
     check_error(post("/v1/predict", content=b"plain text, not an image", headers={"content-type": "text/plain"}), 415)
     check_error(post("/v1/predict", content=SEVEN[: len(SEVEN) // 2], headers=png_type), 415)  # truncated
+    assert "PNG, JPEG" in check_error(post("/v1/predict", content=EPS_LOOP, headers=png_type), 415)  # never gs
     assert "no ink" in check_error(post("/v1/predict", content=BLANK, headers=png_type), 422)
     check_error(client.get("/nowhere"), 404)
     check_error(client.get("/v1/predict"), 405)

@@ -440,6 +440,12 @@ def mnist_dataset(train: bool, data_dir=None, mirror=None, dataset: str = DATASE
     root = default_data_dir(data_dir)
     raw = ensure_raw(root, default_mirror(mirror), dataset)
     folder = raw.parent
+    legacy = folder / "processed"
+    if (legacy / "training.pt").is_file() and (legacy / "test.pt").is_file():  # torchvision would unpickle these
+        raise UserError(
+            f"{legacy} holds torchvision's old cache (training.pt, test.pt): pickles, which mnistlab does not load; "
+            f"delete {legacy} and run again"
+        )
     try:  # torchvision's parser raises AssertionError, TypeError, KeyError, ... on a malformed idx file
         ds = spec.torchvision(root, train, transform)
     except (RuntimeError, OSError, ValueError, AssertionError, TypeError, KeyError, IndexError, EOFError) as e:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets.folder import find_classes, make_dataset
+from torchvision.datasets.folder import find_classes
 
 from mnistlab.errors import UserError, one_line
 from mnistlab.images import IMAGE_EXTENSIONS
@@ -61,6 +63,33 @@ def held_out(relative: str) -> bool:
     return int.from_bytes(digest[:8], "big") < TEST_SHARE * 2**64
 
 
+def _samples(folder: Path, index: dict[str, int], skip: frozenset = frozenset()) -> list[tuple[Path, int]]:
+    """(image file, class index) under each class folder. Links to folders are not followed (a link loop would
+    walk for ever), and a file reached twice (through links, or hard links) counts once, at its first path;
+    files whose (device, inode) is in `skip` are left out."""
+    seen: set[tuple[int, int]] = set(skip)
+    out = []
+    for name in sorted(index):
+        for dirpath, dirnames, filenames in os.walk(folder / name, followlinks=False):
+            dirnames.sort()
+            for fn in sorted(filenames):
+                path = Path(dirpath) / fn
+                if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                    continue
+                try:
+                    st = path.stat()  # a link to a file is followed to it
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    out.append((path, index[name]))
+    return out
+
+
+def _inodes(samples) -> frozenset:
+    return frozenset((st.st_dev, st.st_ino) for st in (p.stat() for p, _ in samples))
+
+
 def files(root: Path, train: bool) -> list[tuple[Path, int]]:
     """(image file, class index) of the split, sorted by path."""
     names = classes(root)
@@ -72,11 +101,9 @@ def files(root: Path, train: bool) -> list[tuple[Path, int]]:
         if extra:
             raise UserError(f"{PREFIX}{root}: {test_dir} has classes the training folder lacks: {', '.join(extra)}")
         index = {name: index[name] for name in find_classes(str(test_dir))[0]}
-    try:
-        samples = make_dataset(str(folder), index, extensions=IMAGE_EXTENSIONS, allow_empty=True)
-    except (FileNotFoundError, OSError) as e:
-        raise UserError(f"{PREFIX}{root}: {one_line(e)}") from None
-    chosen = [(Path(p), c) for p, c in samples]
+    # a test image that is also a training image (a link to it) is left out of the test split
+    skip = _inodes(_samples(train_dir, {n: i for i, n in enumerate(names)})) if folder is test_dir else frozenset()
+    chosen = _samples(folder, index, skip)
     if test_dir is None:
         chosen = [(p, c) for p, c in chosen if held_out(p.relative_to(folder).as_posix()) != train]
     if not chosen:

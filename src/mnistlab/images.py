@@ -19,6 +19,9 @@ from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 from mnistlab.errors import UserError, one_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # what folders are read for
+# The formats Pillow may decode for mnistlab, whatever a file's name says. EPS, PS and PDF are left out: Pillow hands
+# them to Ghostscript, an external program that a hostile file can keep busy for ever (issue 19).
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO")
 MAX_PIXELS = 50_000_000
 """Largest image (width x height) `open_image` decodes; bigger ones are refused from their header alone."""
 
@@ -60,7 +63,7 @@ def decoded_bytes(size: tuple[int, int], mode: str) -> int:
 
 
 def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
-    """Open an image file, or the encoded bytes of one (PNG, JPEG, BMP, GIF, WebP, TIFF, ... what Pillow reads).
+    """Open an image file, or the encoded bytes of one: PNG, JPEG, GIF, BMP, TIFF, WebP, PPM/PGM or ICO (`FORMATS`).
 
     The size is checked from the header before any pixel is decoded: images over `MAX_PIXELS`, or whose pixels
     would take over `MAX_DECODED_BYTES`, are refused; running out of memory while decoding is a `UserError` too.
@@ -82,7 +85,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with opener() as f, Image.open(f) as im:
+            with opener() as f, Image.open(f, formats=FORMATS) as im:
                 width, height = im.size
                 if width * height > MAX_PIXELS:
                     raise _too_large(path, width * height, (width, height))
@@ -91,9 +94,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
                 need = decoded_bytes(im.size, im.mode)
                 if need > MAX_DECODED_BYTES:
                     raise UserError(f"{path} is too large to decode ({width}x{height} {im.mode} pixels, {_mb(need)})")
-                if getattr(im, "n_frames", 1) > 1:
-                    im.seek(0)
-                im.load()
+                im.load()  # frame 0 (n_frames is never asked: it walks a TIFF's whole chain of pages)
                 img = im.copy()
         except UserError:
             raise
@@ -104,7 +105,9 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
             m = re.search(r"\((\d+) pixels\)", str(e))
             raise _too_large(path, int(m.group(1)) if m else MAX_PIXELS + 1) from None
         except UnidentifiedImageError:
-            raise UserError(f"cannot read {path}: not an image file, or a format Pillow does not know") from None
+            raise UserError(
+                f"cannot read {path}: not an image in a format mnistlab reads ({', '.join(FORMATS)})"
+            ) from None
         except _DECODE_ERRORS as e:
             raise UserError(f"cannot read {path}: the image is damaged or truncated ({one_line(e)})") from None
     if failed:  # raised here, not in the handler, so that the half-decoded image is freed with the MemoryError

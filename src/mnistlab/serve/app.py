@@ -27,7 +27,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from mnistlab.analysis import input_gradient, unit_geometry
 from mnistlab.classifier import Classifier
 from mnistlab.errors import UserError, one_line
-from mnistlab.images import open_image
+from mnistlab.images import FORMATS, open_image
 from mnistlab.output import result_row
 from mnistlab.preprocess import Candidate, NoInkError, candidates
 from mnistlab.serve.batcher import Batcher, QueueFull
@@ -236,12 +236,12 @@ def prepare_upload(data: bytes, max_pixels: int) -> list[Candidate]:
     """The candidate 28x28 images, as `mnistlab predict` makes them; 413 for a pixel bomb, 415 for what is not an
     image, 422 for an image without ink. Runs in a worker thread."""
     try:
-        with Image.open(io.BytesIO(data)) as im:  # the header only: nothing decoded yet
+        with Image.open(io.BytesIO(data), formats=FORMATS) as im:  # the header only: nothing decoded yet
             width, height = im.size
     except Image.DecompressionBombError:
         raise ApiError(413, f"{NAME} has too many pixels; the limit is {max_pixels:,}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-        raise ApiError(415, f"{NAME} is not an image file, or a format Pillow does not know") from None
+        raise ApiError(415, f"{NAME} is not an image in a format mnistlab reads ({', '.join(FORMATS)})") from None
     if width * height > max_pixels:
         raise ApiError(413, f"{NAME} is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,}")
     try:
