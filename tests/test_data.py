@@ -74,6 +74,20 @@ def test_truncated_extraction_is_redone(tmp_path, mirror):
     assert torch.equal(x0, x1)
 
 
+def test_edited_extraction_of_the_same_size_is_redone(tmp_path, mirror):
+    """Pixels zeroed in the extracted file, header and size kept (issue 19): its sha256 no longer matches the
+    official decompressed one, so it is extracted again; an untouched file is not hashed again (its stamp)."""
+    d = tmp_path / "data"
+    x0, y0 = data.load_tensors(False, d, str(mirror))
+    raw = d / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    blob = raw.read_bytes()
+    raw.write_bytes(blob[:16] + bytes(len(blob) - 16))
+    x1, y1 = data.load_tensors(False, d, str(mirror))
+    assert torch.equal(x0, x1) and torch.equal(y0, y1) and raw.read_bytes() == blob
+    stamps = d / "MNIST" / "raw" / "mnistlab-extracted-mnist.json"
+    assert "t10k-images-idx3-ubyte" in stamps.read_text()
+
+
 def test_file_url_mirror(tmp_path, mirror):
     x, _ = data.load_tensors(False, tmp_path / "data", mirror.resolve().as_uri(), limit=5)
     assert x.shape == (5, 28, 28)
@@ -167,13 +181,14 @@ def test_damaged_extraction_is_redone(damage, tmp_path, mirror):
     ],
 )
 def test_unreadable_extraction_is_one_line(damage, needle, tmp_path, mirror, monkeypatch):
-    """Were the idx check to miss a damaged file, torchvision's parse errors and the check of what it loaded still
-    give one line, not a traceback."""
+    """Were the idx check and the sha256 check to miss a damaged file, torchvision's parse errors and the check of
+    what it loaded still give one line, not a traceback."""
     name, offset, new = DAMAGE[damage]
     d = tmp_path / "data"
     data.load_tensors(False, d, str(mirror))
     _patch(d / "MNIST" / "raw" / name, offset, new)
     monkeypatch.setattr(data, "_idx_problem", lambda *args: None)
+    monkeypatch.setattr(data, "_same_as_extracted", lambda *args: True)
     with pytest.raises(UserError, match=needle) as e:
         data.load_tensors(name.startswith("train"), d)
     assert len(str(e.value).splitlines()) == 1

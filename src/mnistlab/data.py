@@ -58,8 +58,8 @@ def normalization(dataset: str = DATASET, data_dir=None, mirror=None) -> tuple[f
     return datasets.pixel_stats(load_tensors(True, data_dir, mirror, dataset)[0])
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
+def _md5(path: Path, algorithm: str = "md5") -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             h.update(chunk)
@@ -396,10 +396,11 @@ def ensure_raw(root: Path, mirror: str | None, dataset: str = DATASET) -> Path:
     }
     if verified != known:
         _write_marker(raw, spec, verified)
+    stamps = _read_stamps(raw, spec)
     for f in spec.files:
         extracted, limit = raw / f.extracted, spec.idx(f).size
-        if extracted.exists() and _idx_problem(extracted, spec, f):
-            extracted.unlink()  # a damaged extraction: extracted again below from the verified .gz
+        if extracted.exists() and (_idx_problem(extracted, spec, f) or not _same_as_extracted(extracted, f, stamps)):
+            extracted.unlink()  # a damaged or edited extraction: extracted again below from the verified .gz
         if not extracted.exists():
             _extract(raw / f.name, extracted, limit)
             problem = _idx_problem(extracted, spec, f)
@@ -409,7 +410,48 @@ def ensure_raw(root: Path, mirror: str | None, dataset: str = DATASET) -> Path:
                     f"{spec.name}: {f.name} passed its checksum but does not hold the expected data ({problem}); "
                     f"mnistlab's record of {spec.name} does not fit this file"
                 )
+            stamps.pop(f.extracted, None)
+            _same_as_extracted(extracted, f, stamps)  # hashed once, stamped
+    _write_stamps(raw, spec, stamps)
     return raw
+
+
+# An extracted idx file is hashed (sha256) when it is made, or when its size or modification time differ from its
+# stamp; a hash that differs from the official decompressed sha256 (or, without one, from the stamp's) means the
+# file was edited after extraction (pixels zeroed, labels shifted), and it is extracted again.
+
+
+def _stamps_path(raw: Path, spec: DatasetSpec) -> Path:
+    return raw / f"mnistlab-extracted-{spec.name}.json"
+
+
+def _read_stamps(raw: Path, spec: DatasetSpec) -> dict:
+    try:
+        stamps = json.loads(_stamps_path(raw, spec).read_text())
+        return stamps if isinstance(stamps, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_stamps(raw: Path, spec: DatasetSpec, stamps: dict) -> None:
+    if stamps != _read_stamps(raw, spec):
+        tmp = _part(_stamps_path(raw, spec))
+        tmp.write_text(json.dumps(stamps, indent=1, sort_keys=True))
+        os.replace(tmp, _stamps_path(raw, spec))
+
+
+def _same_as_extracted(path: Path, f: IdxFile, stamps: dict) -> bool:
+    """Whether `path` still holds what was extracted from the verified .gz (see above); stamps it when it does."""
+    st = path.stat()
+    stamp = stamps.get(f.extracted)
+    if isinstance(stamp, dict) and stamp.get("size") == st.st_size and stamp.get("mtime_ns") == st.st_mtime_ns:
+        return True
+    digest = _md5(path, "sha256")
+    expected = f.sha256 or (stamp.get("sha256") if isinstance(stamp, dict) else None)
+    if expected and digest != expected:
+        return False
+    stamps[f.extracted] = {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return True
 
 
 # --------------------------------------------------------------------------------------------------------------
