@@ -186,3 +186,26 @@ def test_links_are_walked_once_and_splits_never_share_a_file(tmp_path):
     assert len(train) == 12 and len(test) == 4, (train, test)
     real = {p.resolve() for p, _ in train}
     assert len(real) == 12 and not real & {p.resolve() for p, _ in test}
+
+
+def test_class_folders_whose_names_are_not_utf8_are_escaped_once(tmp_path):
+    """A class folder named with a byte that is not UTF-8 (`zero\\xff`) is read, and its name is valid text from
+    then on (issue 19: plots, `evaluate` and the server used to fail on it)."""
+    import json
+    import os
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "set"
+    root.mkdir()
+    for raw in (b"zero\xff", b"one"):
+        d = os.path.join(os.fsencode(root), raw)
+        os.mkdir(d)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(
+                os.fsdecode(os.path.join(d, b"%d.png" % i))
+            )
+    names = folders.classes(root)
+    assert names == ["one", "zero\\xff"] and json.loads(json.dumps(names)) == names
+    found = folders.files(root, True) + folders.files(root, False)
+    assert len(found) == 20 and {c for _, c in found} == {0, 1}
+    names[1].encode("utf-8")  # no surrogates left

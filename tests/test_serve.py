@@ -143,6 +143,10 @@ def test_every_error_is_one_line_of_json_and_the_server_keeps_serving(client):
     check_error(post("/v1/predict", content=b"plain text, not an image", headers={"content-type": "text/plain"}), 415)
     check_error(post("/v1/predict", content=SEVEN[: len(SEVEN) // 2], headers=png_type), 415)  # truncated
     assert "PNG, JPEG" in check_error(post("/v1/predict", content=EPS_LOOP, headers=png_type), 415)  # never gs
+    deep = b"[" * 100_000 + b"]" * 100_000  # nested deeper than the JSON parser's stack
+    assert "too deep" in check_error(
+        post("/v1/predict", content=deep, headers={"content-type": "application/json"}), 400
+    )
     assert "no ink" in check_error(post("/v1/predict", content=BLANK, headers=png_type), 422)
     check_error(client.get("/nowhere"), 404)
     check_error(client.get("/v1/predict"), 405)

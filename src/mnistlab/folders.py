@@ -41,7 +41,14 @@ def layout(root: Path) -> tuple[Path, Path | None]:
 
 
 def classes(root: Path) -> list[str]:
-    """The class names: the training folder's sub-folders, sorted (as torchvision's ImageFolder orders them)."""
+    """The class names: the training folder's sub-folders, sorted (as torchvision's ImageFolder orders them). A
+    name that is not UTF-8 is shown with its odd bytes escaped (`zero\\xff`), once, here: what is printed, plotted,
+    served and stored with the weights is always valid text."""
+    return [n.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for n in _folder_names(root)]
+
+
+def _folder_names(root: Path) -> list[str]:
+    """The class folders' names as the file system gives them (undecodable bytes as surrogates)."""
     train, _ = layout(root)
     try:
         names, _ = find_classes(str(train))
@@ -92,7 +99,7 @@ def _inodes(samples) -> frozenset:
 
 def files(root: Path, train: bool) -> list[tuple[Path, int]]:
     """(image file, class index) of the split, sorted by path."""
-    names = classes(root)
+    names = _folder_names(root)
     index = {name: i for i, name in enumerate(names)}
     train_dir, test_dir = layout(root)
     folder = train_dir if train or test_dir is None else test_dir

@@ -222,6 +222,8 @@ async def image_bytes(request: Request, cap: int) -> bytes:
             obj = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise ApiError(400, f"malformed JSON: {one_line(e)}") from None
+        except RecursionError:  # JSON nested deeper than the parser's stack (issue 19)
+            raise ApiError(400, "malformed JSON: nested too deep") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("image"), str):
             raise ApiError(400, 'a JSON body must be an object {"image": "<base64 or data URL>"}')
         data = _decode_base64(obj["image"])
