@@ -12,7 +12,8 @@ from mnistlab import calibration
 from mnistlab.data import load_tensors
 from mnistlab.errors import UserError
 
-N = 100  # digits per set: the first N MNIST test digits
+N = 100  # digits per set: the first N MNIST test digits ...
+SMALLER = {"5% of a large photo": 50}  # ... fewer of the 1600x1200 photos, the slowest set to render and read
 # What each set must reach: the issue's 97%, except soft low-resolution scans (8-14 px), measured at 92% on
 # 2026-12-01 (benchmarks/robustness.py): not yet at the target, and this floor only keeps it from falling back.
 FLOOR = {"soft low-res scan": 0.88}
@@ -35,7 +36,7 @@ def test_real_digit_like_images_are_read(bundled, digits, kind):
     line, coloured ink on coloured paper, EXIF-rotated JPEGs and a digit 5% of a large photo: >= 97% read right."""
     x, y = digits
     rng = np.random.default_rng(1)
-    results = bundled.predict_each([MAKERS[kind](d, rng) for d in x[:N]])
+    results = bundled.predict_each([MAKERS[kind](d, rng) for d in x[: SMALLER.get(kind, N)]])
     right = [not isinstance(r, UserError) and r.is_digit and r.digit == t for r, t in zip(results, y)]
     wrong = [
         (i, int(y[i]), r if isinstance(r, UserError) else (r.digit, r.candidate))
