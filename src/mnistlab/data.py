@@ -58,7 +58,7 @@ def normalization(dataset: str = DATASET, data_dir=None, mirror=None) -> tuple[f
     return datasets.pixel_stats(load_tensors(True, data_dir, mirror, dataset)[0])
 
 
-def _md5(path: Path, algorithm: str = "md5") -> str:
+def _digest(path: Path, algorithm: str = "md5") -> str:
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
@@ -233,7 +233,7 @@ def _copy(src: Path, dest: Path) -> None:
 def _from_archive(zip_path: Path, spec: DatasetSpec, files: list[IdxFile], raw: Path, fix: str) -> dict[str, str]:
     """Take `files` out of the archive `zip_path` into `raw`, after checking the archive's md5; {name: md5}."""
     archive = spec.archive
-    md5 = _md5(zip_path)
+    md5 = _digest(zip_path)
     if md5 != archive.md5:
         raise UserError(f"{spec.name}: {zip_path} is corrupted (md5 mismatch, expected {archive.md5}); {fix}")
     got, f = {}, files[0]
@@ -244,7 +244,7 @@ def _from_archive(zip_path: Path, spec: DatasetSpec, files: list[IdxFile], raw: 
                 with z.open(archive.folder + f.name) as src, open(tmp, "wb") as out:
                     shutil.copyfileobj(src, out, _CHUNK)
                 os.replace(tmp, raw / f.name)
-                got[f.name] = _md5(raw / f.name)
+                got[f.name] = _digest(raw / f.name)
     except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error) as e:
         raise UserError(f"{spec.name}: cannot take {f.name} out of {zip_path}: {one_line(e)}; {fix}") from None
     return got
@@ -290,7 +290,7 @@ def _fetch(spec: DatasetSpec, raw: Path, source: Path | str | None, missing: lis
                     f"{spec.name}: mirror folder {source} has no {f.name}{also}; it must hold the dataset's official "
                     "files"
                 )
-            md5 = _md5(found[0])
+            md5 = _digest(found[0])
             problem = _gz_problem(found[0], spec, f, md5)
             if problem:
                 unknown = archive is not None and f.md5 is None and f.sha256 is None
@@ -307,15 +307,15 @@ def _fetch(spec: DatasetSpec, raw: Path, source: Path | str | None, missing: lis
     if archive is not None:
 
         def archive_ok(p: Path) -> str | None:
-            md5 = _md5(p)
+            md5 = _digest(p)
             return None if md5 == archive.md5 else f"md5 mismatch (got {md5}, expected {archive.md5})"
 
         _download(spec, archive.name, raw, bases, archive_ok)
         return _from_archive(raw / archive.name, spec, missing, raw, "delete it and run again to fetch a fresh copy")
     got = {}
     for f in missing:
-        _download(spec, f.name, raw, bases, lambda p, f=f: _gz_problem(p, spec, f, _md5(p)))
-        got[f.name] = _md5(raw / f.name)
+        _download(spec, f.name, raw, bases, lambda p, f=f: _gz_problem(p, spec, f, _digest(p)))
+        got[f.name] = _digest(raw / f.name)
     return got
 
 
@@ -383,7 +383,7 @@ def ensure_raw(root: Path, mirror: str | None, dataset: str = DATASET) -> Path:
         if not dest.exists():
             missing.append(f)
             continue
-        md5 = _md5(dest)
+        md5 = _digest(dest)
         problem = _gz_problem(dest, spec, f, md5, known.get(f.name, {}).get("md5"))
         if problem:
             raise UserError(f"{spec.name}: {dest} {problem}; delete it and run again to fetch a fresh copy")
@@ -446,7 +446,7 @@ def _same_as_extracted(path: Path, f: IdxFile, stamps: dict) -> bool:
     stamp = stamps.get(f.extracted)
     if isinstance(stamp, dict) and stamp.get("size") == st.st_size and stamp.get("mtime_ns") == st.st_mtime_ns:
         return True
-    digest = _md5(path, "sha256")
+    digest = _digest(path, "sha256")
     expected = f.sha256 or (stamp.get("sha256") if isinstance(stamp, dict) else None)
     if expected and digest != expected:
         return False

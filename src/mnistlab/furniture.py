@@ -23,6 +23,7 @@ EDGE_BAND = 0.15  # the sheet's edge lies within this fraction of the image's si
 EDGE_SHARE = 0.9  # ... this share of its ink at least, ...
 EDGE_COVER = 0.4  # ... along this share of that side at least
 CROP_SIDE = 64  # an image under this on its shorter side is a crop of a digit, not a page (its border ink is ink)
+RULED_REST = 0.05  # a page whose ink is 2+ long lines and under this much else (of their area) is ruled paper
 SAMPLE = 4000  # a frame test looks at this many of a part's pixels at most
 
 
@@ -85,9 +86,8 @@ def furniture(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return out
 
 
-def only_ruled_lines(mask: np.ndarray, lines: np.ndarray, keep_share: float) -> bool:
-    """Whether the ink is two or more long lines and nothing else (parts of the rest under `keep_share` of the
-    lines' area are specks)."""
+def only_ruled_lines(mask: np.ndarray, lines: np.ndarray) -> bool:
+    """Whether the ink is two or more long lines (`lines`, a mask) and nothing else (RULED_REST)."""
     n = ndimage.label(mask & lines, structure=np.ones((3, 3), bool))[1]
     rest = np.count_nonzero(mask & ~lines)
-    return n >= 2 and rest < keep_share * np.count_nonzero(mask & lines)
+    return n >= 2 and rest < RULED_REST * np.count_nonzero(mask & lines)

@@ -67,7 +67,6 @@ PAPER = 1 / 3  # the paper's window: strokes thinner than this fraction of the s
 MIN_CONTRAST = 0.08  # the typical ink must stand out from the paper by this much (0..1 scale) ...
 NOISE = 5.0  # ... and by this many robust standard deviations of the noise
 LOW, HIGH = 0.25, 0.5  # hysteresis: ink is above LOW x the typical ink, connected to pixels above HIGH x
-RULED_REST = 0.05  # a page whose ink is 2+ long lines and under this much else (of their area) is ruled paper
 SPECK = 0.02  # parts under this fraction of the largest part's area are specks
 LINE = 0.6  # a straight run of ink this fraction of the image's side long is a line (ruled, squared, margin, frame)
 SPAN = 0.85  # ... when the runs, joined, cross this fraction of it (ruled paper does; a stroke drawn on a pad not)
@@ -178,7 +177,7 @@ def _groups(mask: np.ndarray) -> tuple[dict[str, np.ndarray], bool]:
     keep[0] = False
     # in a crop (under CROP_SIDE) a stroke crossing the image is the digit's own, not ruled paper
     lines = _lines(mask) if min(mask.shape) >= furniture.CROP_SIDE else np.zeros_like(mask)
-    if lines.any() and furniture.only_ruled_lines(mask, lines, RULED_REST):
+    if lines.any() and furniture.only_ruled_lines(mask, lines):
         return {}, True
     found = furniture.furniture(labels, keep)
     keep &= ~found  # frames and the sheet's edge are in no candidate
