@@ -209,3 +209,16 @@ def test_class_folders_whose_names_are_not_utf8_are_escaped_once(tmp_path):
     found = folders.files(root, True) + folders.files(root, False)
     assert len(found) == 20 and {c for _, c in found} == {0, 1}
     names[1].encode("utf-8")  # no surrogates left
+
+
+def test_an_empty_class_folder_is_a_one_line_warning(tmp_path, digit_folder, capsys):
+    """Issue 19, row 11: a class folder without images trains, but says so on stderr, once, in one line."""
+    import shutil
+
+    root = tmp_path / "set"
+    shutil.copytree(digit_folder, root)
+    (root / "nothing").mkdir()
+    x, y = folders.load_tensors(root, True)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mnistlab: warning: the class folder 'nothing' holds no training images"], err
+    assert len(x) == len(y) > 0

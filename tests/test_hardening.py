@@ -411,3 +411,86 @@ def test_torchvisions_pickled_cache_is_never_loaded(tmp_path, mirror, capsys):
     r = run_main("train", "--epochs", "1", "--limit-train", "16", "--data-dir", root, "--mirror", mirror, "--out", run)
     assert not run.exists()
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "processed" in r.stderr, r.stderr
+
+
+def _jpeg_of_scans(extra: int) -> bytes:
+    """A small progressive JPEG with its last scan repeated `extra` times more."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((28, 28)) * 255).astype("uint8")).save(
+        buf, "JPEG", progressive=True
+    )
+    data = buf.getvalue()
+    last, end = data.rfind(b"\xff\xda"), data.rfind(b"\xff\xd9")
+    return data[:end] + data[last:end] * extra + b"\xff\xd9"
+
+
+def _tiff_in_tiles(side: int) -> bytes:
+    """A 28x28 deflate-compressed TIFF whose header says its tiles are side x side (libtiff allocates one whole)."""
+    import struct
+
+    entries = [(256, 4, 28), (257, 4, 28), (258, 3, 8), (259, 3, 8), (262, 3, 1), (277, 3, 1)]
+    entries += [(322, 4, side), (323, 4, side), (324, 4, 0), (325, 4, 1000)]
+    data_at = 8 + 2 + 12 * len(entries) + 4
+    out = b"II*\x00" + struct.pack("<IH", 8, len(entries))
+    for tag, kind, value in entries:
+        value = data_at if tag == 324 else value
+        out += struct.pack("<HHI", tag, kind, 1) + struct.pack(
+            "<HH" if kind == 3 else "<I", *((value, 0) if kind == 3 else (value,))
+        )
+    return out + struct.pack("<I", 0) + bytes(1000)
+
+
+def test_decoder_work_is_bounded_before_decoding(tmp_path):
+    """Issue 19, rows 1b and 3: a JPEG of thousands of scans (libjpeg decodes the image once per scan: minutes) and a
+    28x28 TIFF in 40000x40000 tiles (libtiff allocates a tile: gigabytes) are refused from their markers and tags,
+    in one line, by the API and by `predict`; a normal progressive JPEG and a TIFF in small tiles still open."""
+    from mnistlab.images import MAX_SCANS, open_image
+
+    assert open_image(_jpeg_of_scans(3)).size == (28, 28)
+    with pytest.raises(UserError, match=f"JPEG of over {MAX_SCANS} scans"):
+        open_image(_jpeg_of_scans(MAX_SCANS + 1), "the upload")
+    with pytest.raises(UserError, match="28x28 TIFF in tiles of 1,600,000,000 pixels"):
+        open_image(_tiff_in_tiles(40000), "the upload")
+    with pytest.raises(UserError, match="damaged"):  # small tiles pass the check (this one's data is not deflate)
+        open_image(_tiff_in_tiles(32), "the upload")
+    scans, tiles = tmp_path / "scans.jpg", tmp_path / "tiles.tif"
+    scans.write_bytes(_jpeg_of_scans(5000))
+    tiles.write_bytes(_tiff_in_tiles(40000))
+    r = run_main("predict", scans, tiles)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 2 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_float_tiff_with_a_nan_pixel_and_stale_part_files(tmp_path, mirror):
+    """Issue 19, row 11: a float TIFF holding a NaN is one line, not "blank" after a numpy warning (or an Otsu
+    traceback); a `.part` file left by a process killed while fetching is removed on the next fill, while a running
+    process's is kept."""
+    import io
+    import warnings
+
+    import numpy as np
+
+    from mnistlab.data import load_tensors
+    from mnistlab.preprocess import candidates
+
+    a = np.zeros((28, 28), np.float32)
+    a[5:20, 10:14], a[0, 0] = 1.0, np.nan
+    buf = io.BytesIO()
+    Image.fromarray(a, mode="F").save(buf, "TIFF")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserError, match="NaN or infinite pixels"):
+            candidates(buf.getvalue())
+    root = tmp_path / "data"
+    load_tensors(False, root, str(mirror), limit=1)
+    raw = root / "MNIST" / "raw"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, live = raw / f"train-images-idx3-ubyte.{dead.pid}.part", raw / f"t10k-images-idx3-ubyte.{os.getpid()}.part"
+    stale.write_bytes(b"x" * 1000)
+    live.write_bytes(b"y")
+    load_tensors(False, root, str(mirror), limit=1)
+    assert not stale.exists() and live.exists()

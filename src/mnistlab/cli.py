@@ -229,6 +229,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--max-queue", type=_positive_int, default=256, help="requests handled at once; more get 503")
     v.add_argument("--max-body-mb", type=_positive_float, default=8.0, help="largest request body (default: 8 MB)")
+    v.add_argument(
+        "--header-timeout-s",
+        type=_positive_float,
+        default=10.0,
+        help="a connection's request headers must arrive within this (default: 10)",
+    )
+    v.add_argument(
+        "--body-timeout-s",
+        type=_positive_float,
+        default=30.0,
+        help="a request's body must arrive within this; slower ones get 408 (default: 30)",
+    )
+    v.add_argument(
+        "--keep-alive-s",
+        type=_positive_float,
+        default=5.0,
+        help="idle kept-alive connections are closed after this (default: 5)",
+    )
+    v.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=1000,
+        help="open connections at most, kept below the open-file limit (default: 1000)",
+    )
+    v.add_argument(
+        "--prepare-workers", type=_positive_int, default=4, help="images prepared at once; more get 503 (default: 4)"
+    )
+    v.add_argument(
+        "--prepare-timeout-s",
+        type=_positive_float,
+        default=10.0,
+        help="an image that takes longer to prepare gets 422 (default: 10)",
+    )
+    v.add_argument(
+        "--drain-s",
+        type=_positive_float,
+        default=10.0,
+        help="on Ctrl-C or SIGTERM, requests in flight get this long to finish (default: 10)",
+    )
     v.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"], help="default: cpu")
 
     d = sub.add_parser(
@@ -481,7 +520,7 @@ def cmd_serve(args) -> int:
         raise UserError(f'mnistlab serve needs {missing}: install it with pip install "mnistlab[serve]"') from None
     from mnistlab.classifier import load
     from mnistlab.serve import create_app
-    from mnistlab.serve.server import listen, serve, url
+    from mnistlab.serve.server import HttpLimits, listen, serve, url
 
     sock = listen(args.host, args.port)  # OSError (port in use, ...): one line, exit 2
     try:
@@ -495,9 +534,13 @@ def cmd_serve(args) -> int:
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,
         max_body=int(args.max_body_mb * 2**20),
+        body_timeout_s=args.body_timeout_s,
+        prepare_workers=args.prepare_workers,
+        prepare_timeout_s=args.prepare_timeout_s,
     )
+    http = HttpLimits(args.header_timeout_s, args.keep_alive_s, args.drain_s, args.max_connections)
     print(f"mnistlab: serving {classifier.source} at {url(sock)} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    serve(app, sock)
+    serve(app, sock, http)
     return 0
 
 

@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import struct
 import urllib.error
@@ -224,6 +225,21 @@ def _part(dest: Path) -> Path:
     return dest.with_name(f"{dest.name}.{os.getpid()}.part")
 
 
+def _clear_stale_parts(raw: Path) -> None:
+    """Delete the `.part` files (`_part`) of processes that are gone: one killed while fetching or extracting left
+    its half-written copy behind. Those of running processes (a concurrent fill) are theirs to finish."""
+    for part in raw.glob("*.part"):
+        m = re.fullmatch(r".*\.(\d+)\.part", part.name)
+        if not m:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            part.unlink(missing_ok=True)
+        except (PermissionError, OverflowError, OSError):  # another user's process, or not a pid at all
+            pass
+
+
 def _copy(src: Path, dest: Path) -> None:
     tmp = _part(dest)
     shutil.copyfile(src, tmp)
@@ -376,6 +392,7 @@ def ensure_raw(root: Path, mirror: str | None, dataset: str = DATASET) -> Path:
     source = _parse_mirror(mirror, spec)  # before anything is created or fetched
     raw = root / spec.folder
     raw.mkdir(parents=True, exist_ok=True)
+    _clear_stale_parts(raw)
     known = _read_marker(raw, spec)
     md5s, missing = {}, []
     for f in spec.files:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,10 @@ def load_tensors(root: Path, train: bool, limit: int | None = None) -> tuple[tor
     from mnistlab.preprocess import prepare
 
     chosen = files(root, train)[:limit]
+    if train and limit is None:
+        used = {c for _, c in chosen}
+        for name in (n for i, n in enumerate(classes(root)) if i not in used):
+            print(f"mnistlab: warning: the class folder {name!r} holds no training images", file=sys.stderr)
     images = np.zeros((len(chosen), 28, 28), dtype=np.uint8)
     bad = []
     for i, (path, _) in enumerate(chosen):

@@ -29,6 +29,10 @@ MAX_DECODED_BYTES = 4 * MAX_PIXELS
 """Most memory the decoded pixels of one image may take (Pillow's widest modes, RGBA, I and F, use 4 bytes a
 pixel). Preparing an allowed image peaks at about 12 bytes a pixel in all (measured: 600 MB at 49 megapixels)."""
 
+MAX_SCANS = 256
+"""Most scans a JPEG may hold. A progressive JPEG has about 10; libjpeg decodes the whole image once per scan, so
+a file of tens of thousands of empty scans keeps the decoder busy for minutes (issue 19)."""
+
 ALPHA_VARIATION = 0.1  # an alpha channel spanning less than this is treated as uniform and ignored
 
 _DECODE_ERRORS = (
@@ -83,6 +87,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
     width = height = need = 0
     failed = ""
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's remarks on odd files (an ICO's sizes): its errors are what count
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with opener() as f, Image.open(f, formats=FORMATS) as im:
@@ -94,6 +99,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
                 need = decoded_bytes(im.size, im.mode)
                 if need > MAX_DECODED_BYTES:
                     raise UserError(f"{path} is too large to decode ({width}x{height} {im.mode} pixels, {_mb(need)})")
+                _check_decoder_work(im, f, path)
                 im.load()  # frame 0 (n_frames is never asked: it walks a TIFF's whole chain of pages)
                 img = im.copy()
         except UserError:
@@ -120,6 +126,25 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         return img
     del img
     raise UserError(failed)
+
+
+def _check_decoder_work(im: Image.Image, f, path) -> None:
+    """Refuse a file whose header promises far more decoding work than its pixels need: a JPEG of over `MAX_SCANS`
+    scans, or a TIFF whose tiles are far larger than the image (libtiff allocates a whole tile before decoding)."""
+    if im.format == "JPEG":
+        f.seek(0)
+        scans, tail = 0, b""
+        while chunk := f.read(1 << 20):  # a scan starts with the marker FF DA; entropy-coded data never holds it
+            scans += (tail + chunk).count(b"\xff\xda")
+            tail = chunk[-1:]
+            if scans > MAX_SCANS:
+                raise UserError(f"{path} is a JPEG of over {MAX_SCANS} scans, which no camera or editor writes")
+    elif im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        tile = int(tags.get(322, 0) or 0) * int(tags.get(323, 0) or 0)  # TileWidth x TileLength
+        allowed = min(MAX_PIXELS, max(4 * im.width * im.height, 1 << 20))
+        if tile > allowed:
+            raise UserError(f"{path} is a {im.width}x{im.height} TIFF in tiles of {tile:,} pixels each, too large")
 
 
 def _mb(n: int) -> str:
@@ -205,7 +230,10 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
     if mode.startswith("I;16"):
         return _band(img.convert("I"), "I", 65535.0)
     if mode in ("I", "F"):
-        return _scale_unit(np.asarray(img), integer=mode == "I")
+        a = np.asarray(img)
+        if mode == "F" and not np.isfinite(a).all():  # (a float TIFF may hold them)
+            raise UserError("the image holds NaN or infinite pixels")
+        return _scale_unit(a, integer=mode == "I")
     alpha = mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in img.info)
     try:  # CMYK, YCbCr, LAB, HSV, ...: via RGB
         rgb = img if mode == ("RGBA" if alpha else "RGB") else img.convert("RGBA" if alpha else "RGB")

@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from mnistlab.analysis import input_gradient, unit_geometry
 from mnistlab.classifier import Classifier
@@ -31,6 +32,7 @@ from mnistlab.images import FORMATS, open_image
 from mnistlab.output import result_row
 from mnistlab.preprocess import Candidate, NoInkError, candidates
 from mnistlab.serve.batcher import Batcher, QueueFull
+from mnistlab.serve.pool import Overrun, PoolFull, PreparePool
 
 MAX_BODY = 8 * 2**20  # bytes: a phone's JPEG fits, an upload that only wastes memory does not
 MAX_PIXELS = 16_000_000  # an uploaded image's width x height, checked from its header (a 12 MP photo fits)
@@ -127,6 +129,9 @@ class Limits:
     max_queue: int = 256
     max_body: int = MAX_BODY
     max_pixels: int = MAX_PIXELS
+    body_timeout_s: float = 30.0  # a body must arrive in full within this long (8 MB at 2 Mbit/s does)
+    prepare_workers: int = 4  # images prepared at once, each in a thread of its own ...
+    prepare_timeout_s: float = 10.0  # ... within this long (a 16 MP photo takes about 1 s)
 
 
 class _State:
@@ -141,6 +146,7 @@ class _State:
         self.batcher = Batcher(
             self.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue, expected=lambda: self.predicting
         )
+        self.pool = PreparePool(limits.prepare_workers, limits.prepare_timeout_s)  # made again in each lifespan
         self.loading: asyncio.Task | None = None
         self.load_error = ""
 
@@ -172,17 +178,24 @@ def rf_box(layers: list[dict], layer: str, row: int, col: int) -> dict:
 # Reading a request
 
 
-async def read_body(request: Request, cap: int) -> bytes:
-    """The request's body, refused with 413 as soon as it is known to be over `cap` bytes."""
+async def read_body(request: Request, cap: int, timeout_s: float = 30.0) -> bytes:
+    """The request's body, refused with 413 as soon as it is known to be over `cap` bytes, and with 408 when it has
+    not arrived in full within `timeout_s` (a slow upload holds one of the server's places meanwhile)."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > cap:
         raise ApiError(413, f"the body is {int(length):,} bytes; the limit is {cap:,}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise ApiError(413, f"the body is over the limit of {cap:,} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise ApiError(413, f"the body is over the limit of {cap:,} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the body did not arrive within {timeout_s:g} s", {"Connection": "close"}) from None
+    except ClientDisconnect:  # nobody is there to read the answer; it keeps the log free of a traceback
+        raise ApiError(400, "the client went away before sending its whole body") from None
     return b"".join(chunks)
 
 
@@ -191,16 +204,17 @@ def _decode_base64(text: str) -> bytes:
         head, _, text = text.partition(",")
         if ";base64" not in head:
             raise ApiError(400, "a data URL must be base64-encoded (data:image/png;base64,...)")
+    text = "".join(text.split())  # MIME base64 breaks its lines every 76 characters
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ApiError(400, "image is not valid base64") from None
 
 
-async def image_bytes(request: Request, cap: int) -> bytes:
+async def image_bytes(request: Request, cap: int, timeout_s: float = 30.0) -> bytes:
     """The image's encoded bytes from a multipart form (field `file`), a JSON object {"image": base64 or data URL}
     or the raw body. Malformed multipart or JSON, or no image at all, is a 400."""
-    body = await read_body(request, cap)
+    body = await read_body(request, cap, timeout_s)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
 
@@ -286,9 +300,10 @@ _ERRORS = {
     code: {"model": ErrorOut, "description": what}
     for code, what in {
         400: "malformed multipart or JSON, no image, or a bad parameter",
+        408: "the body did not arrive within the server's body timeout",
         413: "the body is over the size limit, or the image has too many pixels",
         415: "the body is not an image",
-        422: "the image holds no digit",
+        422: "the image holds no ink or no digit, or took longer than the server's deadline to prepare",
         503: "the model is loading or the queue is full: retry after Retry-After seconds",
     }.items()
 }
@@ -318,7 +333,7 @@ _IMAGE_BODY = {
 
 # what /v1/predict and /v1/explain share in the schema: the image body, the errors, the tag
 _IMAGE_OPERATION = {
-    "responses": {code: _ERRORS[code] for code in (400, 413, 415, 422, 503)},
+    "responses": {code: _ERRORS[code] for code in (400, 408, 413, 415, 422, 503)},
     "openapi_extra": _IMAGE_BODY,
     "tags": ["model"],
 }
@@ -335,12 +350,21 @@ def create_app(
     max_queue: int = 256,
     max_body: int = MAX_BODY,
     max_pixels: int = MAX_PIXELS,
+    body_timeout_s: float = Limits.body_timeout_s,
+    prepare_workers: int = Limits.prepare_workers,
+    prepare_timeout_s: float = Limits.prepare_timeout_s,
 ) -> FastAPI:
     """The app serving `classifier` (or the classifier a zero-argument callable loads, in a thread, after start-up:
     /healthz says 503 until it is there). Concurrent predictions are batched (`max_batch` images, waiting at most
     `max_wait_ms` for a batch to fill; `max_batch=1` turns batching off); at most `max_queue` requests are handled
-    at once (more get 503); bodies over `max_body` bytes and images over `max_pixels` get 413."""
-    state = _State(Limits(max_batch, max_wait_ms, max_queue, max_body, max_pixels))
+    at once (more get 503); bodies over `max_body` bytes and images over `max_pixels` get 413, bodies slower than
+    `body_timeout_s` 408. Images are prepared by `prepare_workers` threads, each within `prepare_timeout_s` (422
+    past it; 503 when all are busy)."""
+    state = _State(
+        Limits(
+            max_batch, max_wait_ms, max_queue, max_body, max_pixels, body_timeout_s, prepare_workers, prepare_timeout_s
+        )
+    )
 
     async def load(loader):
         try:
@@ -350,6 +374,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        state.pool = PreparePool(state.limits.prepare_workers, state.limits.prepare_timeout_s)  # (this loop's)
         state.batcher.start()
         if isinstance(classifier, Classifier):
             state.ready(classifier)
@@ -398,8 +423,13 @@ def create_app(
     async def admitted(request: Request):
         """(classifier, candidate readings) of a request."""
         clf = require_model()
-        data = await image_bytes(request, state.limits.max_body)
-        found = await asyncio.to_thread(prepare_upload, data, state.limits.max_pixels)
+        data = await image_bytes(request, state.limits.max_body, state.limits.body_timeout_s)
+        try:
+            found = await state.pool.run(prepare_upload, data, state.limits.max_pixels)
+        except PoolFull as e:
+            raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
+        except Overrun as e:
+            raise ApiError(422, f"{NAME} could not be read: {e}") from None
         return clf, found
 
     async def guarded(handler):
@@ -415,8 +445,12 @@ def create_app(
 
     @app.get("/healthz", response_model=HealthOut, responses={503: _ERRORS[503]}, tags=["server"])
     async def healthz():
-        """200 once the model is loaded and the server answers predictions; 503 before."""
+        """200 once the model is loaded and the server answers predictions; 503 before, or when every image worker
+        is stuck on an image that overran its deadline."""
         require_model()
+        if not state.pool.healthy():
+            message = f"cannot prepare images: all {state.pool.workers} workers are stuck on images that overran"
+            raise ApiError(503, message, {"Retry-After": RETRY_AFTER})
         return {"status": "ok"}
 
     @app.get("/v1/model", response_model=ModelOut, responses={503: _ERRORS[503]}, tags=["model"])
@@ -488,6 +522,9 @@ def create_app(
     async def index():
         return FileResponse(static_dir().joinpath("index.html"), media_type="text/html")
 
+    for route in list(app.routes):  # HEAD wherever GET is (the answer without its body; not in the schema)
+        if "GET" in getattr(route, "methods", ()) and hasattr(route, "endpoint") and route.path != "/openapi.json":
+            app.add_api_route(route.path, route.endpoint, methods=["HEAD"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=str(static_dir())), name="static")
     return app
 

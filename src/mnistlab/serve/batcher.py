@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +32,13 @@ class BatchStats:
 
 class Batcher:
     """Collects items `submit`ted concurrently and answers them with `run(items) -> results` (one result per item,
-    in order), called in a worker thread with at most `max_batch` items. A batch starts when the first item arrives
-    and is run when it is full or `max_wait_ms` after that item, whichever comes first; `max_batch=1` turns batching
-    off. With `expected` (a function: how many items are on their way, counting those already submitted), a batch
-    that holds them all is run at once: a lone request does not wait `max_wait_ms` for company that is not coming.
-    At most `max_queue` items may wait; `submit` raises `QueueFull` beyond that. An exception from `run` is raised
-    by every `submit` of that batch; the batcher keeps serving.
+    in order), called in a thread of its own (never shared with image preparation) with at most `max_batch` items.
+    A batch starts when the first item arrives and is run when it is full or `max_wait_ms` after that item,
+    whichever comes first; `max_batch=1` turns batching off. With `expected` (a function: how many items are on
+    their way, counting those already submitted), a batch that holds them all is run at once: a lone request does
+    not wait `max_wait_ms` for company that is not coming. At most `max_queue` items may wait; `submit` raises
+    `QueueFull` beyond that. An exception from `run` is raised by every `submit` of that batch; the batcher keeps
+    serving.
 
     Create it, `start()` it inside the running event loop, and `await stop()` when done.
     """
@@ -56,10 +58,12 @@ class Batcher:
         self.stats = BatchStats()
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
+        self._thread: ThreadPoolExecutor | None = None
         self._stopping = False
 
     def start(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.max_queue)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="mnistlab-forward")
         self._worker = asyncio.get_running_loop().create_task(self._work(), name="mnistlab-batcher")
 
     async def stop(self) -> None:
@@ -71,6 +75,8 @@ class Batcher:
             except asyncio.CancelledError:
                 pass
             self._worker = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
         while self._queue is not None and not self._queue.empty():
             _, future = self._queue.get_nowait()
             if not future.done():
@@ -116,7 +122,8 @@ class Batcher:
             if not live:
                 continue
             try:
-                results = await asyncio.to_thread(self.run, [item for item, _ in live])
+                items = [item for item, _ in live]
+                results = await asyncio.get_running_loop().run_in_executor(self._thread, self.run, items)
             except Exception as e:  # handed to each waiting request; the worker goes on
                 for _, f in live:
                     if not f.done():

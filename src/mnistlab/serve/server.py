@@ -1,8 +1,24 @@
-"""The listening socket and the uvicorn server that answers on it."""
+"""The listening socket and the uvicorn server that answers on it, with the HTTP layer's time and connection limits."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import socket
+from dataclasses import dataclass
+
+RESERVED_FDS = 64  # open files kept back from the connection cap: the model, images, logs, the loop's own
+
+
+@dataclass
+class HttpLimits:
+    """What one client may hold of the server at the HTTP layer (issue 19: slow or half-open clients)."""
+
+    header_timeout_s: float = 10.0  # a connection must finish its request's headers this long after it opens
+    keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this long
+    drain_s: float = 10.0  # on SIGTERM or Ctrl-C, requests in flight get this long to finish
+    max_connections: int = 1000  # connections beyond this are closed as they arrive (capped below the fd limit)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -23,8 +39,90 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if sock.family == socket.AF_INET6 else f"http://{host}:{port}/"
 
 
-def serve(app, sock: socket.socket) -> None:
-    """Answer with `app` on `sock` until Ctrl-C or SIGTERM."""
+def connection_cap(wanted: int) -> int:
+    """`wanted`, lowered below the open-file limit (raised to its hard maximum first) less RESERVED_FDS: past the
+    limit asyncio cannot accept, and logs a traceback for every try."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
+                soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            except (ValueError, OSError):
+                pass
+    except ImportError:  # (Windows)
+        return wanted
+    return max(1, min(wanted, soft - RESERVED_FDS))
+
+
+def protocol(limits: HttpLimits, cap: int):
+    """uvicorn's h11 protocol with three changes: headers must arrive within `header_timeout_s` (uvicorn times only
+    idle kept-alive connections, so a client sending one header byte a second held a connection for ever); a
+    connection past `cap` is closed at once; and uvicorn's own 400 (a request h11 cannot parse) is JSON."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            self.answered = 0  # responses sent on this connection
+            if len(self.connections) >= cap:
+                self.transport = transport  # (connection_lost closes it)
+                transport.close()
+                return
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def _arm_header_timer(self) -> None:
+            self.loop.call_later(limits.header_timeout_s, self._header_timeout, self.answered)
+
+        def _header_timeout(self, answered: int) -> None:
+            # still waiting for the headers of the request that follows the `answered` ones the timer was armed after
+            waiting = self.conn.their_state is h11.IDLE and self.answered == answered
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            self.answered += 1
+            super().on_response_complete()
+            self._arm_header_timer()
+
+        def send_400_response(self, msg: str) -> None:
+            body = json.dumps({"error": f"bad request: {msg}"}).encode()
+            headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+            for event in (h11.Response(status_code=400, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
+
+    return Protocol
+
+
+class _CutShort(logging.Filter):
+    """uvicorn cancels the requests still in flight when the drain time is up, and logs each with a traceback:
+    one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            record.msg, record.args, record.exc_info = (
+                "a request still in flight at the end of --drain-s was cut short",
+                (),
+                None,
+            )
+        return True
+
+
+def serve(app, sock: socket.socket, limits: HttpLimits | None = None) -> None:
+    """Answer with `app` on `sock` until Ctrl-C or SIGTERM, then give requests in flight `drain_s` to finish."""
     import uvicorn
 
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    limits = limits or HttpLimits()
+    logging.getLogger("uvicorn.error").addFilter(_CutShort())
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        http=protocol(limits, connection_cap(limits.max_connections)),
+        timeout_keep_alive=max(1, round(limits.keep_alive_s)),
+        timeout_graceful_shutdown=max(1, round(limits.drain_s)),
+    )
+    uvicorn.Server(config).run(sockets=[sock])

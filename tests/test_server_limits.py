@@ -1,0 +1,182 @@
+"""Issue 19 against a real `mnistlab serve`: slow and half-open clients, abandoned uploads, malformed requests,
+images that overrun their deadline, and SIGTERM; every answer is JSON and the log holds no traceback."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
+
+from conftest import REPO  # noqa: E402
+
+SEVEN = (REPO / "examples" / "digits" / "seven_pen.png").read_bytes()
+
+
+@contextmanager
+def server(tmp_path: Path, *args):
+    """`mnistlab serve --port 0 ARGS`, its stderr in a file; yields (host, port, process, log path)."""
+    log = tmp_path / "serve.err"
+    with open(log, "w") as err:
+        p = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", "--port", "0", *map(str, args)], stderr=err)
+    try:
+        deadline = time.monotonic() + 120
+        while not (m := re.search(r"http://([\d.]+):(\d+)/", log.read_text())):
+            assert p.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        yield m.group(1), int(m.group(2)), p, log
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def exchange(addr, raw: bytes, timeout: float = 10.0) -> tuple[int, dict, bytes]:
+    """Send `raw` on a new connection, read until the server closes it or answers in full: (status, headers, body)."""
+    with socket.create_connection(addr, timeout=timeout) as s:
+        s.sendall(raw)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            if _ and length and len(body) >= int(length.group(1)):
+                break
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers, body
+
+
+def closed_by_server(s: socket.socket, timeout: float = 5.0) -> bool:
+    """Whether the server closes `s` within `timeout` (a reset counts: it had unread bytes from us)."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    finally:
+        s.close()
+
+
+def post(addr, body: bytes, path: str = "/v1/predict") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+    )
+
+
+def test_slow_half_open_and_malformed_clients_cannot_lock_the_server_out(tmp_path):
+    """Rows 2, 9, 10 and 11: connections that never finish their headers are closed after --header-timeout-s and
+    past --max-connections at once; a body slower than --body-timeout-s gets 408; an upload abandoned halfway and a
+    request h11 cannot parse leave no traceback (the latter is a JSON 400); HEAD works where GET does. A normal
+    request is answered right after each, and the log stays free of tracebacks."""
+    with server(tmp_path, "--header-timeout-s", 1, "--body-timeout-s", 1, "--max-connections", 8) as (h, port, p, log):
+        addr = (h, port)
+        half_open = []
+        for _ in range(20):  # more than the cap: the ones past it are closed as they arrive
+            s = socket.create_connection(addr)
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
+            half_open.append(s)
+        started = time.monotonic()
+        for s in half_open:  # every one is closed by the server within the header timeout
+            assert closed_by_server(s)
+        assert time.monotonic() - started < 4
+        status, _, body = exchange(addr, post(addr, SEVEN))
+        assert status == 200 and json.loads(body)["digit"] == 7
+
+        with socket.create_connection(addr, timeout=10) as s:  # a slow upload: 1 byte of 1,000, then nothing
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
+            started, answer = time.monotonic(), b""
+            while chunk := s.recv(65536):  # the server closes after its answer
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408") and b'"error"' in answer and time.monotonic() - started < 4
+
+        with socket.create_connection(addr) as s:  # abandoned halfway
+            s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + SEVEN[:200])
+        status, headers, body = exchange(addr, b"NOT HTTP AT ALL\r\n\r\n")
+        assert status == 400 and headers["content-type"] == "application/json", (status, headers)
+        assert "bad request" in json.loads(body)["error"]
+        for path in ("/", "/healthz", "/v1/model"):
+            status, headers, body = exchange(
+                addr, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            )
+            assert status == 200 and body == b"", (path, status)
+        status, _, body = exchange(addr, post(addr, SEVEN))
+        assert status == 200 and json.loads(body)["digit"] == 7
+        time.sleep(0.5)
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_sigterm_drains_within_drain_s_with_a_slow_upload_in_flight(tmp_path):
+    """Row 2 and the shutdown: with an upload trickling in, SIGTERM ends the server within --drain-s (plus start-up
+    of the shutdown), not when the client gives up."""
+    with server(tmp_path, "--drain-s", 1, "--body-timeout-s", 60) as (h, port, p, log):
+        slow = socket.create_connection((h, port))
+        slow.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxx")
+        time.sleep(0.3)
+        started = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        p.wait(20)
+        slow.close()
+        assert time.monotonic() - started < 6
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_an_image_that_overruns_is_a_422_and_healthz_says_when_nothing_can_be_prepared(monkeypatch):
+    """Issue 19's preparation pool: an image that takes longer than `prepare_timeout_s` is answered 422 and its
+    worker replaced; with every worker stuck, /healthz and predictions say 503 at once; once the stuck work ends,
+    both recover. The forward pass runs in its own thread, so it is never queued behind preparation."""
+    from fastapi.testclient import TestClient
+
+    import mnistlab
+    from mnistlab.serve import app as app_module
+
+    release = threading.Event()
+    real = app_module.prepare_upload
+
+    def prepare(data, max_pixels):
+        if data == b"slow":
+            release.wait(30)
+        return real(data, max_pixels)
+
+    monkeypatch.setattr(app_module, "prepare_upload", prepare)
+    app = app_module.create_app(mnistlab.load(device="cpu"), prepare_workers=1, prepare_timeout_s=0.5)
+    with TestClient(app) as c:
+        assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7
+        started = time.monotonic()
+        r = c.post("/v1/predict", content=b"slow")
+        assert r.status_code == 422 and "took over 0.5 s to prepare" in r.json()["error"]
+        assert time.monotonic() - started < 5
+        r = c.get("/healthz")
+        assert r.status_code == 503 and "stuck" in r.json()["error"]
+        assert c.post("/v1/predict", content=SEVEN).status_code == 503
+        release.set()
+        for _ in range(200):
+            if c.get("/healthz").status_code == 200:
+                break
+            time.sleep(0.01)
+        assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7
+
+
+def test_mime_base64_with_line_breaks_is_read():
+    """Row 11: base64 as MIME writes it (a line break every 76 characters) is accepted in a JSON body."""
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    import mnistlab
+    from mnistlab.serve import create_app
+
+    with TestClient(create_app(mnistlab.load(device="cpu"))) as c:
+        r = c.post("/v1/predict", json={"image": base64.encodebytes(SEVEN).decode()})
+        assert "\n" in base64.encodebytes(SEVEN).decode() and r.status_code == 200 and r.json()["digit"] == 7
