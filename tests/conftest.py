@@ -8,8 +8,10 @@ import io
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,37 @@ SEED_RF = [
     ("conv4", 14, 8, 2),
     ("pool2", 16, 4, 4),
 ]
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height 8-bit RGB pixels, with correct CRCs (a pixel bomb: its pixel
+    data is never there to decode)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+def draw_seven(canvas=(200, 200), box=(40, 30, 150, 170), width=16, ink=0, paper=255, mode="L"):
+    """A 7 drawn with a pen: a bar along the top of `box`, then a stroke down to its bottom."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new(mode, canvas, paper)
+    x0, y0, x1, y1 = box
+    ImageDraw.Draw(img).line([(x0, y0), (x1, y0), (x0 + (x1 - x0) * 0.35, y1)], fill=ink, width=width, joint="curve")
+    return img
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """The bundled weights on the CPU (`mnistlab.load`), loaded once for the whole session."""
+    import mnistlab
+
+    return mnistlab.load(device="cpu")
 
 
 def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:

@@ -9,17 +9,11 @@ import torch
 from photos import EFFECTS, numbered_photo, photo_like, random_effects
 from PIL import Image
 
-import mnistlab
 from mnistlab.data import load_tensors
 from mnistlab.errors import UserError
 from mnistlab.preprocess import NoInkError, prepare, preprocess
 
 SEED = 0  # the photo set scripts/photo_accuracy.py measures (its first 200)
-
-
-@pytest.fixture(scope="module")
-def bundled():
-    return mnistlab.load(device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, one_line_error, run_cli
-from PIL import Image, ImageDraw
+from conftest import REPO, draw_seven, one_line_error, run_cli
+from PIL import Image
 
 import mnistlab
 from mnistlab import checkpoints
@@ -29,17 +29,9 @@ from mnistlab.preprocess import NoInkError, open_image, preprocess
 SEVEN = REPO / "examples" / "digits" / "seven_pen.png"
 
 
-def draw_seven(size=(120, 150)) -> Image.Image:
-    img = Image.new("L", size, 235)
-    d = ImageDraw.Draw(img)
-    w, h = size
-    d.line([(0.25 * w, 0.25 * h), (0.8 * w, 0.25 * h), (0.45 * w, 0.85 * h)], fill=20, width=max(2, w // 12))
-    return img
-
-
-@pytest.fixture(scope="module")
-def bundled() -> Classifier:
-    return mnistlab.load(device="cpu")
+def grey_seven() -> Image.Image:
+    """A 7 in dark grey on light grey paper, 120x150."""
+    return draw_seven((120, 150), (30, 37, 96, 128), width=10, ink=20, paper=235)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -74,7 +66,7 @@ def test_load_with_no_argument_reads_the_example_seven_without_training_or_data(
 
 
 def test_every_kind_of_image_gives_the_same_prediction(bundled, tmp_path):
-    img = draw_seven()
+    img = grey_seven()
     path = tmp_path / "seven.png"
     img.save(path)
     arr = np.asarray(img)
@@ -117,7 +109,7 @@ def test_a_28x28_mnist_digit_is_used_as_it_is(bundled, data_dir):
 
 def test_bad_images_raise_in_predict_and_stay_in_place_in_predict_each(bundled, tmp_path):
     good = tmp_path / "seven.png"
-    draw_seven().save(good)
+    grey_seven().save(good)
     bad = tmp_path / "bad.png"
     bad.write_text("not a png")
     blank = np.full((40, 40), 255, np.uint8)
@@ -138,7 +130,7 @@ def test_bad_images_raise_in_predict_and_stay_in_place_in_predict_each(bundled, 
 
 def test_open_image_reads_bytes_like_files(tmp_path):
     path = tmp_path / "seven.png"
-    draw_seven().save(path)
+    grey_seven().save(path)
     assert np.array_equal(np.asarray(open_image(path.read_bytes())), np.asarray(open_image(path)))
     with pytest.raises(UserError, match="upload.png is empty"):
         open_image(b"", name="upload.png")

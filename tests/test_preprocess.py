@@ -4,19 +4,17 @@ across formats, and MNIST's own digits passed through untouched."""
 from __future__ import annotations
 
 import io
-import struct
 import subprocess
 import sys
 import textwrap
-import time
 import traceback
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import draw_seven, png_claiming
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -174,13 +172,6 @@ def test_tiny_images_work_or_say_no_ink(shape):
 # The same digit, drawn many ways, gives the same MNIST-style tensor.
 
 
-def draw_seven(canvas=(200, 200), box=(40, 30, 150, 170), width=16, ink=0, paper=255, mode="L") -> Image.Image:
-    img = Image.new(mode, canvas, paper)
-    x0, y0, x1, y1 = box
-    ImageDraw.Draw(img).line([(x0, y0), (x1, y0), (x0 + (x1 - x0) * 0.35, y1)], fill=ink, width=width, joint="curve")
-    return img
-
-
 def _rgba_on_transparent(ink_rgb) -> Image.Image:
     img = Image.new("RGBA", (180, 240), (0, 0, 0, 0) if ink_rgb[0] < 128 else (255, 255, 255, 0))
     x0, y0, x1, y1 = 30, 40, 130, 200
@@ -333,24 +324,9 @@ def test_no_ink_error_names_the_file(tmp_path):
 # Files that are not usable images: one clear UserError naming the file, quickly.
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def png_with_header(width: int, height: int) -> bytes:
-    """A tiny PNG file whose IHDR claims width x height 8-bit RGB pixels (with correct CRCs)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", ihdr)
-        + _chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + _chunk(b"IEND", b"")
-    )
-
-
 def test_crafted_png_is_valid(tmp_path):
     f = tmp_path / "small.png"
-    f.write_bytes(png_with_header(4, 4))
+    f.write_bytes(png_claiming(4, 4))
     with Image.open(f) as im:
         assert im.size == (4, 4) and im.format == "PNG"
 
@@ -358,7 +334,7 @@ def test_crafted_png_is_valid(tmp_path):
 @pytest.mark.parametrize("size", [(8000, 8000), (20000, 20000), (MAX_PIXELS + 1, 1)])
 def test_oversized_header_refused_before_decoding(tmp_path, monkeypatch, size):
     f = tmp_path / "bomb.png"
-    f.write_bytes(png_with_header(*size))
+    f.write_bytes(png_claiming(*size))
     decoded = []
 
     def no_decoding(self, *a, **k):
@@ -367,10 +343,8 @@ def test_oversized_header_refused_before_decoding(tmp_path, monkeypatch, size):
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     monkeypatch.setattr(Image.Image, "load", no_decoding)
-    start = time.perf_counter()
     with pytest.raises(UserError) as err:
         open_image(f)
-    assert time.perf_counter() - start < 2.0
     assert not decoded
     msg = str(err.value)
     assert "\n" not in msg and "bomb.png" in msg and f"{MAX_PIXELS:,}" in msg
@@ -380,7 +354,7 @@ def test_oversized_header_refused_before_decoding(tmp_path, monkeypatch, size):
 def test_open_image_leaves_pillow_limit_alone(tmp_path):
     before = Image.MAX_IMAGE_PIXELS
     f = tmp_path / "bomb.png"
-    f.write_bytes(png_with_header(9000, 9000))
+    f.write_bytes(png_claiming(9000, 9000))
     with pytest.raises(UserError):
         open_image(f)
     assert Image.MAX_IMAGE_PIXELS == before
@@ -407,10 +381,8 @@ def test_open_image_bad_files(tmp_path, kind):
         _truncated_png(f)
     elif kind == "garbage-png-header":
         f.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00\x01garbage" * 10)
-    start = time.perf_counter()
     with pytest.raises(UserError) as err:
         open_image(f)
-    assert time.perf_counter() - start < 2.0
     msg = str(err.value)
     assert f.name in msg and "\n" not in msg, msg
 
@@ -572,9 +544,7 @@ def extreme_images(draw):
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(extreme_images())
 def test_fuzz_extreme_shapes_give_a_digit_or_a_user_error(arr):
-    start = time.perf_counter()
-    _check_outcome(arr)
-    assert time.perf_counter() - start < 5.0
+    _check_outcome(arr)  # (how long each outcome takes: benchmarks/refusals.py)
 
 
 def test_memory_error_while_preparing_is_a_one_line_user_error(monkeypatch, tmp_path):
@@ -616,7 +586,7 @@ def test_memory_error_while_decoding_is_a_one_line_user_error(monkeypatch, tmp_p
 
 def test_decoded_size_is_checked_from_the_header(monkeypatch, tmp_path):
     f = tmp_path / "rgb.png"
-    f.write_bytes(png_with_header(1000, 1000))
+    f.write_bytes(png_claiming(1000, 1000))
     assert mnistlab.images.decoded_bytes((1000, 1000), "RGB") == 4_000_000  # Pillow keeps RGB in 4 bytes a pixel
     assert mnistlab.images.decoded_bytes((1000, 1000), "L") == 1_000_000
     assert mnistlab.images.decoded_bytes((1000, 1000), "I;16") == 2_000_000

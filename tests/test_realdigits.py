@@ -20,11 +20,6 @@ FLOOR = {"soft low-res scan": 0.88}
 
 
 @pytest.fixture(scope="module")
-def bundled():
-    return mnistlab.load(device="cpu")
-
-
-@pytest.fixture(scope="module")
 def digits(data_dir):
     x, y = load_tensors(False, data_dir)
     return x.numpy(), y.numpy()

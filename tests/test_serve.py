@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
-import struct
 import sys
 import threading
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,7 +17,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
 
-from conftest import REPO, SEED_RF, one_line_error, run_main  # noqa: E402
+from conftest import REPO, SEED_RF, one_line_error, png_claiming, run_main  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 import mnistlab  # noqa: E402
@@ -38,19 +36,9 @@ def png(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels (a pixel bomb: nothing to decode is ever read)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
-
-
 @pytest.fixture(scope="module")
-def classifier():
-    return mnistlab.load(device="cpu")
+def classifier(bundled):
+    return bundled
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +48,7 @@ def client(classifier):
 
 
 @pytest.fixture(scope="module")
-def test_digits(data_dir):
+def mnist_pngs(data_dir):
     """48 MNIST test digits as PNG files, with their labels."""
     images, labels = mnistlab.data.load_tensors(False, data_dir, limit=48)
     return [png(a) for a in images.numpy()], labels.tolist()
@@ -167,8 +155,8 @@ def test_explain_heatmap_and_receptive_field(client):
     assert client.post("/v1/explain", content=SEVEN).json()["receptive_field"] is None
 
 
-def test_batching_gives_the_answers_of_one_request_at_a_time(classifier, test_digits):
-    images, labels = test_digits
+def test_batching_gives_the_answers_of_one_request_at_a_time(classifier, mnist_pngs):
+    images, labels = mnist_pngs
     with TestClient(create_app(classifier, max_batch=1)) as one:
         alone = [one.post("/v1/predict", content=d).json() for d in images]
     app = create_app(classifier, max_batch=16, max_wait_ms=100)
@@ -181,7 +169,8 @@ def test_batching_gives_the_answers_of_one_request_at_a_time(classifier, test_di
         assert np.allclose(r.json()["probabilities"], a["probabilities"], atol=1e-5)
         assert r.json()["seen"] == a["seen"]
     assert sum(a["digit"] == y for a, y in zip(alone, labels)) >= 46  # the bundled model reads MNIST
-    assert stats.items == len(images) and stats.largest > 1 and stats.largest <= 16
+    # how much batching happens depends on timing: benchmarks/serve_load.py measures it (mean batch per pass)
+    assert stats.items == len(images) and stats.largest <= 16
 
 
 def test_503_while_loading_and_when_full(classifier):
@@ -252,8 +241,8 @@ def test_answers_are_not_held_back_by_nagle():
         conn, _ = sock.accept()
         with conn:
             assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            assert conn.getpeername() == client.getsockname()  # the connection accepted is the client's
         assert url(sock) == f"http://127.0.0.1:{sock.getsockname()[1]}/"
-        assert client
 
 
 def test_batcher_batches_hands_on_errors_and_goes_on():

@@ -140,16 +140,17 @@ def test_an_image_that_overruns_is_a_422_and_healthz_says_when_nothing_can_be_pr
 
     import mnistlab
     from mnistlab.serve import app as app_module
+    from mnistlab.serve import state as state_module
 
     release = threading.Event()
-    real = app_module.prepare_upload
+    real = state_module.prepare_upload
 
     def prepare(data, max_pixels):
         if data == b"slow":
             release.wait(30)
         return real(data, max_pixels)
 
-    monkeypatch.setattr(app_module, "prepare_upload", prepare)
+    monkeypatch.setattr(state_module, "prepare_upload", prepare)
     app = app_module.create_app(mnistlab.load(device="cpu"), prepare_workers=1, prepare_timeout_s=0.5)
     with TestClient(app) as c:
         assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7

@@ -51,9 +51,13 @@ _DECODE_ERRORS = (
 )
 
 
-def _too_large(path: Path, pixels: int, size: tuple[int, int] | None = None) -> UserError:
+class ImageTooLarge(UserError):
+    """An image over the pixel limit, or whose pixels would take too much memory (the server's 413)."""
+
+
+def _too_large(path, pixels: int, limit: int, size: tuple[int, int] | None = None) -> ImageTooLarge:
     dims = f"{size[0]}x{size[1]} = " if size else ""
-    return UserError(f"{path} is too large ({dims}{pixels:,} pixels); the limit is {MAX_PIXELS:,} pixels")
+    return ImageTooLarge(f"{path} is too large ({dims}{pixels:,} pixels); the limit is {limit:,} pixels")
 
 
 def decoded_bytes(size: tuple[int, int], mode: str) -> int:
@@ -66,11 +70,14 @@ def decoded_bytes(size: tuple[int, int], mode: str) -> int:
     return size[0] * size[1] * (itemsize if bands == 1 else 4)  # Pillow keeps every multi-band mode in 4 bytes
 
 
-def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Image.Image:
+def open_image(
+    source: str | os.PathLike | bytes, name: str | None = None, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
     """Open an image file, or the encoded bytes of one: PNG, JPEG, GIF, BMP, TIFF, WebP, PPM/PGM or ICO (`FORMATS`).
 
-    The size is checked from the header before any pixel is decoded: images over `MAX_PIXELS`, or whose pixels
-    would take over `MAX_DECODED_BYTES`, are refused; running out of memory while decoding is a `UserError` too.
+    The size is checked from the header before any pixel is decoded (the one place it is checked): images over
+    `max_pixels` (at most `MAX_PIXELS`), or whose pixels would take over `MAX_DECODED_BYTES`, are refused with
+    `ImageTooLarge`; running out of memory while decoding is a `UserError` too.
     Animated or multi-page files give their first frame; EXIF orientation is applied. Every problem
     (missing, a folder, empty, not an image, truncated, too large) is a one-line `UserError` naming the file
     (or `name`, for bytes).
@@ -92,13 +99,13 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
         try:
             with opener() as f, Image.open(f, formats=FORMATS) as im:
                 width, height = im.size
-                if width * height > MAX_PIXELS:
-                    raise _too_large(path, width * height, (width, height))
+                if width * height > min(max_pixels, MAX_PIXELS):
+                    raise _too_large(path, width * height, min(max_pixels, MAX_PIXELS), (width, height))
                 if width < 1 or height < 1:
                     raise UserError(f"{path} has no pixels ({width}x{height})")
                 need = decoded_bytes(im.size, im.mode)
                 if need > MAX_DECODED_BYTES:
-                    raise UserError(f"{path} is too large to decode ({width}x{height} {im.mode} pixels, {_mb(need)})")
+                    raise ImageTooLarge(f"{path} is too large to decode ({width}x{height} {im.mode} pixels, {_mb(need)})")
                 _check_decoder_work(im, f, path)
                 im.load()  # frame 0 (n_frames is never asked: it walks a TIFF's whole chain of pages)
                 img = im.copy()
@@ -109,7 +116,8 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None) -> Im
             failed = f"cannot read {path}: not enough memory to decode{size}"
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             m = re.search(r"\((\d+) pixels\)", str(e))
-            raise _too_large(path, int(m.group(1)) if m else MAX_PIXELS + 1) from None
+            limit = min(max_pixels, MAX_PIXELS)
+            raise _too_large(path, int(m.group(1)) if m else limit + 1, limit) from None
         except UnidentifiedImageError:
             raise UserError(
                 f"cannot read {path}: not an image in a format mnistlab reads ({', '.join(FORMATS)})"

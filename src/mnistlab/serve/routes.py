@@ -1,0 +1,156 @@
+"""The API's routes and the drawing page, at module level; each gets the app's `State` as a dependency."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from importlib import resources
+from typing import Annotated
+
+import numpy as np
+import torch
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from PIL import Image
+
+from mnistlab.analysis import input_gradient
+from mnistlab.classifier import Classifier
+from mnistlab.output import result_row
+from mnistlab.preprocess import Candidate
+from mnistlab.serve.batcher import QueueFull
+from mnistlab.serve.schemas import ERRORS, IMAGE_OPERATION, ExplanationOut, HealthOut, ModelOut, PredictionOut
+from mnistlab.serve.state import RETRY_AFTER, Served
+from mnistlab.serve.uploads import ApiError
+
+TopK = Annotated[int, Query(ge=1, le=10, description="how many classes to rank")]
+router = APIRouter()
+
+
+def rf_box(layers: list[dict], layer: str, row: int, col: int) -> dict:
+    """The input square that unit (row, col) of `layer`'s output sees; `ApiError` 400 for an unknown layer/unit."""
+    known = {d["layer"]: d for d in layers if d["receptive_field"] is not None and d["offset"] is not None}
+    if layer not in known:
+        raise ApiError(400, f"layer must be one of {', '.join(known) or 'none'}, not {layer!r}")
+    d = known[layer]
+    if not (0 <= row < d["size"] and 0 <= col < d["size"]):
+        raise ApiError(400, f"{layer}'s output is {d['size']}x{d['size']}; row and col go from 0 to {d['size'] - 1}")
+    j, o = d["jump"], d["offset"]
+    size = d["receptive_field"]
+    return {"layer": layer, "row": row, "col": col, "top": o + row * j, "left": o + col * j, "size": size}
+
+
+def png_data_url(seen: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(np.rint(seen * 255), 0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def prediction(
+    classifier: Classifier, probs: torch.Tensor, found: list[Candidate], top_k: int
+) -> tuple[dict, np.ndarray]:
+    """(the JSON answer, the 28x28 image of the winning candidate) from the candidates' probabilities."""
+    p = classifier.prediction(probs, found, top_k)
+    row = result_row("", p, classifier.classes)
+    row.pop("file")
+    return row | {"seen": png_data_url(p.seen)}, p.seen
+
+
+def explanation(classifier: Classifier, seen: np.ndarray) -> np.ndarray:
+    """The 28x28 input-gradient heat-map in [0, 1] of a prepared image."""
+    _, heat = input_gradient(classifier.model, classifier.inputs(seen[None]))
+    return heat.cpu().numpy()
+
+
+@router.get("/healthz", response_model=HealthOut, responses={503: ERRORS[503]}, tags=["server"])
+async def healthz(s: Served):
+    """200 once the model is loaded and the server answers predictions; 503 before, or when every image worker
+    is stuck on an image that overran its deadline."""
+    s.model()
+    if not s.pool.healthy():
+        message = f"cannot prepare images: all {s.pool.workers} workers are stuck on images that overran"
+        raise ApiError(503, message, {"Retry-After": RETRY_AFTER})
+    return {"status": "ok"}
+
+
+@router.get("/v1/model", response_model=ModelOut, responses={503: ERRORS[503]}, tags=["model"])
+async def model_info(s: Served):
+    """The model served: its name, parameter count, recipe, test accuracy and receptive fields."""
+    clf = s.model()
+    card = clf.card
+    recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
+    acc = card.get("test_acc")
+    stats = s.batcher.stats
+    return {
+        "name": str(recipe.get("name", "")),
+        "source": clf.source or "",
+        "params": sum(p.numel() for p in clf.model.parameters()),
+        "classes": clf.classes,
+        "recipe": recipe,
+        "dataset": card.get("dataset") if isinstance(card.get("dataset"), str) else None,
+        "test_accuracy": float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None,
+        "layers": s.layers,
+        "batching": {
+            "max_batch": s.limits.max_batch,
+            "max_wait_ms": s.limits.max_wait_ms,
+            "max_queue": s.limits.max_queue,
+            "batches": stats.batches,
+            "batched_requests": stats.items,
+            "largest_batch": stats.largest,
+        },
+    }
+
+
+@router.post("/v1/predict", response_model=PredictionOut, **IMAGE_OPERATION)
+async def predict(request: Request, s: Served, top_k: TopK = 3):
+    """The digit in one image, prepared as `mnistlab predict` prepares it; concurrent requests are batched."""
+
+    async def handle():
+        s.predicting += 1
+        try:
+            clf, found = await s.candidates(request)
+            probs = await s.batcher.submit(np.stack([c.seen for c in found]))
+        except QueueFull as e:
+            raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
+        finally:
+            s.predicting -= 1
+        return prediction(clf, probs, found, top_k)[0]
+
+    return await s.admitted(handle)
+
+
+@router.post("/v1/explain", response_model=ExplanationOut, **IMAGE_OPERATION)
+async def explain(
+    request: Request,
+    s: Served,
+    top_k: TopK = 3,
+    layer: Annotated[str | None, Query(description="a conv or pool layer (see /v1/model)")] = None,
+    row: Annotated[int, Query(ge=0, description="the unit's row in that layer's output")] = 0,
+    col: Annotated[int, Query(ge=0, description="the unit's column in that layer's output")] = 0,
+):
+    """The prediction and a heat-map of what drove it (input gradients); with `layer`, `row` and `col`, the
+    square of the input that unit of that layer's output sees (its size from the receptive-field walk)."""
+
+    async def handle():
+        box = rf_box(s.layers, layer, row, col) if layer is not None else None
+        clf, found = await s.candidates(request)
+        probs = await asyncio.to_thread(clf.probabilities, np.stack([c.seen for c in found]))
+        out, seen = prediction(clf, probs, found, top_k)
+        heat = await asyncio.to_thread(explanation, clf, seen)
+        return out | {"heatmap": np.round(heat, 4).tolist(), "receptive_field": box}
+
+    return await s.admitted(handle)
+
+
+@router.get("/", include_in_schema=False)
+async def index():
+    return FileResponse(static_dir().joinpath("index.html"), media_type="text/html")
+
+
+for _route in list(router.routes):  # HEAD wherever GET is (the answer without its body; not in the schema)
+    if "GET" in _route.methods:
+        router.add_api_route(_route.path, _route.endpoint, methods=["HEAD"], include_in_schema=False)
+
+
+def static_dir():
+    return resources.files("mnistlab.serve").joinpath("static")

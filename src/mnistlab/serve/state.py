@@ -1,0 +1,105 @@
+"""What one server holds and may accept: its `Limits`, and the `State` its routes share (admission, preparation)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+import torch
+from fastapi import Depends, Request
+
+from mnistlab.analysis import unit_geometry
+from mnistlab.classifier import Classifier
+from mnistlab.preprocess import Candidate
+from mnistlab.serve.batcher import Batcher
+from mnistlab.serve.pool import Overrun, PoolFull, PreparePool
+from mnistlab.serve.uploads import NAME, ApiError, image_bytes, prepare_upload
+
+MAX_BODY = 8 * 2**20  # bytes: a phone's JPEG fits, an upload that only wastes memory does not
+MAX_PIXELS = 16_000_000  # an uploaded image's width x height, checked from its header (a 12 MP photo fits)
+RETRY_AFTER = "1"  # seconds, sent with every 503
+
+
+@dataclass
+class Limits:
+    """What one server accepts and how it batches."""
+
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256  # requests handled at once (admission); more get 503
+    max_body: int = MAX_BODY
+    max_pixels: int = MAX_PIXELS
+    body_timeout_s: float = 30.0  # a body must arrive in full within this long (8 MB at 2 Mbit/s does)
+    prepare_workers: int = 4  # images prepared at once, each in a thread of its own ...
+    prepare_timeout_s: float = 10.0  # ... within this long (a 16 MP photo takes about 1 s)
+
+
+class State:
+    """Everything one app holds: the classifier (None while loading), the admission semaphore, the preparation
+    pool and the batcher. The semaphore and the pool belong to the event loop, so `start` makes them there."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.classifier: Classifier | None = None
+        self.layers: list[dict] = []
+        self.predicting = 0  # requests in /v1/predict: read, prepared or waiting for their batch
+        self.batcher = Batcher(
+            self.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue, expected=lambda: self.predicting
+        )
+        self.admission = asyncio.Semaphore(limits.max_queue)
+        self.pool = PreparePool(limits.prepare_workers, limits.prepare_timeout_s)
+        self.loading: asyncio.Task | None = None
+        self.load_error = ""
+
+    def start(self) -> None:
+        self.admission = asyncio.Semaphore(self.limits.max_queue)
+        self.pool = PreparePool(self.limits.prepare_workers, self.limits.prepare_timeout_s)
+        self.batcher.start()
+
+    @property
+    def in_flight(self) -> int:
+        return self.limits.max_queue - self.admission._value
+
+    def ready(self, classifier: Classifier) -> None:
+        self.layers = unit_geometry(classifier.model)
+        self.classifier = classifier
+
+    def forward(self, stacks: list[np.ndarray]) -> list[torch.Tensor]:
+        """Probabilities for a batch of requests' candidate stacks (K x 28 x 28 each), one forward pass (the
+        batcher's function)."""
+        probs = self.classifier.probabilities(np.concatenate(stacks))
+        return list(probs.split([len(s) for s in stacks]))
+
+    def model(self) -> Classifier:
+        """The classifier, or 503 while it loads (or when it could not be loaded)."""
+        if self.classifier is None:
+            raise ApiError(503, self.load_error or "the model is still loading", {"Retry-After": RETRY_AFTER})
+        return self.classifier
+
+    async def admitted(self, handler):
+        """`handler()`, holding one of the `max_queue` places while the request is handled (503 if none is free)."""
+        self.model()
+        if self.admission.locked():
+            raise ApiError(503, f"busy: {self.in_flight} requests in hand", {"Retry-After": RETRY_AFTER})
+        async with self.admission:
+            return await handler()
+
+    async def candidates(self, request: Request) -> tuple[Classifier, list[Candidate]]:
+        """(classifier, candidate readings) of a request's image, prepared in the pool."""
+        clf = self.model()
+        data = await image_bytes(request, self.limits.max_body, self.limits.body_timeout_s)
+        try:
+            return clf, await self.pool.run(prepare_upload, data, self.limits.max_pixels)
+        except PoolFull as e:
+            raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
+        except Overrun as e:
+            raise ApiError(422, f"{NAME} could not be read: {e}") from None
+
+
+def state(request: Request) -> State:
+    return request.app.state.mnistlab
+
+
+Served = Annotated[State, Depends(state)]

@@ -1,0 +1,113 @@
+"""Reading an upload: the body within its size and time limits, the image out of multipart, JSON or raw bytes, and
+its candidate readings, each problem as an `ApiError` with its status."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+
+from fastapi import Request
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
+
+from mnistlab.errors import NoDigitError, NoInkError, UserError, one_line
+from mnistlab.images import ImageTooLarge, open_image
+from mnistlab.preprocess import Candidate, candidates
+
+NAME = "the uploaded image"  # how error messages name the image
+
+
+class ApiError(Exception):
+    """An answer other than 200: its status, its one-line message and any extra headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+async def read_body(request: Request, cap: int, timeout_s: float = 30.0) -> bytes:
+    """The request's body, refused with 413 as soon as it is known to be over `cap` bytes, and with 408 when it has
+    not arrived in full within `timeout_s` (a slow upload holds one of the server's places meanwhile)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > cap:
+        raise ApiError(413, f"the body is {int(length):,} bytes; the limit is {cap:,}")
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise ApiError(413, f"the body is over the limit of {cap:,} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the body did not arrive within {timeout_s:g} s", {"Connection": "close"}) from None
+    except ClientDisconnect:  # nobody is there to read the answer; it keeps the log free of a traceback
+        raise ApiError(400, "the client went away before sending its whole body") from None
+    return b"".join(chunks)
+
+
+def _decode_base64(text: str) -> bytes:
+    if text.startswith("data:"):
+        head, _, text = text.partition(",")
+        if ";base64" not in head:
+            raise ApiError(400, "a data URL must be base64-encoded (data:image/png;base64,...)")
+    text = "".join(text.split())  # MIME base64 breaks its lines every 76 characters
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "image is not valid base64") from None
+
+
+async def image_bytes(request: Request, cap: int, timeout_s: float = 30.0) -> bytes:
+    """The image's encoded bytes from a multipart form (field `file`), a JSON object {"image": base64 or data URL}
+    or the raw body. Malformed multipart or JSON, or no image at all, is a 400."""
+    body = await read_body(request, cap, timeout_s)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+
+        async def stream():
+            yield body
+
+        try:
+            parser = MultiPartParser(request.headers, stream(), max_files=4, max_fields=16, max_part_size=cap)
+            form = await parser.parse()
+        except (MultiPartException, ValueError, KeyError) as e:
+            raise ApiError(400, f"malformed multipart body: {one_line(e)}") from None
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ApiError(400, "the multipart body holds no file field named 'file'")
+        data = await upload.read()
+        await form.close()
+    elif kind == "application/json":
+        try:
+            obj = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"malformed JSON: {one_line(e)}") from None
+        except RecursionError:  # JSON nested deeper than the parser's stack (issue 19)
+            raise ApiError(400, "malformed JSON: nested too deep") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("image"), str):
+            raise ApiError(400, 'a JSON body must be an object {"image": "<base64 or data URL>"}')
+        data = _decode_base64(obj["image"])
+    else:
+        data = body
+    if not data:
+        raise ApiError(400, "no image: the body (or its file) is empty")
+    return data
+
+
+def prepare_upload(data: bytes, max_pixels: int) -> list[Candidate]:
+    """The candidate 28x28 images, as `mnistlab predict` makes them: 413 for an image over `max_pixels` (from its
+    header, before decoding), 415 for what is not an image (or a damaged one), 422 for an image without a digit.
+    Runs in one of the preparation pool's threads."""
+    try:
+        img = open_image(data, NAME, max_pixels=max_pixels)
+    except ImageTooLarge as e:
+        raise ApiError(413, str(e)) from None
+    except UserError as e:
+        raise ApiError(415, str(e)) from None
+    try:
+        return candidates(img, name=NAME)
+    except (NoInkError, NoDigitError, UserError) as e:
+        raise ApiError(422, str(e)) from None
