@@ -4,12 +4,9 @@
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
 import sys
 import urllib.error
-import urllib.parse
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
@@ -18,8 +15,10 @@ from torchvision.datasets.utils import calculate_md5, check_integrity, download_
 
 from mnistlab import datasets, integrity
 from mnistlab.datafolder import clear_stale_parts, default_data_dir, part, read_record, write_record
-from mnistlab.datasets import DEFAULT, MEAN, STD, DatasetSpec, IdxFile, is_folder  # noqa: F401 -- MEAN, STD: for callers
+from mnistlab.datasets import MEAN, STD  # noqa: F401 -- their one place is datasets; tests still import them here
+from mnistlab.datasets import DEFAULT, DatasetSpec, IdxFile, is_folder
 from mnistlab.errors import UserError, one_line
+from mnistlab.mirrors import default_mirror, parse_mirror
 
 _DELETE = "delete it and run again to fetch a fresh copy"  # the fix for a bad file in the data folder
 _REPLACE = "replace it with the official file"  # ... and in a mirror folder
@@ -30,63 +29,6 @@ def check_dataset(name: str) -> None:
     mnistlab.folders when it is read)."""
     if not is_folder(name):
         datasets.get(name)
-
-
-def default_mirror(mirror: str | None = None) -> str | None:
-    """`mirror`, else $MNISTLAB_MIRROR, else None (torchvision's internet mirrors)."""
-    return mirror or os.environ.get("MNISTLAB_MIRROR") or None
-
-
-def _parse_mirror(mirror: str | None, spec: DatasetSpec) -> Path | str | None:
-    """The mirror as a local folder (a Path), an http(s) URL prefix ending in "/" (a str), or None (torchvision's
-    internet mirrors). Anything else (a malformed URL, another scheme, a file URL naming another host or a folder
-    that does not exist, a missing folder) is a `UserError`: a file URL never falls back to the internet."""
-    if not mirror:
-        return None
-    also = f" (or {spec.archive.name}, which holds them)" if spec.archive else ""
-    forms = (
-        "expected a folder, file:///absolute/folder or an http(s):// URL prefix that holds the official "
-        f"{spec.name} .gz files{also}"
-    )
-
-    def bad(why: str) -> UserError:
-        return UserError(f"mirror {mirror!r} {why}; {forms}")
-
-    try:
-        url = urllib.parse.urlsplit(mirror)
-        url.port  # noqa: B018 -- raises ValueError for a bad port
-    except ValueError as e:
-        raise bad(f"is not a valid URL ({e})") from None
-    if not url.scheme or len(url.scheme) == 1:  # no scheme (or a Windows drive letter): a folder path
-        if "://" in mirror:
-            raise bad("is not a valid URL (no scheme before '://')")
-        return _mirror_folder(mirror, Path(mirror).expanduser(), forms)
-    if url.scheme not in ("file", "http", "https"):
-        raise bad(f"has unsupported scheme {url.scheme!r}")
-    if any(c.isspace() or not c.isprintable() for c in mirror):
-        raise bad("is not a valid URL (it holds a space or control character; write a space as %20)")
-    if url.query or url.fragment:
-        raise bad("is not a valid URL prefix (it has a ?query or #fragment)")
-    if url.scheme == "file":
-        if url.netloc not in ("", "localhost"):
-            raise bad(
-                f"names the host {url.netloc!r}, but a file URL must name a local folder (three slashes: "
-                "file:///absolute/folder)"
-            )
-        if not url.path.startswith("/"):
-            raise bad("does not name an absolute folder")
-        return _mirror_folder(mirror, Path(urllib.request.url2pathname(url.path)), forms)
-    if not url.hostname:
-        raise bad("is not a valid URL (it names no host)")
-    return mirror.rstrip("/") + "/"
-
-
-def _mirror_folder(mirror: str, folder: Path, forms: str) -> Path:
-    """`folder`, the local folder that `mirror` names, if it is one."""
-    if not folder.is_dir():
-        named = f"mirror {mirror!r}" + ("" if str(folder) == mirror else f" (folder {str(folder)!r})")
-        raise UserError(f"{named} {'is not a folder' if folder.exists() else 'does not exist'}; {forms}")
-    return folder
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -214,11 +156,12 @@ def ensure_raw(root: Path, mirror: str | None, dataset: str = DEFAULT) -> Path:
     that folder.
 
     Files already there are verified (`integrity.gz_problem`); missing ones come from `mirror` (see
-    `_parse_mirror`) or, without one, from torchvision's internet mirrors: the files one by one, or the archive
+    `mirrors.parse_mirror`) or, without one, from torchvision's internet mirrors: the files one by one, or the archive
     that holds them (EMNIST). Every failure is a `UserError` naming the dataset, the file and the fix.
     """
     spec = datasets.get(dataset)
-    source = _parse_mirror(mirror, spec)  # before anything is created or fetched
+    also = f" (or {spec.archive.name}, which holds them)" if spec.archive else ""
+    source = parse_mirror(mirror, f"the official {spec.name} .gz files{also}")  # before anything is created
     raw = root / spec.folder
     raw.mkdir(parents=True, exist_ok=True)
     clear_stale_parts(raw)

@@ -59,8 +59,7 @@ class Archive:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """An MNIST-format dataset: where torchvision keeps it, its official files, sizes, classes and what the
-    images allow (mirroring, rotation) and need (transposing, shifting labels to start at 0)."""
+    """An MNIST-format dataset: where torchvision keeps it, its files, sizes, classes, and what its images need."""
 
     name: str
     description: str
@@ -113,8 +112,7 @@ class DatasetSpec:
         return {f.name: known[f.name] for f in self.files if known.get(f.name, {}).get("of") == self.checksums(f)}
 
     def is_present(self, root: Path) -> bool:
-        """Whether every official file is in the data folder `root` with the size it had when it was verified;
-        cheap: nothing is hashed."""
+        """Whether every file is in the data folder `root` with the size it had when verified (nothing is hashed)."""
         raw = Path(root) / self.folder
         known = self.verified(raw)
         try:
@@ -139,27 +137,17 @@ def _mnist_like(name: str, description: str, source: type, classes, sha256=None,
 
 
 def _emnist(split: str, description: str, train_size: int, test_size: int, classes, **kw) -> DatasetSpec:
-    """An EMNIST split: its four .gz files come inside the one official gzip.zip (torchvision records only the
-    zip's md5, so the files' own checksums are unknown here: None)."""
+    """An EMNIST split: its .gz files come in the official gzip.zip, whose md5 alone torchvision records."""
     files = tuple(
         IdxFile(f"emnist-{split}-{part}-{kind}-ubyte.gz", part == "train", kind.startswith("labels"), None)
         for part in ("train", "test")
         for kind in ("images-idx3", "labels-idx1")
     )
-    base = tv.EMNIST.url.rsplit("/", 1)
+    base, zip_name = tv.EMNIST.url.rsplit("/", 1)
+    kw.update(archive=Archive(zip_name, tv.EMNIST.md5, "gzip/"), transposed=True)
+    split_kw, urls = (("split", split),), (base + "/",)
     return DatasetSpec(
-        f"emnist-{split}",
-        description,
-        tv.EMNIST,
-        (("split", split),),
-        files,
-        train_size,
-        test_size,
-        tuple(classes),
-        (base[0] + "/",),
-        archive=Archive(base[1], tv.EMNIST.md5, "gzip/"),
-        transposed=True,
-        **kw,
+        f"emnist-{split}", description, tv.EMNIST, split_kw, files, train_size, test_size, tuple(classes), urls, **kw
     )
 
 
@@ -209,11 +197,9 @@ SPECS: MappingProxyType[str, DatasetSpec] = MappingProxyType(
                 tv.FashionMNIST,
                 tv.FashionMNIST.classes,
                 hflip_ok=True,
-                # sha256 of the files decompressed from Debian's package dataset-fashion-mnist 0.0~git20200523.55506a9-1
-                # (/usr/share/datasets/fashion-mnist), which Debian re-compressed: other .gz md5s than torchvision's.
-                # Zalando's own files were not at hand to hash, so these are Debian's copy, checked for its idx headers
-                # and counts (6,000 and 1,000 per class; pixel mean 0.2860, std 0.3530 measured). Were Zalando's to
-                # differ, a copy passing on torchvision's md5 would be refused when extracted, naming this record.
+                # sha256 of what Debian's dataset-fashion-mnist 0.0~git20200523.55506a9-1 decompresses to: Debian's
+                # re-compressed copy (other .gz md5s than torchvision's), its idx headers and counts checked; Zalando's
+                # own files were not at hand. Were theirs to differ, their extraction would fail, naming this record.
                 sha256={
                     "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
                     "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
@@ -221,8 +207,7 @@ SPECS: MappingProxyType[str, DatasetSpec] = MappingProxyType(
                     "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
                 },
             ),
-            # The other datasets' decompressed checksums are unknown (mnistlab was never given their files to hash,
-            # and no checksum is taken on trust): their .gz pass on torchvision's md5, and loading says "unverified".
+            # No content sha256 for the others (their files were never at hand to hash): "unverified" when loaded
             _mnist_like("kmnist", "Kuzushiji-MNIST: 10 cursive hiragana", tv.KMNIST, tv.KMNIST.classes),
             _emnist("digits", "EMNIST digits 0-9 from NIST SD 19", 240_000, 40_000, string.digits),
             # the letters files label a..z as 1..26 (torchvision's class 0 is "N/A", never used)
@@ -257,8 +242,7 @@ def is_folder(name: str) -> bool:
 
 
 def get(name: str) -> DatasetSpec:
-    """The spec of the dataset `name`, or a `UserError` listing the choices. Everything that reads a dataset looks
-    its spec up here (tests substitute small datasets by patching this function)."""
+    """The spec of the dataset `name`, or a `UserError` listing the choices (tests patch this to use small specs)."""
     try:
         return SPECS[name]
     except (KeyError, TypeError):
@@ -269,8 +253,7 @@ def get(name: str) -> DatasetSpec:
 
 
 def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
-    """(mean, std) of the pixel values of uint8 `images` on 0..1, in float64 (from a histogram: exact, and no
-    float copy of the images)."""
+    """(mean, std) of the pixels of uint8 `images` on 0..1, in float64 (from a histogram: exact, no float copy)."""
     if images.numel() == 0:
         raise UserError("no training images to compute the pixel mean and std from")
     counts = torch.bincount(images.reshape(-1).to(torch.int64), minlength=256).to(torch.float64)
@@ -299,16 +282,14 @@ def normalization(
 
 
 def normalize(x, mean: float = MEAN, std: float = STD):
-    """Pixels on 0..1 (a float tensor or array) as the network takes them: (x - mean) / std, in x's dtype; a
-    tensor into one new tensor (it may hold a whole dataset)."""
+    """Pixels on 0..1 (a float tensor or array) as the network takes them: (x - mean) / std, in x's dtype."""
     if isinstance(x, torch.Tensor):
-        return x.sub(mean).div_(std)
+        return x.sub(mean).div_(std)  # one new tensor (it may hold a whole dataset)
     return (x - mean) / std
 
 
 def rows(data_dir=None) -> list[dict]:
-    """One row per dataset for `mnistlab datasets`: name, description, train and test sizes, class count, and
-    whether it is present in the data folder (`DatasetSpec.is_present`)."""
+    """One row per dataset for `mnistlab datasets`: its name, description, sizes, classes, and whether it is present."""
     root = default_data_dir(data_dir)
     keys = ("name", "description", "train_size", "test_size", "num_classes")
     out = []
