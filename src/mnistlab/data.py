@@ -15,8 +15,9 @@ from torchvision.datasets.utils import calculate_md5, check_integrity, download_
 
 from mnistlab import datasets, integrity
 from mnistlab.datafolder import clear_stale_parts, default_data_dir, part, read_record, write_record
-from mnistlab.datasets import MEAN, STD  # noqa: F401 -- their one place is datasets; tests still import them here
-from mnistlab.datasets import DEFAULT, DatasetSpec, IdxFile, is_folder
+
+# MEAN, STD: their one place is datasets; tests (test_robust) still import them from here
+from mnistlab.datasets import DEFAULT, MEAN, STD, DatasetSpec, IdxFile, is_folder  # noqa: F401
 from mnistlab.errors import UserError, one_line
 from mnistlab.mirrors import default_mirror, parse_mirror
 
