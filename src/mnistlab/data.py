@@ -114,13 +114,8 @@ def _fetch(spec: DatasetSpec, raw: Path, source: Path | str | None, missing: lis
         return {f.name: _from_folder(spec, source, f, raw) for f in missing}
     bases = [source] if source else list(spec.urls)
     if archive is not None:
-        _download(
-            spec,
-            archive.name,
-            raw,
-            bases,
-            lambda p: None if check_integrity(str(p), archive.md5) else f"md5 mismatch, expected {archive.md5}",
-        )
+        wrong = f"md5 mismatch, expected {archive.md5}"
+        _download(spec, archive.name, raw, bases, lambda p: None if check_integrity(str(p), archive.md5) else wrong)
         return _from_archive(raw / archive.name, spec, missing, raw, _DELETE)
     for f in missing:
         _download(spec, f.name, raw, bases, lambda p, f=f: integrity.gz_problem(p, spec, f, calculate_md5(str(p))))
