@@ -7,7 +7,7 @@ import torch
 from conftest import one_line_error, run_cli
 from torchvision import datasets
 
-from mnistlab import data
+from mnistlab import data, integrity
 from mnistlab.errors import UserError
 
 T10K_FIRST_LABELS = [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
@@ -187,8 +187,8 @@ def test_unreadable_extraction_is_one_line(damage, needle, tmp_path, mirror, mon
     d = tmp_path / "data"
     data.load_tensors(False, d, str(mirror))
     _patch(d / "MNIST" / "raw" / name, offset, new)
-    monkeypatch.setattr(data, "_idx_problem", lambda *args: None)
-    monkeypatch.setattr(data, "_same_as_extracted", lambda *args: True)
+    monkeypatch.setattr(integrity, "idx_problem", lambda *args: None)
+    monkeypatch.setattr(integrity, "same_as_extracted", lambda *args: True)
     with pytest.raises(UserError, match=needle) as e:
         data.load_tensors(name.startswith("train"), d)
     assert len(str(e.value).splitlines()) == 1

@@ -6,6 +6,8 @@ import functools
 import gzip
 import hashlib
 import http.server
+import json
+import os
 import shutil
 import threading
 import types
@@ -270,6 +272,61 @@ def test_recompressed_copy_is_refused_without_a_content_hash(small, tmp_path):
     with pytest.raises(UserError) as e:
         data.load_tensors(True, tmp_path / "data", str(m.folder), "fashion-mnist")
     _one_line(e, "fashion-mnist: ", "is not the official file", "no checksum of the official decompressed content")
+
+
+@pytest.mark.parametrize("known", [True, False])
+def test_unverified_copy_is_said_in_one_line(known, small, tmp_path, capsys):
+    """A copy whose decompressed sha256 mnistlab does not record passes on its .gz md5 and its idx layout, and says
+    so in one line on stderr; a verified one says nothing."""
+    m = small("kmnist", known_content=known)
+    x, _ = data.load_tensors(True, tmp_path / "data", str(m.folder), "kmnist")
+    assert torch.equal(x, m.images[True])
+    err = capsys.readouterr().err
+    if known:
+        assert "unverified" not in err, err
+    else:
+        assert len(err.splitlines()) == 1 and "kmnist's training files in" in err and "are unverified" in err, err
+    stamps = json.loads((tmp_path / "data" / "KMNIST" / "raw" / "mnistlab-extracted-kmnist.json").read_text())
+    assert {n: e["sha256"] for n, e in stamps["files"].items()} == {
+        n.removesuffix(".gz"): hashlib.sha256(c).hexdigest() for n, c in m.contents.items()
+    }  # the content's sha256 is recorded for every file, known beforehand or not
+
+
+def test_normalization_is_resolved_in_one_place():
+    mnist, fashion = datasets.get("mnist"), datasets.get("fashion-mnist")
+    assert datasets.normalization(mnist, _no_download) == (data.MEAN, data.STD) == (datasets.MEAN, datasets.STD)
+    assert datasets.normalization(fashion, _no_download, 0.5, 0.25) == (0.5, 0.25)
+    images = torch.tensor([[0, 255], [0, 255]], dtype=torch.uint8)
+    assert datasets.normalization(fashion, lambda: images) == (0.5, 0.5)
+    x = torch.tensor([0.0, 1.0])
+    assert datasets.normalize(x).tolist() == pytest.approx([-0.1307 / 0.3081, 0.8693 / 0.3081])
+    assert datasets.normalize(np.float32([1.0]), 0.5, 0.25).dtype == np.float32
+
+
+DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"  # Debian's package dataset-fashion-mnist (re-compressed)
+
+
+@pytest.mark.skipif(
+    not os.path.isdir(DEBIAN_FASHION), reason=f"{DEBIAN_FASHION} is absent: apt-get install dataset-fashion-mnist"
+)
+def test_debians_fashion_mnist_trains_and_evaluates(tmp_path, capsys, monkeypatch):
+    """Debian's re-compressed Fashion-MNIST passes on its decompressed content, quietly, and a few images train."""
+    from mnistlab import cli
+
+    monkeypatch.setattr(data, "download_url", _no_download)
+    gz = os.path.join(DEBIAN_FASHION, "t10k-labels-idx1-ubyte.gz")
+    assert hashlib.md5(open(gz, "rb").read()).hexdigest() != datasets.get("fashion-mnist").file(False, True).md5
+    out, where = tmp_path / "run", ["--mirror", DEBIAN_FASHION, "--data-dir", str(tmp_path / "data")]
+    train = ["train", "--dataset", "fashion-mnist", "--epochs", "1", "--batch-size", "32", "--device", "cpu"]
+    args = ["--limit-train", "64", "--limit-test", "32", "--quiet", "--no-plots", "--out", str(out)]
+    assert cli.main([*train, *args, *where]) == 0
+    assert cli.main(["evaluate", str(out), "--json", "--limit-test", "32", *where]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out.strip().splitlines()[-1])
+    assert report["test_images"] == 32 and report["classes"][0] == "T-shirt/top"
+    assert "unverified" not in captured.err and "not the official file" not in captured.err, captured.err
+    x, y = data.load_tensors(False, tmp_path / "data", None, "fashion-mnist")
+    assert x.shape == (10_000, 28, 28) and torch.equal(torch.bincount(y), torch.full((10,), 1000))
 
 
 def _changed_byte(content: bytes) -> bytes:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from mnistlab.calibration import calibrated, digit_score
 from mnistlab.checkpoints import model_part, read_safetensors
-from mnistlab.data import MEAN, STD
+from mnistlab.datasets import MEAN, STD
 from mnistlab.errors import UserError, one_line
 from mnistlab.images import IMAGE_EXTENSIONS
 from mnistlab.model import Net

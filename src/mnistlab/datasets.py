@@ -1,18 +1,22 @@
-"""The MNIST-format datasets mnistlab knows: files, checksums, sizes, classes."""
+"""The MNIST-format datasets mnistlab knows: files, checksums, sizes, classes, and how their pixels are normalised."""
 
 from __future__ import annotations
 
 import math
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple
 
 import torch
 from torchvision import datasets as tv
 
+from mnistlab.datafolder import default_data_dir, read_record
 from mnistlab.errors import UserError
 
+DEFAULT = "mnist"  # the default dataset; `Recipe.dataset` names it in every run folder
 FOLDER_PREFIX = "folder:"  # `folder:PATH` names a folder of your own images (mnistlab.folders), not one of these
 
 
@@ -37,7 +41,7 @@ class IdxFile:
     train: bool  # the training split's file (else the test split's)
     labels: bool  # the labels (else the images)
     md5: str | None  # md5 of the official .gz (torchvision's); None where torchvision records none (EMNIST's)
-    sha256: str | None = None  # sha256 of its decompressed content; None where mnistlab has never seen the file
+    sha256: str | None = None  # sha256 of its decompressed content; None: unknown, the copy is "unverified"
 
     @property
     def extracted(self) -> str:
@@ -55,8 +59,7 @@ class Archive:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """An MNIST-format dataset: where torchvision keeps it, its official files, sizes, classes and what the
-    images allow (mirroring, rotation) and need (transposing, shifting labels to start at 0)."""
+    """An MNIST-format dataset: where torchvision keeps it, its files, sizes, classes, and what its images need."""
 
     name: str
     description: str
@@ -99,6 +102,24 @@ class DatasetSpec:
             return Idx(0x0C02, (n, self.label_columns), 4)  # 0C: big-endian int32s, 02: two dimensions
         return Idx(0x0801, (n,), 1)
 
+    def checksums(self, f: IdxFile) -> str:
+        """What a copy of `f` is checked against; a record of a check against other checksums no longer holds."""
+        return f"{f.md5}/{f.sha256}/{self.archive.md5 if self.archive else None}"
+
+    def verified(self, raw: Path) -> dict[str, dict]:
+        """The entries of the "verified" record in the raw folder `raw` (mnistlab.datafolder) that still hold."""
+        known = read_record(raw, "verified", self.name)
+        return {f.name: known[f.name] for f in self.files if known.get(f.name, {}).get("of") == self.checksums(f)}
+
+    def is_present(self, root: Path) -> bool:
+        """Whether every file is in the data folder `root` with the size it had when verified (nothing is hashed)."""
+        raw = Path(root) / self.folder
+        known = self.verified(raw)
+        try:
+            return all(f.name in known and (raw / f.name).stat().st_size == known[f.name]["size"] for f in self.files)
+        except OSError:
+            return False
+
     def torchvision(self, root, train: bool, transform=None):
         """torchvision's dataset, read from the files already extracted under `root` (it never downloads)."""
         # QMNIST: no `what` here, so that torchvision picks "train" or "test" from `train`.
@@ -116,27 +137,17 @@ def _mnist_like(name: str, description: str, source: type, classes, sha256=None,
 
 
 def _emnist(split: str, description: str, train_size: int, test_size: int, classes, **kw) -> DatasetSpec:
-    """An EMNIST split: its four .gz files come inside the one official gzip.zip (torchvision records only the
-    zip's md5, so the files' own checksums are unknown here: None)."""
+    """An EMNIST split: its .gz files come in the official gzip.zip, whose md5 alone torchvision records."""
     files = tuple(
         IdxFile(f"emnist-{split}-{part}-{kind}-ubyte.gz", part == "train", kind.startswith("labels"), None)
         for part in ("train", "test")
         for kind in ("images-idx3", "labels-idx1")
     )
-    base = tv.EMNIST.url.rsplit("/", 1)
+    base, zip_name = tv.EMNIST.url.rsplit("/", 1)
+    kw.update(archive=Archive(zip_name, tv.EMNIST.md5, "gzip/"), transposed=True)
+    split_kw, urls = (("split", split),), (base + "/",)
     return DatasetSpec(
-        f"emnist-{split}",
-        description,
-        tv.EMNIST,
-        (("split", split),),
-        files,
-        train_size,
-        test_size,
-        tuple(classes),
-        (base[0] + "/",),
-        archive=Archive(base[1], tv.EMNIST.md5, "gzip/"),
-        transposed=True,
-        **kw,
+        f"emnist-{split}", description, tv.EMNIST, split_kw, files, train_size, test_size, tuple(classes), urls, **kw
     )
 
 
@@ -170,10 +181,9 @@ SPECS: MappingProxyType[str, DatasetSpec] = MappingProxyType(
                 "MNIST: handwritten digits 0-9 (the default)",
                 tv.MNIST,
                 string.digits,
-                mean=0.1307,  # the seed's normalisation
+                mean=0.1307,  # the seed's normalisation (MEAN, STD below)
                 std=0.3081,
-                # sha256 of the decompressed official files (computed from the md5-verified .gz files): they let a
-                # copy that another tool re-compressed (same content, other .gz bytes) pass the integrity check
+                # sha256 of the decompressed official files, computed from the .gz files whose md5 is torchvision's
                 sha256={
                     "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
                     "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -181,15 +191,23 @@ SPECS: MappingProxyType[str, DatasetSpec] = MappingProxyType(
                     "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
                 },
             ),
-            # The other datasets' decompressed checksums are unknown: mnistlab was never given their official
-            # files to hash, and no checksum can be taken on trust. So they pass on their .gz md5 alone.
             _mnist_like(
                 "fashion-mnist",
                 "Fashion-MNIST: Zalando's clothes in 10 classes",
                 tv.FashionMNIST,
                 tv.FashionMNIST.classes,
                 hflip_ok=True,
+                # sha256 of what Debian's dataset-fashion-mnist 0.0~git20200523.55506a9-1 decompresses to: Debian's
+                # re-compressed copy (other .gz md5s than torchvision's), its idx headers and counts checked; Zalando's
+                # own files were not at hand. Were theirs to differ, their extraction would fail, naming this record.
+                sha256={
+                    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+                },
             ),
+            # No content sha256 for the others (their files were never at hand to hash): "unverified" when loaded
             _mnist_like("kmnist", "Kuzushiji-MNIST: 10 cursive hiragana", tv.KMNIST, tv.KMNIST.classes),
             _emnist("digits", "EMNIST digits 0-9 from NIST SD 19", 240_000, 40_000, string.digits),
             # the letters files label a..z as 1..26 (torchvision's class 0 is "N/A", never used)
@@ -224,8 +242,7 @@ def is_folder(name: str) -> bool:
 
 
 def get(name: str) -> DatasetSpec:
-    """The spec of the dataset `name`, or a `UserError` listing the choices. Everything that reads a dataset looks
-    its spec up here (tests substitute small datasets by patching this function)."""
+    """The spec of the dataset `name`, or a `UserError` listing the choices (tests patch this to use small specs)."""
     try:
         return SPECS[name]
     except (KeyError, TypeError):
@@ -236,8 +253,7 @@ def get(name: str) -> DatasetSpec:
 
 
 def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
-    """(mean, std) of the pixel values of uint8 `images` on 0..1, in float64 (from a histogram: exact, and no
-    float copy of the images)."""
+    """(mean, std) of the pixels of uint8 `images` on 0..1, in float64 (from a histogram: exact, no float copy)."""
     if images.numel() == 0:
         raise UserError("no training images to compute the pixel mean and std from")
     counts = torch.bincount(images.reshape(-1).to(torch.int64), minlength=256).to(torch.float64)
@@ -250,24 +266,35 @@ def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
     return float(mean), float(std)
 
 
-def rows(data_dir=None) -> list[dict]:
-    """One row per dataset for `mnistlab datasets`: name, description, train and test sizes, class count, and
-    whether it is present in the data folder: all its official files there with the sizes they had when mnistlab
-    last verified them (the marker `data.ensure_raw` writes); a cheap check, nothing is hashed here."""
-    from mnistlab import data  # data imports this module
+MEAN, STD = SPECS[DEFAULT].mean, SPECS[DEFAULT].std  # MNIST's training-set pixel mean and std (on 0..1)
 
-    root = data.default_data_dir(data_dir)
+
+def normalization(
+    spec: DatasetSpec, train_images: Callable[[], torch.Tensor], mean: float | None = None, std: float | None = None
+) -> tuple[float, float]:
+    """The (mean, std) a run normalises `spec`'s images with: `mean` and `std` if both are given (a recipe's), else
+    the dataset's recorded ones, else those of its training images (`train_images()`, called only then)."""
+    if mean is not None and std is not None:
+        return float(mean), float(std)
+    if spec.mean is not None and spec.std is not None:
+        return spec.mean, spec.std
+    return pixel_stats(train_images())
+
+
+def normalize(x, mean: float = MEAN, std: float = STD):
+    """Pixels on 0..1 (a float tensor or array) as the network takes them: (x - mean) / std, in x's dtype."""
+    if isinstance(x, torch.Tensor):
+        return x.sub(mean).div_(std)  # one new tensor (it may hold a whole dataset)
+    return (x - mean) / std
+
+
+def rows(data_dir=None) -> list[dict]:
+    """One row per dataset for `mnistlab datasets`: its name, description, sizes, classes, and whether it is present."""
+    root = default_data_dir(data_dir)
+    keys = ("name", "description", "train_size", "test_size", "num_classes")
     out = []
     for name in names():
         spec = get(name)
-        out.append(
-            {
-                "name": spec.name,
-                "description": spec.description,
-                "train": spec.train_size,
-                "test": spec.test_size,
-                "classes": spec.num_classes,
-                "present": data.is_present(root, spec),
-            }
-        )
+        row = dict(zip(("name", "description", "train", "test", "classes"), (getattr(spec, k) for k in keys)))
+        out.append({**row, "present": spec.is_present(root)})
     return out

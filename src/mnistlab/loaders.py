@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torchvision.transforms import v2
 
-from mnistlab.data import MEAN, STD, mnist_dataset, normalization
+from mnistlab import datasets
+from mnistlab.data import load_tensors, mnist_dataset
+from mnistlab.datasets import MEAN, STD, normalize
 from mnistlab.runtime import epoch_seed
 
 # --------------------------------------------------------------------------------------------------------------
@@ -39,7 +41,7 @@ def seed_loader(
     *,
     data_dir=None,
     mirror=None,
-    dataset: str = "mnist",
+    dataset: str = datasets.DEFAULT,
     limit: int | None = None,
     num_workers: int = 2,
     seed: int = 0,
@@ -54,8 +56,9 @@ def seed_loader(
 
     With `world_size` > 1 a training loader reads rank `rank`'s shard through a `DistributedSampler` (call
     `loader.sampler.set_epoch(e)` each epoch); `batch_size` is then this process's share of the global batch."""
-    if mean is None or std is None:
-        mean, std = normalization(dataset, data_dir, mirror)
+    mean, std = datasets.normalization(
+        datasets.get(dataset), lambda: load_tensors(True, data_dir, mirror, dataset)[0], mean, std
+    )
     ds = mnist_dataset(train, data_dir, mirror, dataset, transform=seed_transforms(train, mean, std))
     if limit is not None:
         ds = Subset(ds, range(min(limit, len(ds))))
@@ -164,7 +167,7 @@ class DeviceLoader:
         channels_last: bool = False,
     ):
         self.device = torch.device(device)
-        x = images.to(self.device).unsqueeze(1).float().div_(255).sub_(mean).div_(std)
+        x = normalize(images.to(self.device).unsqueeze(1).float().div_(255), mean, std)
         self.images = x.contiguous(memory_format=torch.channels_last) if channels_last else x
         self.labels = labels.to(self.device)
         self.batch_size, self.augment, self.seed, self.drop_last = batch_size, augment, seed, drop_last

@@ -12,6 +12,8 @@ if "ipykernel" not in sys.modules:  # headless everywhere but in a notebook, whe
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from mnistlab.datasets import MEAN, STD  # noqa: E402
+
 
 def _show(x: torch.Tensor, mean: float, std: float):
     return (x.squeeze().float() * std + mean).clamp(0, 1).numpy()
@@ -40,7 +42,7 @@ def _name(classes, i) -> str:
     return str(classes[int(i)]) if classes is not None else str(int(i))
 
 
-def plot_samples(images, targets, preds, path=None, *, n: int = 12, mean=0.1307, std=0.3081, title=None, classes=None):
+def plot_samples(images, targets, preds, path=None, *, n: int = 12, mean=MEAN, std=STD, title=None, classes=None):
     """A grid of the first `n` images with predicted and true labels (red where they differ); `classes` names
     them ("Sneaker", "a", ...), else the class index is shown."""
     n = min(n, len(images))
@@ -60,7 +62,7 @@ def plot_samples(images, targets, preds, path=None, *, n: int = 12, mean=0.1307,
     return _finish(fig, path)
 
 
-def plot_misclassified(images, targets, preds, path=None, *, n: int = 24, mean=0.1307, std=0.3081, classes=None):
+def plot_misclassified(images, targets, preds, path=None, *, n: int = 24, mean=MEAN, std=STD, classes=None):
     """The first `n` misclassified images, each titled pred vs true."""
     wrong = (preds != targets).nonzero().flatten()[:n]
     total = int((preds != targets).sum())

@@ -41,7 +41,7 @@ from scipy import ndimage
 from skimage.filters import apply_hysteresis_threshold, threshold_otsu
 
 from mnistlab import furniture, photo_path
-from mnistlab.data import MEAN, STD
+from mnistlab.datasets import MEAN, STD
 from mnistlab.errors import NoDigitError, NoInkError, UserError
 from mnistlab.field import FIELD, MIN_SIDE, bbox, check_shape, to_field
 from mnistlab.images import MAX_PIXELS, array_to_gray, open_image, to_grayscale
