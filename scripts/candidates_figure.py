@@ -29,7 +29,7 @@ import realsets  # noqa: E402
 import mnistlab  # noqa: E402
 from mnistlab.calibration import digit_score  # noqa: E402
 from mnistlab.data import default_data_dir, load_tensors  # noqa: E402
-from mnistlab.images import array_to_gray  # noqa: E402
+from mnistlab.gray import array_to_gray  # noqa: E402
 from mnistlab.preprocess import candidates  # noqa: E402
 
 

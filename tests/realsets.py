@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-# Fonts for not-digits: none of them is in the robust recipe's training bank (robust.TRAIN_FONTS).
+# Fonts for not-digits: none of them is in the robust recipe's training bank (notdigits.TRAIN_FONTS).
 HELD_OUT_FONTS = (
     "DejaVuSansCondensed.ttf",
     "DejaVuSerifCondensed-Bold.ttf",
@@ -21,7 +21,7 @@ HELD_OUT_FONTS = (
     "FreeMono.ttf",
     "FreeSerif.ttf",
 )
-LETTERS = "acdefhkmnprtuvwxyACEFHKMNPRUVWXY"  # letters no one writes like a digit (robust.GLYPHS' letters)
+LETTERS = "acdefhkmnprtuvwxyACEFHKMNPRUVWXY"  # letters no one writes like a digit (notdigits.GLYPHS' letters)
 
 
 def _font(name: str) -> str | None:

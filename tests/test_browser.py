@@ -37,7 +37,7 @@ DIGITS = {
     "7": [[(0.25, 0.18), (0.75, 0.18), (0.62, 0.45), (0.45, 0.86)]],
     "0": [ellipse(0.5, 0.5, 0.2, 0.33)],
 }
-# Not a digit: a hash sign (the training's not-digits include pen-drawn ones, robust.DRAWN)
+# Not a digit: a hash sign (the training's not-digits include pen-drawn ones, notdigits.DRAWN)
 HASH = [[(0.4, 0.15), (0.35, 0.85)], [(0.65, 0.15), (0.6, 0.85)], [(0.2, 0.38), (0.8, 0.38)], [(0.2, 0.62), (0.8, 0.6)]]
 
 

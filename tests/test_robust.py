@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from mnistlab import furniture, robust
+from mnistlab import furniture, notdigits, robust
 from mnistlab.data import MEAN, STD, load_tensors
 
 
@@ -22,7 +22,7 @@ def batch(data_dir):
 
 @pytest.fixture(scope="module")
 def bank():
-    return robust.not_digit_bank()
+    return notdigits.not_digit_bank()
 
 
 def test_outliers_replace_the_last_rows_and_are_labelled_minus_one(batch, bank):
@@ -54,8 +54,8 @@ def test_without_corruptions_only_the_affine_moves_the_digits(batch, bank):
 
 
 def test_the_bank_is_mnist_style_fonts_and_pen_drawn_shapes(bank):
-    drawn = robust.render_drawn(variants=2)
-    assert len(drawn) == 2 * len(robust.DRAWN) and len(bank) > len(drawn)
+    drawn = notdigits.render_drawn(variants=2)
+    assert len(drawn) == 2 * len(notdigits.DRAWN) and len(bank) > len(drawn)
     for img in drawn.numpy():
         rows, cols = np.flatnonzero(img.max(1) > 0.05), np.flatnonzero(img.max(0) > 0.05)
         assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 21  # the longer side scaled to 20 px

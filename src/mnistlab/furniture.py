@@ -6,7 +6,7 @@
   all of each side; a handwritten 0, even a squarish one, touches its box only around the middle of each side;
 - the sheet's edge (the table beyond it, a shadow's rim) is a part lying in a band along one side of the image and
   covering much of that side; a digit cropped tight touches the sides too, but most of its ink is away from them;
-- ruled paper is two or more long straight lines (`preprocess._lines`) with nothing else on the page.
+- ruled paper is two or more long straight lines (`ink._lines`) with nothing else on the page.
 """
 
 from __future__ import annotations

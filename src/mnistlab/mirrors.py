@@ -43,17 +43,23 @@ def parse_mirror(mirror: str | None, holds: str) -> Path | str | None:
     if url.query or url.fragment:
         raise bad("is not a valid URL prefix (it has a ?query or #fragment)")
     if url.scheme == "file":
-        if url.netloc not in ("", "localhost"):
-            raise bad(
-                f"names the host {url.netloc!r}, but a file URL must name a local folder (three slashes: "
-                "file:///absolute/folder)"
-            )
-        if not url.path.startswith("/"):
-            raise bad("does not name an absolute folder")
-        return _mirror_folder(mirror, Path(urllib.request.url2pathname(url.path)), forms)
+        return _mirror_folder(mirror, _file_url_folder(url, bad), forms)
     if not url.hostname:
         raise bad("is not a valid URL (it names no host)")
     return mirror.rstrip("/") + "/"
+
+
+def _file_url_folder(url: urllib.parse.SplitResult, bad) -> Path:
+    """The local folder a file:// URL names; `bad(why)` is the error for one that names another host or no
+    absolute folder."""
+    if url.netloc not in ("", "localhost"):
+        raise bad(
+            f"names the host {url.netloc!r}, but a file URL must name a local folder (three slashes: "
+            "file:///absolute/folder)"
+        )
+    if not url.path.startswith("/"):
+        raise bad("does not name an absolute folder")
+    return Path(urllib.request.url2pathname(url.path))
 
 
 def _mirror_folder(mirror: str, folder: Path, forms: str) -> Path:

@@ -1,59 +1,24 @@
 """The rule-based reading of photos and scans (mnistlab 0.2's preparation): one candidate of `preprocess.candidates`.
 
-It reads photos of a digit on a page well (frames, ruled lines, shadows, the sheet's edge), and refuses much that
-it was not tuned for (tight crops, soft scans); `preprocess` then falls back on its other candidates. Below, its
-original description:
-
-Turn an arbitrary user image (file, bytes, PIL image or array) into the model's 1x28x28 input, as MNIST was made.
-
-MNIST's digits were size-normalised to fit a 20x20 box (keeping the aspect ratio, with anti-aliasing) and then
-placed in a 28x28 field so that their centre of mass sits at the centre. `preprocess` repeats that on any image:
-
-1. grayscale (transparency composited onto a background that contrasts with the ink);
-2. choose the path. The photo path (3p-5p) looks at the image first; a clean page (its border evenly lit and free
-   of grain and noise: a scan or a drawing) holding nothing but the digit (no frame, ruled line, sheet edge or
-   stray mark) is then left to the scan path (3s-4s), as is an image under `PHOTO_MIN_SIDE` px; every other image,
-   a photo, is read by the photo path;
-3s. auto-invert to white ink on black, deciding the background from the image border; stretch the contrast so the
-   background is 0 and the ink 1, and drop faint noise a little above the background;
-4s. crop to the ink's bounding box;
-3p. on a copy block-averaged to at most `WORK_SIDE` px: decide the ink's polarity from what stands out of the local
-   median; estimate the paper's local brightness with a grey closing (it fills in marks narrower than a quarter of
-   the image and keeps gradients, shadows and a table's edge); ink = darker than that paper by a margin relative to
-   the typical ink and to the noise, with hysteresis (faint stroke edges stay attached to strong strokes);
-4p. connected components: drop those touching the image's border (the sheet's edge, a shadow's rim), ruled lines
-   (long, thin, lying down), frames (a rectangular ring, or a ring or open box around the other ink; a ring the
-   digit touches is peeled off it) and specks; the digit is the largest part left plus the parts near it (a 5's
-   bar, a broken stroke). Refuse the image when no part is left, or when a second mark as large lies apart;
-5p. stretch the digit's ink as in 3s (none of the other parts') and crop to it;
-6. refuse ink that cannot be a digit (a strip, a speck, a long thin line);
-7. thicken strokes that would come out much thinner than MNIST's (a thin pen on a large photo), on a copy
-   max-pooled to at most `field.WORK` px, so the cost never grows with the square of the image's longer side;
-8. scale the crop's longer side to 20 px, anti-aliased;
-9. paste into 28x28 with the ink's centre of mass at (14, 14): the image the network sees (`prepare`);
-10. normalise with MNIST's mean and std (`preprocess`).
-
-A 28x28 image that is already white on black (an MNIST digit) skips steps 2-9: it is used as it is.
-Blank or near-uniform images raise `NoInkError`, and ink not shaped like a digit, or no one mark that is the digit,
-`NoDigitError`, instead of producing a confident guess; every other unusable input raises `UserError`, running out of
-memory included. `open_image` refuses oversized images before decoding their pixels, and every step after it works
-in memory proportional to the image's pixels (a few float32 copies at most; the photo path's arrays are those of
-its copy of at most `WORK_SIDE` px).
-
-The photo path uses scipy.ndimage (filters, labelling, morphology) because it is small, well kept and NumPy-native
-(scikit-image builds on it; OpenCV is much heavier).
+It reads photos of a digit on a page well and refuses much it was not tuned for (tight crops, soft scans), which
+`preprocess`'s other candidates read. A clean page holding nothing but the digit, and any image under
+`PHOTO_MIN_SIDE` px, goes the scan path (invert, stretch, crop). A photo is read on a copy of at most `WORK_SIDE`
+px: the ink's polarity; the paper's local brightness (a grey closing) and the ink darker than it, with hysteresis;
+connected components (`photo_frames`), dropping the sheet's edge, ruled lines, frames and specks; the digit is the
+largest part left and the parts near it, refused when a second mark as large lies apart; then `field.to_field`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
+from mnistlab import photo_frames as frames
 from mnistlab.errors import NoDigitError, NoInkError
 from mnistlab.field import FIELD, bbox, check_shape, to_field
+from mnistlab.photo_frames import Part
 
 __all__ = ["NoDigitError", "NoInkError", "mnistify"]
 
@@ -88,21 +53,6 @@ LOW_FRACTION = 0.3  # ... a pixel is ink when darker than the paper by this frac
 HIGH_FRACTION = 0.55  # ... and connected to pixels darker by this fraction (a faint mark alone is not ink), by
 SEED_NOISE = 7.0  # MIN_DEPTH and by this many times the noise (paper grain, blotches) at least
 PART_SPECK = 0.01  # a part spanning under this fraction of the shorter side is a speck (2 px of 240)
-LINE_ELONGATION = 10.0  # a part this many times longer than wide (by its second moments) ...
-LINE_ANGLE = 30.0  # ... lying within this many degrees of horizontal is a ruled line (a "1" stands upright)
-LINE_CUT = 1.5  # a ruled line crossing the digit is cut out of it: its pixels in vertical runs up to this many times
-LINE_RUN = 0.3  # as thick as the lines standing alone, on a band this fraction of the image's width long ...
-LINE_TILT = 10.0  # ... and tilted by up to this many degrees
-FRAME_HOLE = 0.5  # a closed ring whose hole is at least this fraction of its filled area ...
-FRAME_RECTANGLE = 0.85  # ... and that fills this much of its smallest bounding rectangle is a box (an oval "0" fills
-# about pi/4 = 0.79 of it; a hand-drawn box, turned and seen at a slant, 0.9 or more)
-FRAME_PEEL_HOLE = 0.2  # a rectangular ring whose hole is this much of it, with a digit touching it, is peeled: ...
-FRAME_PEEL = 1.5  # ... its pixels within this many of its line widths (+1 px) of its outside are the box, the rest the
-FRAME_REACH = 0.4  # digit, in pieces reaching this fraction of the way to the middle (not a thick bit of box)
-FRAME_ENCLOSED = 0.1  # a ring is a frame too when its hole holds another part at least this fraction of its area
-FRAME_BAND = 0.2  # a part lying within this fraction of a frame's shorter side from one of its sides is a piece of it
-FRAME_FILL = 0.2  # and so is a part covering under this fraction of its bounding box that holds another part's box
-# with room around it (a box left open)
 NEAR = 0.3  # parts within this fraction of the digit's longer side (gap between boxes) belong to the digit ...
 NEAR_AREA = 0.01  # ... unless they are under this fraction of its largest part's area (a speck of dust)
 RIVAL_AREA = 0.5  # another mark at least this fraction of the digit's largest part, farther away: which is the digit?
@@ -123,20 +73,6 @@ def _check_shape(ink: tuple[int, int], image: tuple[int, int], name: str) -> Non
 
 # --------------------------------------------------------------------------------------------------------------
 # The photo path: find the digit among the sheet's edge, shadows, ruled lines, frames and specks
-
-
-@dataclass
-class _Part:
-    """One connected component of the photo's ink."""
-
-    label: int
-    area: int
-    box: tuple[slice, slice]
-    kind: str = ""  # why it is not the digit: "border", "line", "frame"; "" for a candidate
-
-    @property
-    def side(self) -> int:
-        return max(s.stop - s.start for s in self.box)
 
 
 def _block_mean(g: np.ndarray, f: int) -> np.ndarray:
@@ -179,115 +115,6 @@ def _clean_border(v: np.ndarray) -> bool:
     return bool(hi - lo <= CLEAN_BORDER * max(mid, 1e-6))
 
 
-def _elongation(mine: np.ndarray) -> tuple[float, float]:
-    """(length over width, the long axis' angle from horizontal in degrees) of a part, from its second moments."""
-    ys, xs = np.nonzero(mine)
-    if len(ys) < 2:
-        return 1.0, 0.0
-    ys, xs = ys - ys.mean(), xs - xs.mean()
-    vxx, vyy, vxy = float((xs * xs).mean()), float((ys * ys).mean()), float((xs * ys).mean())
-    half, root = (vxx + vyy) / 2, math.hypot((vxx - vyy) / 2, vxy)
-    ratio = math.sqrt((half + root) / max(half - root, 1 / 12))  # a 1-px-wide line's variance across it is 1/12
-    angle = math.degrees(0.5 * math.atan2(2 * vxy, vxx - vyy))
-    return ratio, angle
-
-
-def _rectangularity(filled: np.ndarray) -> float:
-    """The filled shape's area over that of its smallest bounding rectangle (turned in 3-degree steps)."""
-    ys, xs = np.nonzero(filled)
-    best = math.inf
-    for deg in range(-45, 45, 3):
-        t = math.radians(deg)
-        u, v = xs * math.cos(t) + ys * math.sin(t), ys * math.cos(t) - xs * math.sin(t)
-        best = min(best, float((np.ptp(u) + 1) * (np.ptp(v) + 1)))
-    return len(ys) / best
-
-
-def _inside(inner: tuple[slice, slice], outer: tuple[slice, slice], room: int = 0) -> bool:
-    return all(o.start + room <= i.start and i.stop <= o.stop - room for i, o in zip(inner, outer))
-
-
-def _ring_width(mine: np.ndarray) -> float:
-    """A ring's line width: the median length of the first run of ink met going in from each side, row by row and
-    column by column (where the digit touches the ring a run is longer, but those are few)."""
-    runs = []
-    for a in (mine, mine[:, ::-1], mine.T, mine.T[:, ::-1]):
-        rows = a[a.any(axis=1)]
-        start = rows.argmax(axis=1)
-        after = ~rows & (np.arange(rows.shape[1]) > start[:, None])
-        end = np.where(after.any(axis=1), after.argmax(axis=1), rows.shape[1])
-        runs.append(end - start)
-    return float(np.median(np.concatenate(runs)))
-
-
-def _peel(part: _Part, labels: np.ndarray, inward: np.ndarray, speck: float) -> list[_Part]:
-    """Split a rectangular ring that the digit touches: its pixels deeper than FRAME_PEEL line widths from the
-    outside, in pieces reaching FRAME_REACH of the way to the middle, get new labels (returned as parts, those at
-    least `speck` px across); the rest stays the frame. `inward` is the distance to the outside over `part.box`."""
-    region = labels[part.box]
-    mine = region == part.label
-    deep = mine & (inward > FRAME_PEEL * _ring_width(mine) + 1)
-    pieces, n = ndimage.label(deep, structure=np.ones((3, 3), bool))
-    if n == 0:
-        return []
-    reach = ndimage.maximum(inward, pieces, index=np.arange(1, n + 1))
-    keep = np.concatenate([[False], reach >= FRAME_REACH * float(inward.max())])
-    top = int(labels.max())
-    moved = keep[pieces]
-    region[moved] = pieces[moved] + top
-    found = []
-    for j, box in enumerate(ndimage.find_objects(pieces), start=1):
-        whole = tuple(slice(o.start + b.start, o.start + b.stop) for o, b in zip(part.box, box))
-        if keep[j] and max(b.stop - b.start for b in box) >= speck:
-            found.append(_Part(top + j, int(np.count_nonzero(pieces[box] == j)), whole))
-    return found
-
-
-def _find_frames(parts: list[_Part], labels: np.ndarray, speck: float) -> list[_Part]:
-    """Mark the frames among `parts` (candidates so far): a box drawn around the digit, closed (a ring shaped like a
-    rectangle, or a ring whose hole holds other ink) or open (a sparse part whose bounding box holds another part
-    with room around it). A rectangular ring that the digit touches is peeled: its inner pixels become new parts,
-    returned."""
-    found: list[_Part] = []
-    for p in list(parts):
-        mine = labels[p.box] == p.label
-        held = [o for o in parts if o is not p and not o.kind and _inside(o.box, p.box, 1)]
-        room = max(2, p.side // 20)
-        if p.area < FRAME_FILL * mine.size and any(_inside(o.box, p.box, room) for o in held):
-            p.kind = "frame"
-            continue
-        if p.area > (1 - FRAME_PEEL_HOLE) * mine.size:  # too full to be a ring around anything
-            continue
-        filled = ndimage.binary_fill_holes(mine)
-        area = int(np.count_nonzero(filled))
-        if area - p.area >= FRAME_PEEL_HOLE * area and _rectangularity(filled) >= FRAME_RECTANGLE:
-            inner = _peel(p, labels, ndimage.distance_transform_edt(filled), speck)
-            if inner:
-                p.kind = "frame"
-                found += inner
-                continue
-            if area - p.area >= FRAME_HOLE * area:
-                p.kind = "frame"
-                continue
-        hole = filled & ~mine
-        for o in held:
-            theirs = labels[o.box] == o.label
-            y0, x0 = o.box[0].start - p.box[0].start, o.box[1].start - p.box[1].start
-            within = hole[y0 : y0 + theirs.shape[0], x0 : x0 + theirs.shape[1]]
-            if o.area >= FRAME_ENCLOSED * p.area and np.count_nonzero(within & theirs) >= 0.9 * o.area:
-                p.kind = "frame"
-                break
-    for q in parts + found:  # pieces of a box broken where its pen was faint: each hugs one side of the rest
-        for f in (f for f in parts if f.kind == "frame" and not q.kind):
-            band = FRAME_BAND * min(s.stop - s.start for s in f.box)
-            (y0, y1), (x0, x1) = ((s.start, s.stop) for s in f.box)
-            (qy0, qy1), (qx0, qx1) = ((s.start, s.stop) for s in q.box)
-            within = y0 - band <= qy0 and qy1 <= y1 + band and x0 - band <= qx0 and qx1 <= x1 + band
-            if within and (qy0 >= y1 - band or qy1 <= y0 + band or qx0 >= x1 - band or qx1 <= x0 + band):
-                q.kind = "frame"
-    return found
-
-
 def _photo_ink(g: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int]] | None:
     """The digit's ink in a photo, stretched to [0, 1] and cropped, and the shape of the (working) image it was found
     in; None for a clean page (see `_clean_border`) holding nothing but the digit, which the scan path reads as it
@@ -321,12 +148,12 @@ def _photo_ink(g: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int]] |
     # thin as the ruled lines standing alone (the sheet's edge touches the border far longer: it is no ruled line).
     joined = [p.label for p in parts if p.kind == "border"]
     if width and joined:
-        cut = _line_pixels(np.isin(labels, joined), LINE_CUT * width)
+        cut = frames.line_pixels(np.isin(labels, joined), frames.LINE_CUT * width)
         if cut.any():
             weak &= ~cut
             labels, parts, contact, _ = _parts(weak, seeds & weak, speck)
     edge = any(contact[p.label] >= EDGE_CONTACT * min(h, w) for p in parts)  # a narrow table strip, filled in
-    parts += _find_frames([p for p in parts if not p.kind], labels, speck)
+    parts += frames.find_frames([p for p in parts if not p.kind], labels, speck)
     plain = lit and not edge and not any(p.kind in ("line", "frame") for p in parts)
     if plain and all(p.kind for p in parts):  # an evenly lit page with nothing on it but marks touching its border:
         for p in parts:  # a digit cropped tightly, running off the page
@@ -342,7 +169,7 @@ def _photo_ink(g: np.ndarray, name: str) -> tuple[np.ndarray, tuple[int, int]] |
     return _digit_crop(depth, labels, chosen, level, noise), (h, w)
 
 
-def _parts(weak: np.ndarray, seeds: np.ndarray, speck: float) -> tuple[np.ndarray, list[_Part], np.ndarray, float]:
+def _parts(weak: np.ndarray, seeds: np.ndarray, speck: float) -> tuple[np.ndarray, list[Part], np.ndarray, float]:
     """(labels, parts, pixels on the border per label, ruled lines' width) of the connected pieces of `weak`: those
     holding a seed and at least `speck` px across are parts (ruled lines and parts touching the border marked as
     such); the width is the thickest of the long, level, thin pieces, seeded or not (0 when there is none)."""
@@ -355,31 +182,19 @@ def _parts(weak: np.ndarray, seeds: np.ndarray, speck: float) -> tuple[np.ndarra
     width, parts = 0.0, []
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
         long = box[1].stop - box[1].start
-        if not seeded[k] and long < LINE_RUN * weak.shape[1]:
+        if not seeded[k] and long < frames.LINE_RUN * weak.shape[1]:
             continue
-        ratio, angle = _elongation(labels[box] == k)
-        line = ratio >= LINE_ELONGATION and abs(angle) <= LINE_ANGLE
-        if line and long >= LINE_RUN * weak.shape[1] and contact[k] < EDGE_CONTACT * min(weak.shape):
+        ratio, angle = frames.elongation(labels[box] == k)
+        line = ratio >= frames.LINE_ELONGATION and abs(angle) <= frames.LINE_ANGLE
+        if line and long >= frames.LINE_RUN * weak.shape[1] and contact[k] < EDGE_CONTACT * min(weak.shape):
             width = max(width, areas[k] / long)
         if seeded[k] and max(sl.stop - sl.start for sl in box) >= speck:
-            parts.append(_Part(k, int(areas[k]), box, "line" if line else "border" if contact[k] else ""))
+            parts.append(Part(k, int(areas[k]), (box[0], box[1]), "line" if line else "border" if contact[k] else ""))
     labels[~seeded[labels]] = 0
     return labels, parts, contact, width
 
 
-def _line_pixels(ink: np.ndarray, width: float) -> np.ndarray:
-    """The pixels of ruled lines in `ink`: thin (in vertical runs of at most `width` px: a pen's stroke crossing a
-    line is thicker, and keeps its pixels) and on a long, nearly level band of such pixels (LINE_RUN of the image's
-    width, tilted by up to LINE_TILT degrees)."""
-    thin = ink & ~ndimage.binary_opening(ink, structure=np.ones((math.ceil(width) + 1, 1), bool))
-    run = 2 * max(1, round(LINE_RUN * ink.shape[1] / 2)) + 1
-    drift = math.ceil(math.tan(math.radians(LINE_TILT)) * run / 2)
-    band = ndimage.maximum_filter1d(thin.view(np.uint8), 2 * drift + 1, axis=0)
-    whole = ndimage.uniform_filter1d(band.astype(np.float32), run, axis=1) > 1 - 0.5 / run  # windows all in the band
-    return thin & (ndimage.maximum_filter1d(whole.view(np.uint8), run, axis=1) > 0)
-
-
-def _choose(parts: list[_Part], name: str) -> list[_Part]:
+def _choose(parts: list[Part], name: str) -> list[Part]:
     """The digit's parts: the largest candidate and those near it; refused when there is none, or a rival."""
     left = sorted((p for p in parts if not p.kind), key=lambda p: p.area, reverse=True)
     if not left:
@@ -409,7 +224,7 @@ def _choose(parts: list[_Part], name: str) -> list[_Part]:
     return chosen
 
 
-def _digit_crop(depth: np.ndarray, labels: np.ndarray, chosen: list[_Part], level: float, noise: float) -> np.ndarray:
+def _digit_crop(depth: np.ndarray, labels: np.ndarray, chosen: list[Part], level: float, noise: float) -> np.ndarray:
     """The chosen parts' ink (with GROW px of soft edge, none of the other parts' ink), stretched as in the scan
     path and cropped to its bounding box."""
     h, w = depth.shape

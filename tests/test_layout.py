@@ -1,0 +1,70 @@
+"""The shape of the code, checked so that it stays so (issue 20): every module in src/ at most 300 lines with a
+one-line docstring of its role, every function at most 60 lines, and no import cycle between mnistlab's modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+SRC = REPO / "src" / "mnistlab"
+MODULES = sorted(p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts)
+MAX_MODULE, MAX_FUNCTION = 300, 60
+
+
+def name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=name)
+def test_module_is_short_and_says_what_it_is_for(path):
+    text = path.read_text()
+    lines = text.count("\n")
+    assert lines <= MAX_MODULE, f"{name(path)} has {lines} lines; split it (the limit is {MAX_MODULE})"
+    doc = ast.get_docstring(ast.parse(text))
+    assert doc and doc.splitlines()[0].strip(), f"{name(path)} opens with no docstring saying what it is for"
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION
+    ]
+    assert not long, f"{name(path)}: functions over {MAX_FUNCTION} lines: {', '.join(long)}"
+
+
+def imports(path: Path) -> set[str]:
+    """The mnistlab modules `path` imports, at any depth in the file (lazy imports count too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("mnistlab"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("mnistlab"))
+    return found
+
+
+def test_no_import_cycles():
+    modules = {name(p): p for p in MODULES}
+    graph = {m: {i for i in imports(p) if i in modules and i != m} for m, p in modules.items()}
+    for m in graph:  # a package's __init__ re-exporting its modules is not a cycle through them
+        if modules[m].name == "__init__.py":
+            graph[m] = {i for i in graph[m] if not i.startswith(m + ".")}
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            assert state.get(n) != 1, "import cycle: " + " -> ".join(
+                [*path[path.index(n) :], n] if n in path else [*path, n]
+            )
+            if n not in state:
+                visit(n, [*path, n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
