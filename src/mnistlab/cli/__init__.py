@@ -13,7 +13,8 @@ from mnistlab.errors import UserError
 
 __all__ = ["COMMANDS", "build_parser", "main", "recipe_from_args"]
 
-# each command's module: add_parser(subparsers) declares its options, run(args) does it and returns the exit status
+# each command's module: HELP and DESCRIPTION, add_arguments(parser) declares its options, run(args) does the work
+# and returns the exit status
 COMMANDS = {m.__name__.rsplit(".", 1)[1]: m for m in (train, evaluate, summary, predict, serve, datasets)}
 
 
@@ -23,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mnistlab {version()}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    for command in COMMANDS.values():
-        command.add_parser(sub)
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.HELP, description=command.DESCRIPTION))
     return parser
 
 

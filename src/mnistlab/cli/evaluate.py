@@ -9,14 +9,14 @@ import json
 from mnistlab.cli import args as types
 from mnistlab.errors import UserError
 
+HELP = "test accuracy, per-class accuracy, confusion matrix, misclassified grid"
+DESCRIPTION = (
+    "Evaluate a run's final weights on its dataset's test set; writes evaluation.json, "
+    "confusion_matrix.png and misclassified.png into the run folder."
+)
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="test accuracy, per-class accuracy, confusion matrix, misclassified grid",
-        description="Evaluate a run's final weights on its dataset's test set; writes evaluation.json, "
-        "confusion_matrix.png and misclassified.png into the run folder.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `mnistlab train`")
     p.add_argument("--limit-test", type=types.positive_int, help="evaluate on the first N test images only")
     p.add_argument(

@@ -72,7 +72,8 @@ def command_line(parser, args, *, leave_out: tuple[str, ...] = ()) -> list[str]:
         value = getattr(args, action.dest, None)
         if not action.option_strings or action.dest in leave_out or value is None or value is False:
             continue
-        argv += [action.option_strings[-1]] if action.nargs == 0 else [action.option_strings[-1], str(value)]
+        option = action.option_strings[-1]
+        argv.append(option if action.nargs == 0 else f"{option}={value}")  # =: a value may start with "-"
     return argv
 
 

@@ -10,16 +10,17 @@ from mnistlab.cli.report import EXIT_USER_ERROR
 from mnistlab.errors import UserError
 
 # The columns output.write_results writes to a .csv (tests/test_cli.py checks the two agree).
-CSV_COLUMNS = "file, digit, label, digit_score, is_digit, p0..p9 (one per class), error"
+CSV_COLUMNS = "file, digit, label, digit_score, is_digit, p0..p9, error"
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "predict",
-        help="predict the digit in your own images",
-        description="Predict digits in image files (PNG, JPEG, BMP, GIF, WebP, TIFF; any size; dark-on-light "
-        "or light-on-dark). Images are prepared the way MNIST was made. Exit status 2 if any image failed.",
-    )
+HELP = "predict the digit in your own images"
+DESCRIPTION = (
+    "Predict digits in image files (PNG, JPEG, BMP, GIF, WebP, TIFF; any size; dark-on-light "
+    "or light-on-dark). Images are prepared the way MNIST was made. Exit status 2 if any image failed."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of images")
     p.add_argument(
         "--top-k", type=types.positive_int, default=3, help="how many digits to list per image (default: %(default)s)"
@@ -28,7 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--output",
         metavar="FILE",
-        help=f"also write every result to FILE: .csv with the columns {CSV_COLUMNS}; or .jsonl, as --json",
+        help=f"also write every result to FILE: .csv with the columns {CSV_COLUMNS} (a p column per class); or "
+        ".jsonl, as --json",
     )
     p.add_argument(
         "--show",

@@ -8,6 +8,14 @@ import sys
 from mnistlab.cli import args as types
 from mnistlab.errors import UserError
 
+HELP = 'an HTTP API and a page to draw digits on (needs: pip install "mnistlab[serve]")'
+DESCRIPTION = (
+    "Serve the model over HTTP: POST /v1/predict and /v1/explain, GET /v1/model and /healthz "
+    "(the schema at /openapi.json), and at / a page to draw digits on. Concurrent predictions are "
+    "batched into one forward pass."
+)
+
+
 # (option, type, default, help): the server's limits; each help ends in its default
 LIMITS = (
     ("--max-batch", types.positive_int, 32, "most images per forward pass (1: no batching)"),
@@ -24,14 +32,7 @@ LIMITS = (
 )
 
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "serve",
-        help='an HTTP API and a page to draw digits on (needs: pip install "mnistlab[serve]")',
-        description="Serve the model over HTTP: POST /v1/predict and /v1/explain, GET /v1/model and /healthz "
-        "(the schema at /openapi.json), and at / a page to draw digits on. Concurrent predictions are "
-        "batched into one forward pass.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=types.port, default=8000, help="0 picks a free port (default: %(default)s)")
     for option, kind, default, help in LIMITS:

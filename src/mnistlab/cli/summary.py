@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+HELP = "the model's layers, parameters and receptive field"
+DESCRIPTION = "Print the torchinfo summary and the receptive-field table of the seed's Net."
 
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "summary",
-        help="the model's layers, parameters and receptive field",
-        description="Print the torchinfo summary and the receptive-field table of the seed's Net.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (params, layers, receptive_field)")
 
 

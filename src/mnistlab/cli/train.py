@@ -15,15 +15,11 @@ from mnistlab.recipes import Recipe
 
 LAUNCHER_ONLY = ("nproc", "max_restarts", "out")  # the options the launcher keeps to itself (--out: it says)
 
-
-def add_parser(sub) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a recipe and write a run folder",
-        description="Train a recipe; writes RUN_DIR with recipe.json, metrics.jsonl, train.log, "
-        "checkpoint.safetensors (every epoch), model.safetensors and plots.",
-    )
-    add_arguments(p)
+HELP = "train a recipe and write a run folder"
+DESCRIPTION = (
+    "Train a recipe; writes RUN_DIR with recipe.json, metrics.jsonl, train.log, "
+    "checkpoint.safetensors (every epoch), model.safetensors and plots."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
