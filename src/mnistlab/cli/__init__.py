@@ -50,7 +50,3 @@ def main(argv: list[str] | None = None) -> int:
         if not launched() or debug:
             raise
         return report.peer_failed(e)  # one of several processes: one line, not a traceback
-
-
-if __name__ == "__main__":
-    sys.exit(main())
