@@ -156,3 +156,127 @@ def test_resume_refuses_options_it_cannot_honour(tmp_path, env, extra, needle):
     args = [a if a != "elsewhere" else tmp_path / "B" for a in extra]
     assert needle in one_line_error(run_main("train", "--resume", run, *args, env=env))
     assert not run.exists() and not (tmp_path / "B").exists()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The help says what the defaults are, and --version what is installed
+
+
+def _help_of(command: str, option: str, env) -> str:
+    """The help of `mnistlab COMMAND`'s OPTION, its line breaks undone (up to the next option)."""
+    r = run_main(command, "--help", env=env)
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    start = text.index(f" {option} ", text.index("options:"))
+    return text[start : text.find(" --", start + len(option) + 2)]
+
+
+def test_version_is_the_installed_one(env):
+    from importlib.metadata import version
+
+    r = run_main("--version", env=env)
+    assert r.returncode == 0 and r.stdout.strip() == f"mnistlab {version('mnistlab')}"
+    r = run_cli("--version", env=env)
+    assert r.returncode == 0 and r.stdout.strip() == f"mnistlab {version('mnistlab')}"
+
+
+@pytest.mark.parametrize("field", ["epochs", "batch_size", "lr", "seed", "amp", "val"])
+def test_train_help_shows_every_recipes_value(field, env):
+    from mnistlab.recipes import RECIPES
+
+    def shown(v):
+        return "none" if v is None else f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+    help = _help_of("train", "--" + field.replace("_", "-"), env)
+    base = getattr(RECIPES["default"], field)
+    assert f"(default: {shown(base)}" in help, help
+    for name, recipe in RECIPES.items():
+        if getattr(recipe, field) != base:
+            assert f"{shown(getattr(recipe, field))} for " in help and name in help, (name, help)
+    assert "the recipe's" not in run_main("train", "--help", env=env).stdout
+
+
+def test_serve_help_shows_the_limits_the_server_gets(env):
+    """Each limit's help shows its default, and the default is the one create_app or HttpLimits has."""
+    import dataclasses
+    import inspect
+
+    pytest.importorskip("fastapi")
+    from mnistlab.serve import create_app
+    from mnistlab.serve.server import HttpLimits
+
+    defaults = {k: v.default for k, v in inspect.signature(create_app).parameters.items()}
+    defaults |= {f.name: f.default for f in dataclasses.fields(HttpLimits)}
+    defaults["max_body_mb"] = defaults.pop("max_body") / 2**20
+    for name in (
+        "max_batch",
+        "max_wait_ms",
+        "max_queue",
+        "max_body_mb",
+        "body_timeout_s",
+        "prepare_workers",
+        "prepare_timeout_s",
+        "header_timeout_s",
+        "keep_alive_s",
+        "drain_s",
+        "max_connections",
+    ):
+        assert f"(default: {defaults[name]:g})" in _help_of("serve", "--" + name.replace("_", "-"), env), name
+
+
+def test_predict_help_names_the_csv_columns_the_file_has(tmp_path, env):
+    import csv
+    import re
+
+    from mnistlab import output
+
+    path = tmp_path / "results.csv"
+    output.write_results(path, [{"file": "a.png", "error": "not an image"}])
+    header = next(csv.reader(path.open()))
+    probabilities = [c for c in header if re.fullmatch(r"p\d+", c)]
+    assert probabilities == [f"p{d}" for d in range(10)]
+    i = header.index("p0")
+    listed = ", ".join([*header[:i], "p0..p9", *header[i + 10 :]])
+    assert listed in _help_of("predict", "--output", env)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# `mnistlab train`: options -> plan -> fit, and the workers' command line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--seed", "0", "--epochs", "0.6", "--compile", "--quiet", "--out=-odd name", "--lr", "1e-4"],
+        ["--recipe", "seed", "--resume", "r", "--device", "cpu", "--nproc", "2", "--max-restarts", "0", "--no-plots"],
+        ["--dataset", "folder:/tmp/a b", "--val", "5", "--amp", "off", "--mirror", "/m", "--data-dir", "d"],
+    ],
+)
+def test_the_workers_command_line_parses_back_to_the_same_options(argv):
+    from mnistlab.cli import build_parser, launch, train
+    from mnistlab.cli.args import Parser
+
+    args = build_parser().parse_args(["train", *argv])
+    parser = Parser(prog="mnistlab train")
+    train.add_arguments(parser)
+    again = build_parser().parse_args(["train", *launch.command_line(parser, args)])
+    assert vars(again) == vars(args)
+    kept = launch.command_line(parser, args, leave_out=train.LAUNCHER_ONLY)
+    assert not any(a.startswith(("--nproc", "--max-restarts", "--out")) for a in kept)
+
+
+def test_train_plans_a_new_run_a_resumed_one_or_a_restarted_one(tmp_path, monkeypatch):
+    from mnistlab.cli import build_parser, train
+
+    def plan(*argv):
+        return train.plan(build_parser().parse_args(["train", *map(str, argv)]))
+
+    p = plan("--epochs", 2, "--out", tmp_path / "run")
+    assert p.recipe.epochs == 2 and p.run_dir == tmp_path / "run" and p.resume == {}
+    p = plan("--resume", tmp_path / "run", "--epochs", 4, "--device", "cpu")
+    assert p.recipe is None and p.resume == {"epochs": 4, "device": "cpu"}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")  # torchrun restarted the workers: continue the run
+    p = plan("--epochs", 2, "--out", tmp_path / "run")
+    assert p.recipe is None and p.run_dir == tmp_path / "run" and p.resume == {"device": None}

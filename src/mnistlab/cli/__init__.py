@@ -1,0 +1,52 @@
+"""The `mnistlab` command: train, evaluate, summary, predict, serve, datasets; a user's mistake is one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from mnistlab.cli import datasets, evaluate, predict, report, serve, summary, train
+from mnistlab.cli.args import Parser, version
+from mnistlab.cli.recipe_flags import recipe_from_args
+from mnistlab.errors import UserError
+
+__all__ = ["COMMANDS", "build_parser", "main", "recipe_from_args"]
+
+# each command's module: HELP and DESCRIPTION, add_arguments(parser) declares its options, run(args) does the work
+# and returns the exit status
+COMMANDS = {m.__name__.rsplit(".", 1)[1]: m for m in (train, evaluate, summary, predict, serve, datasets)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`mnistlab`'s parser: the global options, then one sub-command per module in COMMANDS."""
+    parser = Parser(prog="mnistlab", description="Train, explain and use the seed CNN on MNIST.")
+    parser.add_argument("--version", action="version", version=f"mnistlab {version()}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.HELP, description=command.DESCRIPTION))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `mnistlab ARGV` (default: this process's arguments) and return its exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv  # before parsing: a parser's mistake shows its traceback too
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "train":
+            signal.signal(signal.SIGTERM, report.on_sigterm)
+        return COMMANDS[args.command].run(args)
+    except BrokenPipeError:
+        return report.broken_pipe()
+    except (UserError, OSError) as e:  # OSError: disk full, permission denied, ...: the user's environment
+        return report.user_error(e, debug)
+    except KeyboardInterrupt as e:
+        return report.interrupted(e, debug)
+    except Exception as e:
+        from mnistlab.distributed import launched
+
+        if not launched() or debug:
+            raise
+        return report.peer_failed(e)  # one of several processes: one line, not a traceback

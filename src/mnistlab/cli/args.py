@@ -1,0 +1,96 @@
+"""What every command's options share: the parser whose mistakes are one line, the argument types, --version."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from mnistlab.errors import UserError
+
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+AMP = ("auto", "bf16", "off")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (`mnistlab: error: …`) and exit status 2."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see: {self.prog} --help)")
+
+
+def int_at_least(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number >= minimum (and <= maximum, if given)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {v}")
+        if maximum is not None and v > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {v}")
+        return v
+
+    return parse
+
+
+positive_int = int_at_least(1)
+nonneg_int = int_at_least(0)
+port = int_at_least(0, 65535)
+
+
+def positive_float(text: str, zero: bool = False) -> float:
+    """An argparse type: a finite number > 0 (>= 0 with `zero`)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v >= 0 if zero else v > 0) or not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a finite number {'>=' if zero else '>'} 0, got {text}")
+    return v
+
+
+def non_negative_float(text: str) -> float:
+    return positive_float(text, zero=True)
+
+
+def epochs(text: str) -> int | float:
+    """An argparse type: a number of epochs > 0, a whole one as an int (5, not 5.0, in recipe.json)."""
+    v = positive_float(text)
+    return int(v) if v.is_integer() else v
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="where datasets are kept (default: $MNISTLAB_DATA or ~/.cache/mnistlab)")
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """--data-dir and --mirror: where a command finds (or fetches) its dataset."""
+    add_data_dir(p)
+    p.add_argument(
+        "--mirror",
+        help="folder or URL holding the dataset's official files (MNIST: the four .gz files), used instead of "
+        "the internet (default: $MNISTLAB_MIRROR); their content is still checked",
+    )
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """--model and --device of the commands that use trained weights (predict, serve)."""
+    p.add_argument(
+        "--model",
+        metavar="RUN_OR_WEIGHTS",
+        help="a run folder or a .safetensors weights file (default: the weights bundled with mnistlab)",
+    )
+    p.add_argument("--device", default="cpu", choices=DEVICES, help="default: %(default)s")
+
+
+def version() -> str:
+    """The installed mnistlab's version ("0" when it runs from a source tree that was never installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("mnistlab")
+    except PackageNotFoundError:
+        return "0"

@@ -1,0 +1,59 @@
+"""`mnistlab predict IMAGE...`: options -> `load` -> the digit in each image, printed and written to a file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mnistlab.cli import args as types
+from mnistlab.cli.report import EXIT_USER_ERROR
+from mnistlab.errors import UserError
+
+# The columns output.write_results writes to a .csv (tests/test_cli.py checks the two agree).
+CSV_COLUMNS = "file, digit, label, digit_score, is_digit, p0..p9, error"
+
+
+HELP = "predict the digit in your own images"
+DESCRIPTION = (
+    "Predict digits in image files (PNG, JPEG, BMP, GIF, WebP, TIFF; any size; dark-on-light "
+    "or light-on-dark). Images are prepared the way MNIST was made. Exit status 2 if any image failed."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files or folders of images")
+    p.add_argument(
+        "--top-k", type=types.positive_int, default=3, help="how many digits to list per image (default: %(default)s)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per image, one per line (errors included)")
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help=f"also write every result to FILE: .csv with the columns {CSV_COLUMNS} (a p column per class); or "
+        ".jsonl, as --json",
+    )
+    p.add_argument(
+        "--show",
+        metavar="DIR",
+        help="save the 28x28 image the network saw for each input as DIR/<image name>.png (white on black), and "
+        "name it next to the answer",
+    )
+    types.add_model_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mnistlab import output
+    from mnistlab.classifier import image_files, load
+
+    if args.output and not args.output.lower().endswith((".csv", ".jsonl")):
+        raise UserError(f"--output must name a .csv or a .jsonl file, not {args.output!r}")
+    classifier = load(args.model, device=args.device)
+    files = image_files(args.images)
+    results = classifier.predict_each(files, top_k=args.top_k)
+    rows = [output.result_row(str(f), r, classifier.classes) for f, r in zip(files, results)]
+    if args.show:
+        output.save_seen(Path(args.show), files, results, rows)
+    output.print_results(rows, as_json=args.json)
+    if args.output:
+        output.write_results(Path(args.output), rows)
+    return EXIT_USER_ERROR if any("error" in row for row in rows) else 0

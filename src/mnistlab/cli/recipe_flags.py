@@ -1,0 +1,108 @@
+"""The options of `mnistlab train` that set a recipe's fields: declared once, their help showing each recipe's value."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+from mnistlab.cli import args as types
+from mnistlab.recipes import ABOUT, RECIPES, Recipe, get_recipe
+
+
+@dataclass(frozen=True)
+class Flag:
+    """`--FIELD` (underscores as dashes): sets the recipe field FIELD; None (not given) keeps the recipe's."""
+
+    field: str
+    help: str
+    type: Any = None
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    none: str = "none"  # what the field's None means, in the help
+    switch: bool = False  # an option without a value that turns the field on
+
+    @property
+    def option(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+FLAGS = (
+    Flag(
+        "dataset",
+        "what to train on: mnist, fashion-mnist, kmnist, emnist-digits, emnist-letters, emnist-balanced, qmnist (see "
+        "`mnistlab datasets`), or folder:PATH for your own images, one sub-folder per class (PATH/train and "
+        "PATH/test if you have a test split, else 20%% is held out)",
+    ),
+    Flag(
+        "init",
+        "start from these trained weights (a run folder or .safetensors) to fine-tune; a head with another class "
+        "count is replaced",
+        metavar="RUN_OR_WEIGHTS",
+        none="random weights",
+    ),
+    Flag("epochs", "number of epochs, fractions allowed: 0.6 trains 60%% of one epoch's batches", types.epochs),
+    Flag("batch_size", "training batch size", types.positive_int),
+    Flag("lr", "(peak) learning rate", types.positive_float),
+    Flag("seed", "random seed", types.nonneg_int),
+    Flag("limit_train", "train on the first N training images only", types.positive_int, "N", none="all"),
+    Flag("limit_test", "evaluate on the first N test images only", types.positive_int, "N", none="all"),
+    Flag(
+        "val",
+        "hold out the last N training images and evaluate on them instead of the test set (for choosing settings "
+        "without looking at the test set)",
+        types.positive_int,
+        "N",
+    ),
+    Flag("compile", "torch.compile the model", switch=True),
+    Flag("amp", "bf16 autocast: auto (where it is faster), bf16, or off for float32 throughout", choices=types.AMP),
+    Flag("device", "where to run: auto = cuda, then mps, then cpu", choices=tuple(types.DEVICES)),
+)
+
+
+def add_recipe_flags(p: argparse.ArgumentParser) -> None:
+    """--recipe, then one option per recipe field in FLAGS, each help ending in the values the recipes give it."""
+    about = "; ".join(f"{name}: {ABOUT[name]}" for name in RECIPES).replace("%", "%%")
+    p.add_argument("--recipe", choices=list(RECIPES), help=f"{about} (default: default)")
+    for f in FLAGS:
+        help = f"{f.help} ({defaults(f)})"
+        if f.switch:
+            p.add_argument(f.option, action="store_true", default=None, help=help)
+        else:
+            p.add_argument(f.option, type=f.type, metavar=f.metavar, choices=f.choices, help=help)
+
+
+def defaults(f: Flag) -> str:
+    """'default: 5, or 0.4 for fast99, 10 for best and robust': the default recipe's value, then the others'."""
+    base = getattr(RECIPES["default"], f.field)
+    others: dict[str, list[str]] = {}
+    for name, recipe in RECIPES.items():
+        value = getattr(recipe, f.field)
+        if value != base:
+            others.setdefault(_show(value, f), []).append(name)
+    rest = ", ".join(f"{value} for {_and(names)}" for value, names in others.items())
+    return (f"default: {_show(base, f)}" + (f", or {rest}" if rest else "")).replace("%", "%%")
+
+
+def _show(value, f: Flag) -> str:
+    if value is None:
+        return f.none
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def given(args: argparse.Namespace, keep: tuple[str, ...] = ()) -> list[str]:
+    """The recipe options given on the command line (--recipe first), but for the fields in `keep`."""
+    flags = [f for f in FLAGS if f.field not in keep]
+    pairs = [("--recipe", args.recipe), *((f.option, getattr(args, f.field)) for f in flags)]
+    return [option for option, value in pairs if value is not None]
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """The validated Recipe that `mnistlab train`'s options ask for (a one-line UserError if they cannot)."""
+    return get_recipe(args.recipe or "default", **{f.field: getattr(args, f.field) for f in FLAGS})

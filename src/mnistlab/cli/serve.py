@@ -1,0 +1,74 @@
+"""`mnistlab serve`: options -> `load` -> `serve`: the HTTP API and the drawing page, within the limits given."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mnistlab.cli import args as types
+from mnistlab.errors import UserError
+
+HELP = 'an HTTP API and a page to draw digits on (needs: pip install "mnistlab[serve]")'
+DESCRIPTION = (
+    "Serve the model over HTTP: POST /v1/predict and /v1/explain, GET /v1/model and /healthz "
+    "(the schema at /openapi.json), and at / a page to draw digits on. Concurrent predictions are "
+    "batched into one forward pass."
+)
+
+
+# (option, type, default, help): the server's limits; each help ends in its default
+LIMITS = (
+    ("--max-batch", types.positive_int, 32, "most images per forward pass (1: no batching)"),
+    ("--max-wait-ms", types.non_negative_float, 5.0, "most time a batch waits to fill"),
+    ("--max-queue", types.positive_int, 256, "requests handled at once; more get 503"),
+    ("--max-body-mb", types.positive_float, 8.0, "largest request body, in MB"),
+    ("--header-timeout-s", types.positive_float, 10.0, "a connection's request headers must arrive within this"),
+    ("--body-timeout-s", types.positive_float, 30.0, "a request's body must arrive within this; slower ones get 408"),
+    ("--keep-alive-s", types.positive_float, 5.0, "idle kept-alive connections are closed after this"),
+    ("--max-connections", types.positive_int, 1000, "open connections at most, kept below the open-file limit"),
+    ("--prepare-workers", types.positive_int, 4, "images prepared at once; more get 503"),
+    ("--prepare-timeout-s", types.positive_float, 10.0, "an image that takes longer to prepare gets 422"),
+    ("--drain-s", types.positive_float, 10.0, "on Ctrl-C or SIGTERM, requests in flight get this long to finish"),
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=types.port, default=8000, help="0 picks a free port (default: %(default)s)")
+    for option, kind, default, help in LIMITS:
+        p.add_argument(option, type=kind, default=default, help=f"{help} (default: %(default)g)")
+    types.add_model_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        missing = e.name or "FastAPI"
+        raise UserError(f'mnistlab serve needs {missing}: install it with pip install "mnistlab[serve]"') from None
+    from mnistlab.classifier import load
+    from mnistlab.serve import create_app
+    from mnistlab.serve.server import HttpLimits, listen, serve, url
+
+    sock = listen(args.host, args.port)  # OSError (port in use, ...): one line, exit 2
+    try:
+        classifier = load(args.model, device=args.device)
+    except BaseException:
+        sock.close()
+        raise
+    app = create_app(
+        classifier,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        max_body=int(args.max_body_mb * 2**20),
+        body_timeout_s=args.body_timeout_s,
+        prepare_workers=args.prepare_workers,
+        prepare_timeout_s=args.prepare_timeout_s,
+    )
+    http = HttpLimits(args.header_timeout_s, args.keep_alive_s, args.drain_s, args.max_connections)
+    print(f"mnistlab: serving {classifier.source} at {url(sock)} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    serve(app, sock, http)
+    return 0
