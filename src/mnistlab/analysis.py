@@ -145,7 +145,8 @@ def unit_geometry(model: nn.Module, input_size: tuple[int, ...] = (1, 1, 28, 28)
     """Each spatial layer of the receptive-field walk as a dict: layer, kind, size (n_out), receptive_field (rf_out),
     jump (j_out) and offset, the first input row (or column) that unit 0 sees, so that unit i sees rows
     offset + i * jump to offset + i * jump + receptive_field - 1. None where the walk could not analyse a layer."""
-    out, offset = [], 0
+    out: list[dict] = []
+    offset: int | None = 0
     for r in receptive_field(model, input_size):
         if offset is not None and r.padding is not None and r.j_in is not None:
             offset -= r.padding * r.j_in

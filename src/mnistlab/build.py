@@ -103,7 +103,7 @@ def build_loaders(
         te = seed_loader(False, recipe.eval_batch_size, limit=recipe.limit_test, **kw)
         return tr, te, tr.generator
     hflip = recipe.aug_hflip == "on" or (recipe.aug_hflip == "auto" and d.hflip_ok)
-    aug = Augment(recipe.aug_degrees, recipe.aug_scale, recipe.aug_translate, hflip)
+    aug: Augment | RobustAugment = Augment(recipe.aug_degrees, recipe.aug_scale, recipe.aug_translate, hflip)
     if recipe.augment in ("robust", "outliers"):
         aug = RobustAugment(
             d.mean, d.std, recipe.aug_degrees, recipe.aug_scale, recipe.aug_translate, recipe.outliers,
@@ -111,8 +111,8 @@ def build_loaders(
         )  # fmt: skip
     # a CUDA graph replays fixed shapes, so it drops the last, smaller batch of an epoch
     drop_last = graphs and len(d.train_labels) >= recipe.batch_size
-    norm = dict(mean=d.mean, std=d.std, channels_last=recipe.channels_last)
-    tr = DeviceLoader(
+    on_device = functools.partial(DeviceLoader, mean=d.mean, std=d.std, channels_last=recipe.channels_last)
+    train_loader = on_device(
         d.train_images,
         d.train_labels,
         batch_size,
@@ -123,10 +123,8 @@ def build_loaders(
         drop_last=drop_last,
         rank=rank,
         world_size=world_size,
-        **norm,
     )
-    te = DeviceLoader(d.test_images, d.test_labels, recipe.eval_batch_size, device, **norm)
-    return tr, te, None
+    return train_loader, on_device(d.test_images, d.test_labels, recipe.eval_batch_size, device), None
 
 
 def build_optimizer(recipe: Recipe, model, device: torch.device, *, graphs: bool = False):

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 import torch
@@ -130,16 +131,13 @@ class Classifier:
 
     def __init__(self, model: nn.Module, device: torch.device, card: dict | None = None, source: str | None = None):
         self.model, self.device, self.card, self.source = model, device, card or {}, source
-        n = model.fc2.out_features
-        names = self.card.get("classes")
-        ok = isinstance(names, list) and len(names) == n and all(isinstance(c, str) for c in names)
-        self.classes: list[str] = names if ok else [str(i) for i in range(n)]
+        head = model.fc2
+        if not isinstance(head, nn.Linear):
+            raise TypeError(f"a Classifier's model needs a Linear class head, fc2, not {type(head).__name__}")
+        self.classes = _class_names(self.card.get("classes"), head.out_features)
         self.temperature = _number(self.card.get("temperature"), 1.0, positive=True)  # fitted on held-out digits
         self.threshold = _number(self.card.get("digit_threshold"), 0.0)  # none stored: every image is a digit
-        recipe = self.card.get("recipe") if isinstance(self.card.get("recipe"), dict) else {}
-        mean, std = recipe.get("mean"), recipe.get("std")
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (mean, std))
-        self.mean, self.std = (float(mean), float(std)) if numbers and std > 0 else (MEAN, STD)
+        self.mean, self.std = _normalisation(self.card.get("recipe"))
 
     def __repr__(self) -> str:
         return f"Classifier(source={self.source!r}, device={str(self.device)!r})"
@@ -152,10 +150,11 @@ class Classifier:
         `mnistlab.preprocess`); a 28x28 white-on-black digit is used as it is. An image that cannot be used
         (no ink, unreadable, too large) raises a `UserError` naming it.
         """
-        results = self.predict_each(images, top_k)
-        for r in results:
+        results: list[Prediction] = []
+        for r in self.predict_each(images, top_k):
             if isinstance(r, UserError):
                 raise r
+            results.append(r)
         return results
 
     def predict_each(self, images, top_k: int = 3) -> list[Prediction | UserError]:
@@ -166,31 +165,29 @@ class Classifier:
         inclusive)."""
         top_k = _check_top_k(top_k)
         items = list(images) if isinstance(images, (list, tuple)) else [images]
-        results: list[Prediction | UserError | None] = []
+        failed: dict[int, UserError] = {}
         ready: list[tuple[int, list[Candidate], str | None]] = []
         for i, item in enumerate(items):
             source = str(item) if isinstance(item, (str, os.PathLike)) else None
             try:
                 found = candidates(item, name=source or _describe(item, i, len(items)))
             except UserError as e:
-                results.append(e)
+                failed[i] = e
                 continue
-            results.append(None)  # filled below
             ready.append((i, found, source))
         flat = [c.seen for _, found, _ in ready for c in found]
-        probs = (
-            torch.cat([self.probabilities(np.stack(flat[s : s + _BATCH])) for s in range(0, len(flat), _BATCH)])
-            if flat
-            else None
-        )
+        batches = [self.probabilities(np.stack(flat[s : s + _BATCH])) for s in range(0, len(flat), _BATCH)]
+        probs = torch.cat(batches) if batches else torch.empty(0)
+        read: dict[int, Prediction] = {}
         at = 0
         for i, found, source in ready:
-            p = probs[at : at + len(found)]
+            read[i] = self.prediction(probs[at : at + len(found)], found, top_k, source)
             at += len(found)
-            results[i] = self.prediction(p, found, top_k, source)
-        return results
+        return [read[i] if i in read else failed[i] for i in range(len(items))]
 
-    def prediction(self, probs: torch.Tensor, found: list[Candidate], top_k: int = 3, source=None) -> Prediction:
+    def prediction(
+        self, probs: torch.Tensor, found: list[Candidate], top_k: int = 3, source: str | None = None
+    ) -> Prediction:
         """The `Prediction` of one image from its candidates' calibrated probabilities (K x classes)."""
         scores = digit_score(probs)
         best = int((scores >= scores.max() - PREFER).nonzero()[0])  # the first (most inclusive) of the best
@@ -249,10 +246,30 @@ def image_files(paths) -> list[Path]:
     return files
 
 
-def _number(v, default: float, positive: bool = False) -> float:
+def _is_real(v: object) -> TypeGuard[int | float]:
+    """Whether a model card's value is a number (an int or a float, not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _number(v: object, default: float, positive: bool = False) -> float:
     """A finite number from a model card, else `default` (older weights have no calibration)."""
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive)
-    return float(v) if ok else default
+    if _is_real(v) and math.isfinite(v) and (v > 0 or not positive):
+        return float(v)
+    return default
+
+
+def _class_names(names: object, n: int) -> list[str]:
+    """A model card's `n` class names, else "0", "1", ... (older weights name none)."""
+    if isinstance(names, list) and len(names) == n and all(isinstance(c, str) for c in names):
+        return names
+    return [str(i) for i in range(n)]
+
+
+def _normalisation(recipe: object) -> tuple[float, float]:
+    """The (mean, std) a model card's recipe trained with, else MNIST's (older weights record none)."""
+    mean = recipe.get("mean") if isinstance(recipe, dict) else None
+    std = recipe.get("std") if isinstance(recipe, dict) else None
+    return (float(mean), float(std)) if _is_real(mean) and _is_real(std) and std > 0 else (MEAN, STD)
 
 
 def _check_top_k(top_k) -> int:

@@ -48,6 +48,7 @@ def _verified_md5(path: Path, spec: DatasetSpec, f: IdxFile, fix: str, trusted: 
 def _from_archive(zip_path: Path, spec: DatasetSpec, files: list[IdxFile], raw: Path, fix: str) -> dict[str, str]:
     """Take `files` out of the archive `zip_path` into `raw`, after checking the archive's md5; {name: md5}."""
     archive = spec.archive
+    assert archive is not None  # called for datasets that come in an archive only
     if not check_integrity(str(zip_path), archive.md5):
         raise UserError(f"{spec.name}: {zip_path} is corrupted (md5 mismatch, expected {archive.md5}); {fix}")
     got, f = {}, files[0]
@@ -73,8 +74,8 @@ def _from_folder(spec: DatasetSpec, source: Path, f: IdxFile, raw: Path) -> str:
         raise UserError(
             f"{spec.name}: mirror folder {source} has no {f.name}{also}; it must hold the dataset's official files"
         )
-    unknown = archive is not None and f.md5 is None and f.sha256 is None
-    fix = f"put the official {archive.name} in the mirror instead" if unknown else _REPLACE
+    unknown = f.md5 is None and f.sha256 is None  # no checksum of its own (EMNIST): only its archive can vouch
+    fix = f"put the official {archive.name} in the mirror instead" if archive is not None and unknown else _REPLACE
     md5 = _verified_md5(found[0], spec, f, fix)
     shutil.copyfile(found[0], part(raw / f.name))
     part(raw / f.name).replace(raw / f.name)

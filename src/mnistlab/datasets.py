@@ -17,6 +17,7 @@ from mnistlab.datafolder import default_data_dir, read_record
 from mnistlab.errors import UserError
 
 DEFAULT = "mnist"  # the default dataset; `Recipe.dataset` names it in every run folder
+MEAN, STD = 0.1307, 0.3081  # MNIST's training-set pixel mean and std (on 0..1): the seed's normalisation
 FOLDER_PREFIX = "folder:"  # `folder:PATH` names a folder of your own images (mnistlab.folders), not one of these
 
 
@@ -126,7 +127,7 @@ class DatasetSpec:
         return self.source(str(root), train=train, download=False, transform=transform, **dict(self.source_kwargs))
 
 
-def _mnist_like(name: str, description: str, source: type, classes, sha256=None, **kw) -> DatasetSpec:
+def _mnist_like(name: str, description: str, source: type[tv.MNIST], classes, sha256=None, **kw) -> DatasetSpec:
     """A dataset in MNIST's four files (MNIST, Fashion-MNIST, KMNIST): names and md5s from torchvision."""
     md5, sha256 = dict(source.resources), sha256 or {}
     names = [f"{split}-{kind}-ubyte.gz" for split in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")]
@@ -181,8 +182,8 @@ SPECS: MappingProxyType[str, DatasetSpec] = MappingProxyType(
                 "MNIST: handwritten digits 0-9 (the default)",
                 tv.MNIST,
                 string.digits,
-                mean=0.1307,  # the seed's normalisation (MEAN, STD below)
-                std=0.3081,
+                mean=MEAN,
+                std=STD,
                 # sha256 of the decompressed official files, computed from the .gz files whose md5 is torchvision's
                 sha256={
                     "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -264,9 +265,6 @@ def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
     if std == 0:
         raise UserError("every training pixel has the same value; there is nothing to normalise or learn")
     return float(mean), float(std)
-
-
-MEAN, STD = SPECS[DEFAULT].mean, SPECS[DEFAULT].std  # MNIST's training-set pixel mean and std (on 0..1)
 
 
 def normalization(

@@ -53,7 +53,7 @@ def stroke_width(ink: np.ndarray) -> float:
     for neighbour in (p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:]):
         interior &= neighbour
     area = np.count_nonzero(mask)
-    boundary = area - np.count_nonzero(interior)
+    boundary = int(area - np.count_nonzero(interior))
     return 2.0 * area / max(boundary, 1)
 
 

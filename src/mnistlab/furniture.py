@@ -90,4 +90,4 @@ def only_ruled_lines(mask: np.ndarray, lines: np.ndarray) -> bool:
     """Whether the ink is two or more long lines (`lines`, a mask) and nothing else (RULED_REST)."""
     n = ndimage.label(mask & lines, structure=np.ones((3, 3), bool))[1]
     rest = np.count_nonzero(mask & ~lines)
-    return n >= 2 and rest < RULED_REST * np.count_nonzero(mask & lines)
+    return bool(n >= 2 and rest < RULED_REST * np.count_nonzero(mask & lines))

@@ -41,7 +41,7 @@ def inflate(gz: Path, limit: int, dest: Path | None = None) -> str:
                 h.update(chunk)
                 if out is not None:
                     out.write(chunk)
-        if tmp is not None:
+        if tmp is not None and dest is not None:  # (tmp is set exactly when dest is)
             os.replace(tmp, dest)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise ValueError(f"it does not decompress: {one_line(e)}") from None

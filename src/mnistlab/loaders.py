@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,9 @@ from mnistlab import datasets
 from mnistlab.data import load_tensors, mnist_dataset
 from mnistlab.datasets import MEAN, STD, normalize
 from mnistlab.runtime import epoch_seed
+
+if TYPE_CHECKING:  # robust is imported where its recipes are built (build.py), not by every loader
+    from mnistlab.robust import RobustAugment
 
 # --------------------------------------------------------------------------------------------------------------
 # The seed's path: PIL transforms in a torchvision DataLoader.
@@ -62,7 +66,7 @@ def seed_loader(
     ds = mnist_dataset(train, data_dir, mirror, dataset, transform=seed_transforms(train, mean, std))
     if limit is not None:
         ds = Subset(ds, range(min(limit, len(ds))))
-    sampler = None
+    sampler: DistributedSampler | None = None
     if train and world_size > 1:
         sampler = DistributedSampler(ds, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
     return DataLoader(
@@ -159,7 +163,7 @@ class DeviceLoader:
         mean: float = MEAN,
         std: float = STD,
         shuffle: bool = False,
-        augment: Augment | None = None,
+        augment: Augment | RobustAugment | None = None,
         seed: int = 0,
         drop_last: bool = False,
         rank: int = 0,
@@ -192,11 +196,10 @@ class DeviceLoader:
         """
         x, y = self.images.index_select(0, idx), self.labels.index_select(0, idx)
         if self.augment is not None:
-            world = dict(rank=self.rank, world_size=self.world_size)
-            if getattr(self.augment, "labels", False):  # robust.RobustAugment: not-digits replace some rows
-                x, y = self.augment(x, y, generator, **world)
-            else:
-                x = self.augment(x, generator, **world)
+            if isinstance(self.augment, Augment):
+                x = self.augment(x, generator, rank=self.rank, world_size=self.world_size)
+            else:  # robust.RobustAugment: not-digits replace some rows (and their labels)
+                x, y = self.augment(x, y, generator, rank=self.rank, world_size=self.world_size)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
         return x, y

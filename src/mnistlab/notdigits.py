@@ -46,7 +46,9 @@ def mnist_style(ink: np.ndarray) -> np.ndarray:
 def render_glyphs(chars: str = GLYPHS, fonts=TRAIN_FONTS, strokes=(0, 2)) -> torch.Tensor:
     """[N, 28, 28] float32 in [0, 1]: each character in each font (found on this machine) and stroke width,
     MNIST-style. Pillow's own font stands in when none of `fonts` is installed."""
-    faces = [ImageFont.truetype(p, 48) for p in (find_font(f) for f in fonts) if p]
+    faces: list[ImageFont.FreeTypeFont | ImageFont.ImageFont] = [
+        ImageFont.truetype(p, 48) for p in (find_font(f) for f in fonts) if p
+    ]
     if not faces:
         faces = [ImageFont.load_default(size=48)]
     out = []

@@ -52,7 +52,6 @@ class RobustAugment:
     outliers: float = 0.125
     corrupt: bool = True  # False: the plain affine and the not-digits only (no elastic, strokes, marks, noise...)
     glyphs: torch.Tensor = field(default_factory=not_digit_bank, repr=False)
-    labels = True  # it changes labels too (DeviceLoader passes them)
 
     def __call__(self, x, y, generator=None, *, rank: int = 0, world_size: int = 1):
         b = x.shape[0]

@@ -90,7 +90,8 @@ def create_app(
     app.state.mnistlab = s
     for kind, handler in ((ApiError, _api_error), (RequestValidationError, _bad_request),
                           (StarletteHTTPException, _http_error), (Exception, _internal)):  # fmt: skip
-        app.add_exception_handler(kind, handler)
+        # the decorator, called: add_exception_handler's type wants handlers of any Exception, not of one kind
+        app.exception_handler(kind)(handler)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(static_dir())), name="static")
     return app

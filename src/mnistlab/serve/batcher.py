@@ -56,7 +56,7 @@ class Batcher:
         self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000
         self.max_queue, self.expected = max_queue, expected
         self.stats = BatchStats()
-        self._queue: asyncio.Queue | None = None
+        self._queue: asyncio.Queue[tuple[Any, asyncio.Future[Any]]] | None = None
         self._worker: asyncio.Task | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._stopping = False
@@ -97,8 +97,9 @@ class Batcher:
             raise QueueFull(f"{self.max_queue} requests are already waiting") from None
         return await future
 
-    async def _collect(self) -> list[tuple[Any, asyncio.Future]]:
+    async def _collect(self) -> list[tuple[Any, asyncio.Future[Any]]]:
         queue = self._queue
+        assert queue is not None  # _work runs only once start() has made the queue
         batch = [await queue.get()]
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while len(batch) < self.max_batch:

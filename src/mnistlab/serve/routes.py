@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
 from PIL import Image
 
 from mnistlab.analysis import input_gradient
@@ -19,7 +20,7 @@ from mnistlab.classifier import Classifier
 from mnistlab.output import result_row
 from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import QueueFull
-from mnistlab.serve.schemas import ERRORS, IMAGE_OPERATION, ExplanationOut, HealthOut, ModelOut, PredictionOut
+from mnistlab.serve.schemas import ERRORS, IMAGE_BODY, IMAGE_ERRORS, ExplanationOut, HealthOut, ModelOut, PredictionOut
 from mnistlab.serve.state import RETRY_AFTER, Served
 from mnistlab.serve.uploads import ApiError
 
@@ -51,6 +52,7 @@ def prediction(
 ) -> tuple[dict, np.ndarray]:
     """(the JSON answer, the 28x28 image of the winning candidate) from the candidates' probabilities."""
     p = classifier.prediction(probs, found, top_k)
+    assert p.seen is not None  # Classifier.prediction always keeps the image it read
     row = result_row("", p, classifier.classes)
     row.pop("file")
     return row | {"seen": png_data_url(p.seen)}, p.seen
@@ -78,7 +80,9 @@ async def model_info(s: Served):
     """The model served: its name, parameter count, recipe, test accuracy and receptive fields."""
     clf = s.model()
     card = clf.card
-    recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
+    recipe = card.get("recipe")
+    if not isinstance(recipe, dict):
+        recipe = {}
     acc = card.get("test_acc")
     stats = s.batcher.stats
     return {
@@ -101,7 +105,9 @@ async def model_info(s: Served):
     }
 
 
-@router.post("/v1/predict", response_model=PredictionOut, **IMAGE_OPERATION)
+@router.post(
+    "/v1/predict", response_model=PredictionOut, responses=IMAGE_ERRORS, openapi_extra=IMAGE_BODY, tags=["model"]
+)
 async def predict(request: Request, s: Served, top_k: TopK = 3):
     """The digit in one image, prepared as `mnistlab predict` prepares it; concurrent requests are batched."""
 
@@ -119,7 +125,9 @@ async def predict(request: Request, s: Served, top_k: TopK = 3):
     return await s.admitted(handle)
 
 
-@router.post("/v1/explain", response_model=ExplanationOut, **IMAGE_OPERATION)
+@router.post(
+    "/v1/explain", response_model=ExplanationOut, responses=IMAGE_ERRORS, openapi_extra=IMAGE_BODY, tags=["model"]
+)
 async def explain(
     request: Request,
     s: Served,
@@ -148,7 +156,7 @@ async def index():
 
 
 for _route in list(router.routes):  # HEAD wherever GET is (the answer without its body; not in the schema)
-    if "GET" in _route.methods:
+    if isinstance(_route, APIRoute) and "GET" in (_route.methods or ()):
         router.add_api_route(_route.path, _route.endpoint, methods=["HEAD"], include_in_schema=False)
 
 

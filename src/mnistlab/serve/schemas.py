@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -69,7 +71,7 @@ class HealthOut(BaseModel):
     status: str
 
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut, "description": what}
     for code, what in {
         400: "malformed multipart or JSON, no image, or a bad parameter",
@@ -81,7 +83,7 @@ ERRORS = {
     }.items()
 }
 
-IMAGE_BODY = {
+IMAGE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "one image (PNG, JPEG, BMP, GIF, WebP, TIFF): a multipart form with a file field `file`, "
@@ -104,9 +106,5 @@ IMAGE_BODY = {
 }
 
 
-# what /v1/predict and /v1/explain share in the schema: the image body, the errors, the tag
-IMAGE_OPERATION = {
-    "responses": {code: ERRORS[code] for code in (400, 408, 413, 415, 422, 503)},
-    "openapi_extra": IMAGE_BODY,
-    "tags": ["model"],
-}
+# what /v1/predict and /v1/explain share in the schema, besides IMAGE_BODY and their tag: the errors
+IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {code: ERRORS[code] for code in (400, 408, 413, 415, 422, 503)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -66,10 +67,10 @@ class State:
         self.layers = unit_geometry(classifier.model)
         self.classifier = classifier
 
-    def forward(self, stacks: list[np.ndarray]) -> list[torch.Tensor]:
+    def forward(self, stacks: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """Probabilities for a batch of requests' candidate stacks (K x 28 x 28 each), one forward pass (the
         batcher's function)."""
-        probs = self.classifier.probabilities(np.concatenate(stacks))
+        probs = self.model().probabilities(np.concatenate(stacks))
         return list(probs.split([len(s) for s in stacks]))
 
     def model(self) -> Classifier:
