@@ -78,7 +78,7 @@ def _check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
         raise UserError(f"{file} holds NaN or infinite weights; it cannot predict anything")
 
 
-def load_model(source: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+def load_model(source: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[Net, dict]:
     """(Net in eval mode on `device`, metadata) from a run folder, a .safetensors file, or None (bundled).
 
     The class count is read from the weights. Weights that do not fit the network (missing, extra or wrongly

@@ -101,8 +101,10 @@ def setup(device: torch.device) -> World:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         backend = "nccl" if device.type == "cuda" else "gloo"
-        kw = {"device_id": device} if device.type == "cuda" else {}
-        dist.init_process_group(backend, timeout=timeout(), store=_store(w), rank=w.rank, world_size=w.world_size, **kw)
+        device_id = device if device.type == "cuda" else None  # (binds the NCCL communicator to this GPU)
+        dist.init_process_group(
+            backend, timeout=timeout(), store=_store(w), rank=w.rank, world_size=w.world_size, device_id=device_id
+        )
     return w
 
 

@@ -52,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
     device = get_device(args.device or "auto")
     model, _ = load_model(folder.path, device=device)
     d = load_data(r, args.data_dir, args.mirror, train=False)
-    if len(d.classes) != model.fc2.out_features:
+    n_classes = model.fc2.out_features
+    if len(d.classes) != n_classes:
         raise UserError(
-            f"{folder} predicts {model.fc2.out_features} classes, but {r.dataset} has {len(d.classes)}; "
+            f"{folder} predicts {n_classes} classes, but {r.dataset} has {len(d.classes)}; "
             "evaluate it on a dataset with the same classes"
         )
     loader = DeviceLoader(d.test_images, d.test_labels, r.eval_batch_size, device, mean=d.mean, std=d.std)
@@ -63,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
     result = _report(folder, r.dataset, d.classes, cm)
     (folder / folder.EVALUATION).write_text(json.dumps(result, indent=2) + "\n")
     plots.plot_confusion(cm, folder / folder.CONFUSION, d.classes)
-    names = dict(mean=d.mean, std=d.std, classes=d.classes)
-    plots.plot_misclassified(images, targets, preds, folder / folder.MISCLASSIFIED, **names)
+    plots.plot_misclassified(
+        images, targets, preds, folder / folder.MISCLASSIFIED, mean=d.mean, std=d.std, classes=d.classes
+    )
     if args.json:
         print(json.dumps(result, allow_nan=False))
     else:
