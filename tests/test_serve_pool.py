@@ -44,17 +44,18 @@ def test_an_overrun_is_answered_at_once_and_its_worker_counted_stuck():
 def test_at_most_workers_run_at_once():
     active, peak = [0], [0]
     lock = threading.Lock()
+    pair = threading.Barrier(2, timeout=5)  # each worker waits for a second one: two must run side by side
 
     def work():
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        threading.Event().wait(0.02)
+        pair.wait()
         with lock:
             active[0] -= 1
 
     async def main():
-        pool = PreparePool(2, timeout_s=5)
+        pool = PreparePool(2, timeout_s=10)
         await asyncio.gather(*(pool.run(work) for _ in range(6)))
 
     asyncio.run(main())
