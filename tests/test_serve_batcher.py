@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from mnistlab.serve.batcher import Batcher, BatchStats, QueueFull
+pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
+
+from mnistlab.serve.batcher import Batcher, BatchStats, QueueFull  # noqa: E402
 
 
 def doubler(calls: list):

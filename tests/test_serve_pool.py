@@ -7,7 +7,9 @@ import threading
 
 import pytest
 
-from mnistlab.serve.pool import Overrun, PoolFull, PreparePool
+pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
+
+from mnistlab.serve.pool import Overrun, PoolFull, PreparePool  # noqa: E402
 
 
 def test_results_and_errors_come_back_to_the_caller():

@@ -7,13 +7,16 @@ import io
 
 import numpy as np
 import pytest
-from conftest import draw_seven
-from PIL import Image
 
-from mnistlab.analysis import unit_geometry
-from mnistlab.preprocess import candidates
-from mnistlab.serve.routes import explanation, png_data_url, prediction, rf_box, router, static_dir
-from mnistlab.serve.uploads import ApiError
+pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
+
+from conftest import draw_seven  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mnistlab.analysis import unit_geometry  # noqa: E402
+from mnistlab.preprocess import candidates  # noqa: E402
+from mnistlab.serve.routes import explanation, png_data_url, prediction, rf_box, router, static_dir  # noqa: E402
+from mnistlab.serve.uploads import ApiError  # noqa: E402
 
 
 def test_rf_box_is_the_square_a_unit_sees(bundled):

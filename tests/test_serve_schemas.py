@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import pydantic
 import pytest
 
-from mnistlab.classifier import Prediction
-from mnistlab.output import result_row
-from mnistlab.serve.schemas import ERRORS, IMAGE_OPERATION, ErrorOut, ExplanationOut, PredictionOut
+pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
+
+import pydantic  # noqa: E402
+
+from mnistlab.classifier import Prediction  # noqa: E402
+from mnistlab.output import result_row  # noqa: E402
+from mnistlab.serve.schemas import ERRORS, IMAGE_OPERATION, ErrorOut, ExplanationOut, PredictionOut  # noqa: E402
 
 
 def row() -> dict:

@@ -6,7 +6,11 @@ import asyncio
 import logging
 import socket
 
-from mnistlab.serve.server import HttpLimits, _CutShort, connection_cap, listen, protocol, url
+import pytest
+
+pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
+
+from mnistlab.serve.server import HttpLimits, _CutShort, connection_cap, listen, protocol, url  # noqa: E402
 
 
 def test_listen_takes_a_free_port_with_nagle_off():

@@ -7,8 +7,10 @@ import asyncio
 import numpy as np
 import pytest
 
-from mnistlab.serve.state import Limits, State
-from mnistlab.serve.uploads import ApiError
+pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
+
+from mnistlab.serve.state import Limits, State  # noqa: E402
+from mnistlab.serve.uploads import ApiError  # noqa: E402
 
 
 def test_while_loading_every_request_is_a_503_saying_why():

@@ -8,11 +8,14 @@ import io
 import json
 
 import pytest
-from conftest import draw_seven, png_claiming
-from PIL import Image
-from starlette.requests import Request
 
-from mnistlab.serve.uploads import ApiError, image_bytes, prepare_upload, read_body
+pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
+
+from conftest import draw_seven, png_claiming  # noqa: E402
+from PIL import Image  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+
+from mnistlab.serve.uploads import ApiError, image_bytes, prepare_upload, read_body  # noqa: E402
 
 
 def png(img) -> bytes:
