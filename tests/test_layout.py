@@ -68,3 +68,28 @@ def test_no_import_cycles():
     for m in sorted(graph):
         if m not in state:
             visit(m, [m])
+
+
+TESTS = REPO / "tests"
+# Being rewritten; their test files land with the rewrite.
+PENDING = {"cli", "run", "loops", "recipes", "checkpoints", "runtime", "rundir", "distributed"}
+
+
+def expected_test_file(path: Path) -> str | None:
+    """The test file a module's tests live in (tests/test_<name>.py, serve's tests/test_serve_<name>.py), or None
+    for a module exempt from having one (a package's __init__ or __main__, and PENDING)."""
+    parts = path.relative_to(SRC).with_suffix("").parts
+    if parts[-1] in ("__init__", "__main__") or (len(parts) == 1 and parts[0] in PENDING):
+        return None
+    if parts == ("serve", "app"):
+        return "test_serve.py"
+    return "test_" + "_".join(parts) + ".py"
+
+
+def test_every_module_has_a_test_file():
+    missing = [
+        f"{name(p)} (tests/{expected_test_file(p)})"
+        for p in MODULES
+        if expected_test_file(p) and not (TESTS / expected_test_file(p)).is_file()
+    ]
+    assert not missing, "modules without a test file of their own: " + ", ".join(missing)
