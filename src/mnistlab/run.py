@@ -183,7 +183,7 @@ class Run:
         self.step += 1
 
     def _build_stepper(self) -> Callable:
-        """`loops.train_step` on (images, labels), or its CUDA graph on the batch's indices (graphs.py)."""
+        """`loops.train_step` on (images, labels), or its CUDA graph on the batch's indices (cuda_graph.py)."""
         step = functools.partial(loops.train_step, self.train_model, self.optimizer, self.criterion, dtype=self.dtype)
         if not self.graphs:
             return step
