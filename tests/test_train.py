@@ -236,3 +236,67 @@ def test_named_recipes_validate_train_the_seed_net_and_are_described(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for name, about in ABOUT.items():
         assert f"{name}: {' '.join(about.split())}" in text
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The loop's parts: when it evaluates and checkpoints, the bar's span, and what it prints
+
+
+def _when(**kw) -> tuple[list[int], list[int]]:
+    from mnistlab.loops import Intervals
+
+    when = Intervals(**kw)
+    steps = range(1, when.total_steps + 1)
+    return [s for s in steps if when.evaluates(s)], [s for s in steps if when.checkpoints(s)]
+
+
+def test_intervals_in_steps_and_epochs():
+    # 8 steps an epoch: 3 evaluations an epoch are its parts of 3, 3 and 2 steps
+    assert _when(steps_per_epoch=8, total_steps=16, evals_per_epoch=3) == ([3, 6, 8, 11, 14, 16], [8, 16])
+    # every 5 steps of an epoch, and at its end; a fractional last epoch (13 = 1.625 epochs) ends the run
+    assert _when(steps_per_epoch=8, total_steps=13, eval_every=5) == ([5, 8, 13], [8, 13])
+    assert _when(steps_per_epoch=4, total_steps=20, checkpoint_every=2) == ([4, 8, 12, 16, 20], [8, 16, 20])
+    # more evaluations than an epoch has steps: one after each step
+    assert _when(steps_per_epoch=2, total_steps=3, evals_per_epoch=5) == ([1, 2, 3], [2, 3])
+
+
+def test_meter_sums_its_span_and_shows_the_seeds_bar(capsys):
+    from mnistlab.loops import Meter, train_line
+
+    meter = Meter(torch.device("cpu"), 10, first=4, progress=True)
+    for loss, correct in ((1.0, 3), (3.0, 1)):
+        meter.add(torch.tensor(loss), torch.tensor(correct), 4)
+    res = meter.close()
+    assert (res.loss, res.accuracy, res.images, res.last_loss, res.batches) == (2.0, 0.5, 8, 3.0, 2)
+    assert "Train: Loss=3.0000 Batch_id=5 Accuracy=50.00" in capsys.readouterr().err  # batches 4 and 5 of epoch
+    assert train_line(res, 5) == "Train: Loss=3.0000 Batch_id=5 Accuracy=50.00"
+
+
+def test_the_train_line_is_shown_once_and_labelled(tmp_path, data_dir, mirror, capsys):
+    """With the bar on the terminal the seed's line is the bar's; train.log says which loss is which."""
+    quiet = dict(data_dir=data_dir, mirror=str(mirror))
+    fit(_small(epochs=1), out=tmp_path / "bar", progress=True, echo=True, **quiet)
+    out = capsys.readouterr()
+    assert out.err.count("Train: Loss=") >= 1 and "Train: Loss=" not in out.out and "Test set:" in out.out
+    log = (tmp_path / "bar" / "train.log").read_text()
+    assert "Batch_id=7 Accuracy=" in log and "(Loss is the last batch's; train_loss, the mean over these 8" in log
+    run = fit(_small(epochs=1), progress=False, echo=True, **quiet)  # --quiet: no bar, so the line is printed
+    out = capsys.readouterr()
+    assert out.out.count("Train: Loss=") == 1 and "Train: Loss=" not in out.err
+    assert " after 1 epoch, " in run.summary() and " s of training" in run.summary()
+
+
+def test_the_learning_rate_is_set_before_every_step_and_recorded(data_dir, mirror):
+    from mnistlab.recipes import lr_at
+
+    recipe = _small()
+    lrs = []
+    run = Run.create(recipe, data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    run.optimizer.register_step_pre_hook(lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"]))
+    while not run.done:
+        run.train_step()
+        if run.step % 4 == 0:
+            run.evaluate()
+    assert lrs == [lr_at(recipe, s, 8) for s in range(16)]
+    assert run.history.column("lr") == [lrs[0], lrs[4], lrs[8], lrs[12]]  # each record: its first step's
+    assert [r["epoch"] for r in run.history.records] == [0.5, 1, 1.5, 2]

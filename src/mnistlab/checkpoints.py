@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from mnistlab.errors import UserError, one_line
 
-CHECKPOINT = "checkpoint.safetensors"  # model + optimizer + scheduler + RNG + history, rewritten every epoch
+CHECKPOINT = "checkpoint.safetensors"  # model + optimizer + step + RNG + history, rewritten every epoch
 WEIGHTS = "model.safetensors"  # the final weights alone
 _META_KEY = "mnistlab"
 
@@ -64,7 +64,7 @@ def space_report(folder: Path, needed: int | None = None) -> str:
 
 
 def _tensor_to_json(o):
-    """Metadata may hold small tensors: a CUDA-graph run keeps its learning rates (and so its schedule's) in them."""
+    """Metadata may hold small tensors: the state of a torch LR scheduler over a capturable optimizer has some."""
     if torch.is_tensor(o):
         return o.tolist()
     raise TypeError(f"{type(o).__name__} cannot be stored in checkpoint metadata")
@@ -170,27 +170,26 @@ def save_checkpoint(
     *,
     model,
     optimizer,
-    scheduler,
     epoch: int,
     history: list[dict],
     recipe: dict,
+    step: int | None = None,
     loader_generator: torch.Generator | None = None,
+    scheduler=None,
 ) -> None:
-    """Everything needed to continue after `epoch`, in one atomically written safetensors file."""
+    """Everything needed to continue after `epoch` (`step` steps), in one atomically written safetensors file.
+
+    A run needs no `scheduler`: its learning rate is a function of the step (`recipes.lr_at`). A torch LR
+    scheduler of a loop written by hand is stored too, as JSON metadata."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
     opt_t, opt_meta = _optimizer_to_flat(optimizer)
     rng_t, rng_meta = rng_state(loader_generator)
     tensors.update(opt_t)
     tensors.update(rng_t)
-    meta = {
-        "format": 1,
-        "epoch": epoch,
-        "history": history,
-        "recipe": recipe,
-        "optimizer": opt_meta,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "rng": rng_meta,
-    }
+    meta = {"format": 1, "epoch": epoch, "step": step, "history": history, "recipe": recipe, "optimizer": opt_meta}
+    if scheduler is not None:
+        meta["scheduler"] = scheduler.state_dict()
+    meta["rng"] = rng_meta
     atomic_save(tensors, path, meta)
 
 
@@ -211,6 +210,13 @@ def _history_ok(history, epoch) -> bool:
     return history[-1]["epoch"] == epoch
 
 
+def _whole_or_none(step, epoch) -> bool:
+    """A checkpoint's step: absent (written before steps were counted) or a whole number >= its epoch."""
+    if step is None:
+        return True
+    return isinstance(step, int) and not isinstance(step, bool) and isinstance(epoch, int) and step >= epoch
+
+
 def model_part(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The model's state dict inside a training checkpoint's tensors (empty for a plain weights file)."""
     return {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
@@ -224,6 +230,7 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
     epoch, history = meta.get("epoch"), meta.get("history")
     problems = [
         (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1, "epoch is not a whole number >= 1"),
+        (_whole_or_none(meta.get("step"), epoch), "its step is not a whole number of at least its epoch"),
         (_history_ok(history, epoch), f"its history does not hold one record per evaluation up to epoch {epoch}"),
         (isinstance(meta.get("recipe"), dict), "it holds no recipe"),
         (isinstance(meta.get("optimizer"), dict), "it holds no optimizer state"),
@@ -238,16 +245,16 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def restore_checkpoint(
-    path, tensors, meta, *, model, optimizer, scheduler, loader_generator: torch.Generator | None = None
+    path, tensors, meta, *, model, optimizer, scheduler=None, loader_generator: torch.Generator | None = None
 ) -> None:
-    """Restore model, optimizer, scheduler and RNG states in place from `read_checkpoint`'s result.
+    """Restore model, optimizer, RNG (and a hand-written loop's scheduler) states from `read_checkpoint`'s result.
 
     Anything that does not fit (a missing or wrongly shaped tensor, a damaged state) is a one-line UserError.
     """
     try:
         model.load_state_dict(model_part(tensors))
         _optimizer_from_flat(optimizer, tensors, meta["optimizer"])
-        if scheduler is not None and meta["scheduler"] is not None:
+        if scheduler is not None and meta.get("scheduler") is not None:
             scheduler.load_state_dict(meta["scheduler"])
         restore_rng(tensors, meta["rng"], loader_generator)
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError, OverflowError) as e:
@@ -255,7 +262,7 @@ def restore_checkpoint(
         raise UserError(f"{path} does not fit this run ({why}); start a new run, or restore it from a backup") from None
 
 
-def load_checkpoint(path, *, model, optimizer, scheduler, loader_generator: torch.Generator | None = None) -> dict:
+def load_checkpoint(path, *, model, optimizer, scheduler=None, loader_generator: torch.Generator | None = None) -> dict:
     """Read, check and restore a checkpoint in place; return its metadata (epoch, history, recipe, ...)."""
     tensors, meta = read_checkpoint(path)
     restore_checkpoint(

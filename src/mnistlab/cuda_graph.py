@@ -14,8 +14,9 @@ from mnistlab.loaders import DeviceLoader
 class CUDAGraphStep:
     """`loops.train_step` on `loader.batch(idx)`, captured in a CUDA graph; call it as `step(idx)`.
 
-    The optimiser must be capturable with its learning rate held in a tensor (see run.build_optimizer); a
-    scheduler may change `param_group["lr"]` between calls, the new value is copied into that tensor.
+    The optimiser must be capturable with its learning rate held in a tensor (see build.build_optimizer): the run
+    fills that tensor with `lr_at(step)` before each call (`Run._set_lr`); a caller that assigns a float to
+    `param_group["lr"]` instead has it copied into the tensor.
     Warm-up steps run on a side stream before capture (cuDNN/cuBLAS choose their kernels, AdamW creates its
     state); their effect on the weights and the optimiser state is undone before the first real step, so a
     resumed optimiser keeps its state. Augmentation inside the graph draws from the default CUDA generator,
@@ -65,7 +66,7 @@ class CUDAGraphStep:
 
     def __call__(self, idx: torch.Tensor):
         for group, t in zip(self.optimizer.param_groups, self.lr_tensors):
-            if group["lr"] is not t:  # a scheduler that assigned a float: keep the captured tensor
+            if group["lr"] is not t:  # a float was assigned: keep the captured tensor, with that value
                 t.fill_(float(group["lr"]))
                 group["lr"] = t
         self.idx.copy_(idx, non_blocking=True)

@@ -177,6 +177,41 @@ def get_recipe(name: str, **overrides) -> Recipe:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# The learning rate: a pure function of the recipe and the step, set on the optimizer before every step
+
+
+def total_steps(recipe: Recipe, steps_per_epoch: int) -> int:
+    """The training steps of the whole run: `epochs` (possibly fractional) times the steps of an epoch, at least 1."""
+    return max(1, round(recipe.epochs * steps_per_epoch))
+
+
+def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
+    """The learning rate of training step `step` (0 the first), float for float what torch's schedulers give.
+
+    "step": StepLR(step_size, gamma) stepped every epoch: `lr` times gamma once per `step_size` whole epochs,
+    multiplied out one decay at a time as StepLR does (0.01 * 0.1 * 0.1, not 0.01 * 0.1 ** 2).
+    "onecycle": OneCycleLR(max_lr=lr, total_steps=the run's, cos anneal, no momentum cycle) stepped every batch,
+    with the same arithmetic; a run of fewer than 4 steps, too short to warm up and anneal, keeps `lr`.
+    """
+    if recipe.scheduler == "step":
+        lr = recipe.lr
+        for _ in range(step // steps_per_epoch // recipe.step_size):
+            lr = lr * recipe.gamma
+        return lr
+    total = total_steps(recipe, steps_per_epoch)
+    if total < 4:
+        return recipe.lr
+    pct_start = min(max(recipe.pct_start, 2.0 / total), 0.5)  # at least one step of warm-up
+    initial = recipe.lr / recipe.div_factor
+    warm_end, end = float(pct_start * total) - 1, total - 1  # the steps at which the two phases end
+    if step <= warm_end:
+        start_lr, end_lr, pct = initial, recipe.lr, step / warm_end
+    else:
+        start_lr, end_lr, pct = recipe.lr, initial / recipe.final_div_factor, (step - warm_end) / (end - warm_end)
+    return end_lr + (start_lr - end_lr) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # The schema: what each setting may hold. Ranges are "sensible", not merely representable: far beyond them a run
 # is a typo (an lr of 1e308 overflows the optimiser; a seed of 2**64 overflows torch's generator).
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
-from mnistlab import checkpoints
+from mnistlab import checkpoints, distributed
 from mnistlab.errors import UserError
 from mnistlab.loops import History
 from mnistlab.recipes import Recipe
@@ -17,7 +18,7 @@ class RunDir:
     RECIPE = "recipe.json"  # the whole Recipe, written once when the folder is claimed
     METRICS = "metrics.jsonl"  # one JSON line per evaluation, rewritten after every checkpoint
     LOG = "train.log"  # what the run printed
-    CHECKPOINT = checkpoints.CHECKPOINT  # model, optimizer, scheduler, RNG and history; rewritten every epoch
+    CHECKPOINT = checkpoints.CHECKPOINT  # model, optimizer, step, RNG and history; rewritten every epoch
     WEIGHTS = checkpoints.WEIGHTS  # the final weights with the model card in their metadata
     EVALUATION = "evaluation.json"  # written by `mnistlab evaluate`
     CURVES, SAMPLES, MISCLASSIFIED, CONFUSION = "curves.png", "samples.png", "misclassified.png", "confusion_matrix.png"
@@ -54,6 +55,57 @@ class RunDir:
         with os.fdopen(fd, "w") as f:
             f.write(recipe.to_json() + "\n")
         (self / self.METRICS).write_text("")
+
+    def restarted_claim(self) -> bool:
+        """Whether torchrun restarted this worker group after it claimed the folder but before its first checkpoint
+        (its recipe.json is there and nothing else to resume from): then the run claims the folder again."""
+        return distributed.restart_count() > 0 and (self / self.RECIPE).is_file() and not self.has_checkpoint()
+
+    def holds_recipe(self, recipe: Recipe) -> bool:
+        """Whether recipe.json is `recipe` (a restarted worker group's own claim, not another run's)."""
+        try:
+            return self.load_recipe() == recipe
+        except UserError:
+            return False
+
+    def check_unchanged(self, now: Recipe, then: Recipe) -> None:
+        """Refuse to resume when recipe.json (`now`) no longer says what the checkpoint (`then`) was trained with.
+
+        The device may differ (a run can move), and so may the length of a StepLR run (it can be lengthened)."""
+        changed = [f.name for f in dataclasses.fields(Recipe) if getattr(now, f.name) != getattr(then, f.name)]
+        allowed = {"device", "world_size"} | ({"epochs"} if now.scheduler == then.scheduler == "step" else set())
+        changed = [name for name in changed if name not in allowed]
+        if changed:
+            diff = ", ".join(f"{n} {getattr(then, n)!r} -> {getattr(now, n)!r}" for n in changed)
+            raise UserError(
+                f"{self / self.RECIPE} no longer matches the run's checkpoint ({diff}); put it back as it was, "
+                "or start a new run"
+            )
+
+    def resume_recipe(self, epochs: float | None = None) -> tuple[Recipe, dict, dict]:
+        """(the recipe to resume with, the checkpoint's tensors and metadata), checked: recipe.json must still be
+        the checkpoint's recipe, and only a StepLR run may be lengthened (to `epochs`)."""
+        saved = self.load_recipe()
+        tensors, meta = self.read_checkpoint()
+        self.check_unchanged(saved, Recipe.from_dict(meta["recipe"], f"{self / self.CHECKPOINT}"))
+        if epochs is not None and epochs != saved.epochs and saved.scheduler == "onecycle":
+            raise UserError(
+                f"cannot change --epochs when resuming: {self} was planned as a {saved.epochs}-epoch "
+                "OneCycle schedule (leave --epochs out to finish it)"
+            )
+        return dataclasses.replace(saved, epochs=epochs or saved.epochs), tensors, meta
+
+    def resumed(self, records: list[dict], recipe: Recipe) -> None:
+        """Bring the folder in line with the run resumed from it: metrics.jsonl to the checkpoint's records (no line
+        of an epoch it does not hold), no temporary files of writes a kill cut short, and recipe.json to `recipe`
+        (a lengthened run, an older folder's resolved normalisation, another number of processes), keeping the
+        folder's own device (a run may move)."""
+        self.write_metrics(records)
+        self.clean_up()
+        on_disk = self.load_recipe()
+        recipe = dataclasses.replace(recipe, device=on_disk.device)
+        if recipe != on_disk:
+            self.save_recipe(recipe)
 
     def load_recipe(self) -> Recipe:
         """The run's Recipe; a folder that is not a run, or an unreadable recipe.json, is a UserError."""
@@ -101,6 +153,17 @@ class RunDir:
         """Remove temporary files of writes that a kill cut short."""
         for stale in self.path.glob("*.tmp"):
             stale.unlink(missing_ok=True)
+
+    def plot(self, history: History, images, targets, preds, *, mean: float, std: float, classes) -> None:
+        """Curves, sample predictions, misclassified images and the confusion matrix, into the folder."""
+        from mnistlab import plots
+        from mnistlab.analysis import confusion_matrix
+
+        names = dict(mean=mean, std=std, classes=classes)
+        plots.plot_history(history, self / self.CURVES)
+        plots.plot_samples(images, targets, preds, self / self.SAMPLES, **names)
+        plots.plot_misclassified(images, targets, preds, self / self.MISCLASSIFIED, **names)
+        plots.plot_confusion(confusion_matrix(targets, preds, len(classes)), self / self.CONFUSION, classes)
 
     def weights_file(self) -> Path:
         """The final weights if the run finished, else the model part of its last checkpoint."""

@@ -1,4 +1,4 @@
-"""Where and how a run executes: the device, bf16 autocast, seeds, the CPU allocator setting, device syncs."""
+"""Where and how a run executes: the device and its set-up, bf16 autocast, seeds, the CPU allocator, device syncs."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ import contextlib
 import platform
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from mnistlab import distributed
 from mnistlab.errors import UserError
+
+if TYPE_CHECKING:
+    from mnistlab.recipes import Recipe
 
 
 def get_device(name: str = "auto") -> torch.device:
@@ -32,6 +37,18 @@ def get_device(name: str = "auto") -> torch.device:
             raise UserError("device 'mps' is not available on this machine (use --device cpu)")
         return torch.device("mps")
     raise UserError(f"unknown device {name!r}; choose from auto, cpu, cuda, mps")
+
+
+def place(recipe: Recipe, world: distributed.World) -> tuple[torch.device, torch.dtype | None]:
+    """(this process's device for `recipe`, the autocast dtype there), the device set up for training: the process
+    group joined if there is one, cuDNN's autotuner on CUDA, and on the CPU glibc's buffers kept if asked."""
+    device = distributed.device_for(get_device(recipe.device), world)
+    distributed.setup(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    elif device.type == "cpu" and recipe.keep_cpu_buffers:
+        keep_cpu_buffers()
+    return device, amp_dtype(recipe.amp, device)
 
 
 def machine_name(device: torch.device) -> str:
