@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 
 from mnistlab import folders
-from mnistlab.classifier import bundled_weights, load
+from mnistlab.classifier import load
 from mnistlab.recipes import get_recipe
-from mnistlab.run import fit
 from mnistlab.runtime import machine_name
+from mnistlab.training import fit
+from mnistlab.weights import bundled_weights
 
 
 def main() -> None:

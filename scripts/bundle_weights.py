@@ -26,10 +26,10 @@ import torch
 
 from mnistlab import calibration, checkpoints, loops
 from mnistlab.build import load_data
-from mnistlab.classifier import BUNDLED
 from mnistlab.loaders import DeviceLoader
 from mnistlab.recipes import get_recipe
-from mnistlab.run import fit
+from mnistlab.training import fit
+from mnistlab.weights import BUNDLED
 
 DEST = Path(__file__).resolve().parents[1] / "src" / "mnistlab" / BUNDLED
 

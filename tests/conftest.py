@@ -167,7 +167,7 @@ def env(data_dir, mirror) -> dict:
 def trained_one_epoch(data_dir, mirror):
     """The default recipe trained for one full epoch on real MNIST on the CPU (about 30 s); a `Run`."""
     from mnistlab.recipes import get_recipe
-    from mnistlab.run import fit
+    from mnistlab.training import fit
 
     recipe = get_recipe("default", epochs=1, device="cpu")
     return fit(recipe, data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)

@@ -6,7 +6,8 @@ import torch
 from mnistlab import checkpoints
 from mnistlab.errors import UserError
 from mnistlab.recipes import get_recipe
-from mnistlab.run import Run, fit
+from mnistlab.run import Run
+from mnistlab.training import fit
 
 ONE_EPOCH = [
     dict(epoch=1, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5, lr=0.01, train_time_s=1.0, imgs_per_s=9.0)

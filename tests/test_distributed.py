@@ -18,10 +18,12 @@ from safetensors.torch import load_file
 
 from mnistlab import checkpoints
 from mnistlab.loaders import Augment, DeviceLoader, EpochSampler
+from mnistlab.loops import set_lr
 from mnistlab.model import Net
 from mnistlab.recipes import get_recipe
-from mnistlab.run import Run, fit
+from mnistlab.run import Run
 from mnistlab.runtime import epoch_seed
+from mnistlab.training import fit
 
 TRAIN = ["train", "--device", "cpu", "--quiet", "--no-plots", "--amp", "off"]
 # 3 epochs of 8 global batches of 128 (64 per rank); float32 throughout, so the numbers can be compared
@@ -125,7 +127,8 @@ def _sharded_reference(recipe, data_dir, mirror, world_size: int = 2) -> dict[st
                 xr = x[r::world_size].contiguous(memory_format=torch.channels_last)
                 (run.criterion(model(xr).float(), y[r::world_size]) / world_size).backward()
             run.optimizer.step()
-            run.scheduler.step()
+            run.step += 1  # the run's clock, from which the next step's learning rate follows
+            set_lr(run.optimizer, run.lr_at(run.step))
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

@@ -11,12 +11,14 @@ from conftest import one_line_error, run_cli, run_main
 from PIL import Image
 
 from mnistlab import folders
-from mnistlab.classifier import bundled_weights, load
+from mnistlab.classifier import load
 from mnistlab.data import load_tensors
 from mnistlab.errors import UserError
 from mnistlab.loaders import Augment
 from mnistlab.recipes import get_recipe
-from mnistlab.run import Run, fit
+from mnistlab.run import Run
+from mnistlab.training import fit
+from mnistlab.weights import bundled_weights
 
 CLASSES = {3: "three", 5: "five", 8: "eight"}  # three digits that look alike, so a fresh head has work to do
 PER_CLASS = 100

@@ -19,12 +19,13 @@ from PIL import Image
 
 import mnistlab
 from mnistlab import checkpoints
-from mnistlab.classifier import Classifier, Prediction, bundled_weights, image_files, load_model
+from mnistlab.classifier import Classifier, Prediction, image_files
 from mnistlab.data import load_tensors
 from mnistlab.errors import UserError
 from mnistlab.loaders import DeviceLoader
 from mnistlab.model import Net
 from mnistlab.preprocess import NoInkError, open_image, preprocess
+from mnistlab.weights import bundled_weights, load_model
 
 SEVEN = REPO / "examples" / "digits" / "seven_pen.png"
 

@@ -24,7 +24,8 @@ from mnistlab import checkpoints, data
 from mnistlab import run as run_module
 from mnistlab.errors import UserError
 from mnistlab.recipes import get_recipe
-from mnistlab.run import NonFiniteLoss, fit
+from mnistlab.run import NonFiniteLoss
+from mnistlab.training import fit
 
 TRAIN = ["train", "--device", "cpu", "--quiet", "--no-plots"]
 SMALL = ["--epochs", "4", "--limit-train", "1024", "--limit-test", "256", "--batch-size", "64"]

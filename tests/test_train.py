@@ -8,7 +8,8 @@ from mnistlab import data
 from mnistlab.loaders import DeviceLoader
 from mnistlab.model import Net
 from mnistlab.recipes import SEED, get_recipe
-from mnistlab.run import Run, fit
+from mnistlab.run import Run
+from mnistlab.training import fit
 from mnistlab.utils import History, set_seed, train
 from mnistlab.utils import test as evaluate
 
@@ -196,7 +197,7 @@ def test_fractional_epochs_train_exactly_their_share_and_end_the_schedule(epochs
         run.evaluate()
     assert seen == [100 * b for b in batches]
     assert [r["epoch"] for r in run.history.records] == ([0.5] if epochs == 0.5 else [1, 1.6])
-    assert len(lrs) == sum(batches) == run.scheduler.total_steps  # OneCycle spans exactly the run ...
+    assert len(lrs) == sum(batches) == run.total_steps  # OneCycle spans exactly the run ...
     assert max(lrs) == pytest.approx(recipe.lr)  # ... peaks at lr ...
     final_lr = recipe.lr / recipe.div_factor / recipe.final_div_factor
     assert lrs[-1] == pytest.approx(final_lr, rel=1e-6)  # ... and its last step is at its floor
@@ -240,36 +241,6 @@ def test_named_recipes_validate_train_the_seed_net_and_are_described(capsys):
 
 # --------------------------------------------------------------------------------------------------------------
 # The loop's parts: when it evaluates and checkpoints, the bar's span, and what it prints
-
-
-def _when(**kw) -> tuple[list[int], list[int]]:
-    from mnistlab.loops import Intervals
-
-    when = Intervals(**kw)
-    steps = range(1, when.total_steps + 1)
-    return [s for s in steps if when.evaluates(s)], [s for s in steps if when.checkpoints(s)]
-
-
-def test_intervals_in_steps_and_epochs():
-    # 8 steps an epoch: 3 evaluations an epoch are its parts of 3, 3 and 2 steps
-    assert _when(steps_per_epoch=8, total_steps=16, evals_per_epoch=3) == ([3, 6, 8, 11, 14, 16], [8, 16])
-    # every 5 steps of an epoch, and at its end; a fractional last epoch (13 = 1.625 epochs) ends the run
-    assert _when(steps_per_epoch=8, total_steps=13, eval_every=5) == ([5, 8, 13], [8, 13])
-    assert _when(steps_per_epoch=4, total_steps=20, checkpoint_every=2) == ([4, 8, 12, 16, 20], [8, 16, 20])
-    # more evaluations than an epoch has steps: one after each step
-    assert _when(steps_per_epoch=2, total_steps=3, evals_per_epoch=5) == ([1, 2, 3], [2, 3])
-
-
-def test_meter_sums_its_span_and_shows_the_seeds_bar(capsys):
-    from mnistlab.loops import Meter, train_line
-
-    meter = Meter(torch.device("cpu"), 10, first=4, progress=True)
-    for loss, correct in ((1.0, 3), (3.0, 1)):
-        meter.add(torch.tensor(loss), torch.tensor(correct), 4)
-    res = meter.close()
-    assert (res.loss, res.accuracy, res.images, res.last_loss, res.batches) == (2.0, 0.5, 8, 3.0, 2)
-    assert "Train: Loss=3.0000 Batch_id=5 Accuracy=50.00" in capsys.readouterr().err  # batches 4 and 5 of epoch
-    assert train_line(res, 5) == "Train: Loss=3.0000 Batch_id=5 Accuracy=50.00"
 
 
 def test_the_train_line_is_shown_once_and_labelled(tmp_path, data_dir, mirror, capsys):

@@ -17,7 +17,7 @@ _EXPORTS = {
     "Classifier": "mnistlab.classifier",
     "Prediction": "mnistlab.classifier",
     "Run": "mnistlab.run",
-    "fit": "mnistlab.run",
+    "fit": "mnistlab.training",
     "Recipe": "mnistlab.recipes",
     "get_recipe": "mnistlab.recipes",
     "UserError": "mnistlab.errors",

@@ -10,6 +10,7 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -145,7 +146,7 @@ def rng_state(loader_generator: torch.Generator | None = None) -> tuple[dict[str
     if loader_generator is not None:
         tensors["rng/loader"] = loader_generator.get_state()
     py = random.getstate()
-    np_state = np.random.get_state()
+    np_state = cast(tuple, np.random.get_state())  # (legacy=True, the default: a tuple; the stubs say dict too)
     meta = {
         "python": [py[0], list(py[1]), py[2]],
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TypeGuard
 
@@ -15,16 +14,13 @@ import torch.nn as nn
 from PIL import Image
 
 from mnistlab.calibration import calibrated, digit_score
-from mnistlab.checkpoints import model_part, read_safetensors
 from mnistlab.datasets import MEAN, STD
-from mnistlab.errors import UserError, one_line
+from mnistlab.errors import UserError
 from mnistlab.images import IMAGE_EXTENSIONS
-from mnistlab.model import Net
 from mnistlab.preprocess import Candidate, candidates
-from mnistlab.rundir import RunDir
 from mnistlab.runtime import get_device
+from mnistlab.weights import load_model
 
-BUNDLED = "weights/mnist-default.safetensors"  # inside the package; made by scripts/bundle_weights.py
 _BATCH = 256  # images per forward pass
 PREFER = 0.05  # a candidate wins over later (less inclusive) ones unless their digit score is this much higher
 
@@ -42,84 +38,6 @@ class Prediction:
     digit_score: float = 1.0  # in [0, 1], higher is more digit-like: the top probability rescaled (calibration.py)
     is_digit: bool = True  # digit_score at least the threshold stored with the weights ("not a digit" below it)
     candidate: str = ""  # which reading of the image won (preprocess.Candidate.kind): "all ink", "as given", ...
-
-
-def bundled_weights() -> Path:
-    """The weights that ship with the package (the default recipe; see the README's model card)."""
-    return Path(str(resources.files("mnistlab").joinpath(BUNDLED)))
-
-
-def read_weights(source: str | os.PathLike | None = None) -> tuple[dict[str, torch.Tensor], dict, Path]:
-    """(model tensors, metadata, the file read) from a run folder, a .safetensors file, or None (bundled).
-
-    A folder gives its model.safetensors, else the model part of its checkpoint. Files are read with safetensors
-    only: a pickle (or anything else) is refused with a `UserError`, never unpickled."""
-    path = bundled_weights() if source is None else Path(source)
-    if not path.exists():
-        raise UserError(f"{path} does not exist; pass a run folder or a .safetensors weights file")
-    file = RunDir(path).weights_file() if path.is_dir() else path
-    tensors, meta = read_safetensors(file)
-    return model_part(tensors) or tensors, meta, file  # a training checkpoint: its model's tensors
-
-
-def _problems(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str:
-    """What keeps `tensors` from loading into a model whose state dict is `expected` ("" if nothing)."""
-    problems = {
-        "missing": [k for k in expected if k not in tensors],
-        "unexpected": [k for k in tensors if k not in expected],
-        "wrongly shaped": [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape],
-        "non-float": [k for k, t in tensors.items() if k in expected and not t.is_floating_point()],
-    }
-    return ", ".join(f"{len(v)} {what}" for what, v in problems.items() if v)
-
-
-def _check_finite(tensors: dict[str, torch.Tensor], file: Path) -> None:
-    if not all(bool(torch.isfinite(t).all()) for t in tensors.values() if t.is_floating_point()):
-        raise UserError(f"{file} holds NaN or infinite weights; it cannot predict anything")
-
-
-def load_model(source: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> tuple[Net, dict]:
-    """(Net in eval mode on `device`, metadata) from a run folder, a .safetensors file, or None (bundled).
-
-    The class count is read from the weights. Weights that do not fit the network (missing, extra or wrongly
-    shaped tensors, non-float dtypes, NaN or infinite values) are refused with a `UserError`.
-    """
-    tensors, meta, file = read_weights(source)
-    head = tensors.get("fc2.weight")
-    model = Net(num_classes=head.shape[0] if head is not None and head.ndim == 2 and head.shape[0] >= 1 else 10)
-    why = _problems(tensors, model.state_dict())
-    if why:
-        raise UserError(f"{file} is not a mnistlab Net weights file ({why} tensors)")
-    _check_finite(tensors, file)
-    model.load_state_dict({k: t.float() for k, t in tensors.items()}, strict=True)
-    try:
-        model = model.to(torch.device(device))
-    except (RuntimeError, AssertionError, ValueError) as e:
-        raise UserError(f"cannot use device {device!r}: {one_line(e)}") from None
-    return model.eval(), meta
-
-
-def transfer_weights(model: nn.Module, source: str | os.PathLike) -> str:
-    """Load trained weights from `source` into `model` to fine-tune it; a class head (fc2) of another size is left
-    as initialised, to be learnt. Returns a line saying what was loaded."""
-    tensors, _, file = read_weights(source)
-    expected = model.state_dict()
-    head = ("fc2.weight", "fc2.bias")
-    new_head = all(k in tensors and k in expected and tensors[k].shape != expected[k].shape for k in head)
-    sizes = (tensors["fc2.bias"].numel(), expected["fc2.bias"].numel()) if new_head else None
-    if new_head:
-        tensors = {k: t for k, t in tensors.items() if k not in head}
-        expected = {k: t for k, t in expected.items() if k not in head}
-    why = _problems(tensors, expected)
-    if why:
-        raise UserError(f"cannot start from {file}: it is not a mnistlab Net weights file ({why} tensors)")
-    _check_finite(tensors, file)
-    with torch.no_grad():
-        for k, t in tensors.items():
-            model.state_dict()[k].copy_(t)
-    if sizes:
-        return f"Starting from {file}; its {sizes[0]}-class head replaced by a new {sizes[1]}-class one"
-    return f"Starting from {file}"
 
 
 class Classifier:

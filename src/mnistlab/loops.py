@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from mnistlab.runtime import autocast, sync
@@ -101,7 +102,7 @@ class Meter:
             self._describe()
         self.bar.close()
         seen, loss_sum, correct = self.seen, self.loss_sum.item(), self.correct.item()
-        last = self.last.item() if seen else float("nan")
+        last = self.last.item() if self.last is not None else float("nan")
         if all_reduce is not None:
             values = [loss_sum, correct, seen, last if seen else 0.0, 1.0 if seen else 0.0]
             sums = all_reduce(torch.tensor(values, dtype=torch.float64, device=self.device))
@@ -115,7 +116,7 @@ class Meter:
 def train_epoch(
     model: nn.Module,
     device: torch.device,
-    train_loader: Iterable,
+    train_loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     *,
     criterion: Callable = F.nll_loss,
@@ -127,7 +128,8 @@ def train_epoch(
     meter = Meter(device, len(train_loader), progress=progress)
     for x, y in train_loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        meter.add(*train_step(model, optimizer, criterion, x, y, dtype), y.shape[0])
+        loss, correct = train_step(model, optimizer, criterion, x, y, dtype)
+        meter.add(loss, correct, y.shape[0])
     return meter.close()
 
 
@@ -202,7 +204,7 @@ def test_line(avg_loss: float, correct: int, total: int) -> str:
     )
 
 
-test_line.__test__ = False  # a helper, not a pytest test
+test_line.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test (pytest reads it)
 
 
 @torch.no_grad()

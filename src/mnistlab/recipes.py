@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistlab.errors import UserError, one_line
+from mnistlab.recipe_schema import check_setting
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Recipe:
 
         `source` (a file name) starts the message, for recipes read from disk."""
         for f in dataclasses.fields(self):
-            problem = _check(f.name, getattr(self, f.name))
+            problem = check_setting(f.name, getattr(self, f.name))
             if problem:
                 raise UserError(f"{source + ': ' if source else ''}{f.name} {problem}")
         if self.scheduler == "step" and self.epochs != int(self.epochs):
@@ -209,90 +210,3 @@ def lr_at(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
     else:
         start_lr, end_lr, pct = recipe.lr, initial / recipe.final_div_factor, (step - warm_end) / (end - warm_end)
     return end_lr + (start_lr - end_lr) / 2.0 * (math.cos(math.pi * pct) + 1)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The schema: what each setting may hold. Ranges are "sensible", not merely representable: far beyond them a run
-# is a typo (an lr of 1e308 overflows the optimiser; a seed of 2**64 overflows torch's generator).
-
-_WHOLE = {  # name: (lowest, highest)
-    "batch_size": (1, 65_536),
-    "eval_batch_size": (1, 65_536),
-    "step_size": (1, 10_000),
-    "num_workers": (0, 256),
-    "seed": (0, 2**63 - 1),
-    "world_size": (1, 65_536),
-}
-_OPTIONAL_WHOLE = {"limit_train": (1, 10**9), "limit_test": (1, 10**9), "val": (1, 10**9)}
-_OPTIONAL_REAL = {"mean": (0.0, 1.0, True), "std": (0.0, 1.0, False)}  # None: resolved from the dataset at start
-_REAL = {  # name: (lowest, highest, lowest allowed?)
-    "epochs": (0.0, 10_000.0, False),
-    "lr": (0.0, 10.0, False),
-    "momentum": (0.0, 1.0, True),
-    "weight_decay": (0.0, 1.0, True),
-    "gamma": (0.0, 1.0, False),
-    "pct_start": (0.0, 0.5, False),
-    "div_factor": (1.0, 1e6, True),
-    "final_div_factor": (1.0, 1e9, True),
-    "label_smoothing": (0.0, 0.99, True),
-    "outliers": (0.0, 0.5, True),
-    "outlier_weight": (0.0, 10.0, True),
-    "aug_degrees": (0.0, 180.0, True),
-    "aug_scale": (0.0, 0.9, True),
-    "aug_translate": (0.0, 14.0, True),
-}
-_CHOICES = {
-    "aug_hflip": ("auto", "on", "off"),
-    "augment": ("affine", "robust", "outliers"),
-    "optimizer": ("adamw", "sgd"),
-    "scheduler": ("onecycle", "step"),
-    "pipeline": ("resident", "loader"),
-    "amp": ("auto", "bf16", "off"),
-    "cuda_graphs": ("auto", "on", "off"),
-    "device": ("auto", "cpu", "cuda", "mps"),  # and cuda:N
-}
-_FLAGS = ("nesterov", "channels_last", "compile", "keep_cpu_buffers")
-
-
-def _is_whole(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _check(name: str, v) -> str | None:
-    """What is wrong with setting `name` holding `v`, or None."""
-    if name in _WHOLE or name in _OPTIONAL_WHOLE:
-        if v is None and name in _OPTIONAL_WHOLE:
-            return None
-        lo, hi = (_WHOLE | _OPTIONAL_WHOLE)[name]
-        if not _is_whole(v) or not lo <= v <= hi:
-            return (
-                f"must be a whole number from {lo} to {hi:,}"
-                + (" or null" if name in _OPTIONAL_WHOLE else "")
-                + (f", not {v!r}")
-            )
-    elif name in _REAL or name in _OPTIONAL_REAL:
-        if v is None and name in _OPTIONAL_REAL:
-            return None
-        lo, hi, closed = (_REAL | _OPTIONAL_REAL)[name]
-        number = (_is_whole(v) or isinstance(v, float)) and math.isfinite(v)
-        if not (number and (lo <= v if closed else lo < v) and v <= hi):
-            null = " or null" if name in _OPTIONAL_REAL else ""
-            return f"must be a number in {'[' if closed else '('}{lo:g}, {hi:g}]{null}, not {v!r}"
-    elif name in _CHOICES:
-        cuda_n = name == "device" and isinstance(v, str) and v.startswith("cuda:") and v[5:].isdigit()
-        if v not in _CHOICES[name] and not cuda_n:
-            return f"must be one of {', '.join(_CHOICES[name])}, not {v!r}"
-    elif name in _FLAGS:
-        if not isinstance(v, bool):
-            return f"must be true or false, not {v!r}"
-    elif name == "dataset":
-        from mnistlab.datasets import names
-
-        if not isinstance(v, str) or not (v in names() or (v.startswith("folder:") and len(v) > len("folder:"))):
-            return f"must be one of {', '.join(names())}, or folder:PATH, not {v!r}"
-    elif name == "init":
-        if v is not None and (not isinstance(v, str) or not v):
-            return f"must be a run folder or weights file, or null, not {v!r}"
-    elif not isinstance(v, str) or not v:
-        return f"must be a non-empty string, not {v!r}"
-    return None

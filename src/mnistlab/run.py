@@ -1,26 +1,26 @@
-"""A training run: `Run` holds its state (model, optimizer, step, RNG, history) and trains it one step at a time;
-`fit` is the loop over the global step."""
+"""A training run: `Run` holds its state (model, optimizer, step, RNG, history) and trains it a step at a time."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import torch
+import torch.nn as nn
 
-from mnistlab import calibration, checkpoints, distributed, loops
+from mnistlab import checkpoints, distributed, loops, runcard
 from mnistlab.build import build_criterion, build_loaders, build_optimizer, load_data, resolve, use_cuda_graphs
-from mnistlab.classifier import transfer_weights
 from mnistlab.errors import UserError
 from mnistlab.model import Net
 from mnistlab.recipes import Recipe, lr_at, total_steps
 from mnistlab.rundir import RunDir
-from mnistlab.runtime import machine_name, place, set_seed
+from mnistlab.runtime import place, set_seed
+from mnistlab.weights import transfer_weights
 
 
 class NonFiniteLoss(UserError):
@@ -45,10 +45,10 @@ class Run:
         recipe = dataclasses.replace(recipe, world_size=world.world_size).validate()  # for recipe.json
         distributed.share(recipe.batch_size, world.world_size)  # before joining the group: a mistake ends every rank
         self.device, self.dtype = place(recipe, world)
-        self.graphs, self._notes = use_cuda_graphs(recipe, self.device), []
+        self.graphs, self.notes = use_cuda_graphs(recipe, self.device), []
         if self.graphs and world.distributed:
             self.graphs = False
-            self._notes.append("CUDA graphs are off with several processes (DDP steps eagerly)")
+            self.notes.append("CUDA graphs are off with several processes (DDP steps eagerly)")
         set_seed(recipe.seed)
         data = load_data(recipe, data_dir, mirror)
         self.recipe = recipe = resolve(recipe, data)  # the normalisation used, for recipe.json
@@ -59,7 +59,7 @@ class Run:
         )
         self.model = Net(num_classes=len(data.classes)).to(self.device)
         # recipe.init starts a new run from trained weights; a resumed one gets its own from the checkpoint
-        self._init_note = transfer_weights(self.model, recipe.init) if recipe.init and fresh else None
+        self.init_note = transfer_weights(self.model, recipe.init) if recipe.init and fresh else None
         if recipe.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(recipe, self.model, self.device, graphs=self.graphs)
@@ -68,13 +68,13 @@ class Run:
         # weights); evaluation uses the plain model, the same on every rank
         self.train_model = distributed.wrap(self.model, self.device)
         if recipe.compile:
-            self.train_model = torch.compile(self.train_model)
+            self.train_model = cast(nn.Module, torch.compile(self.train_model))  # (an OptimizedModule)
         self.eval_model = self.model if world.distributed else self.train_model
         self.history = loops.History()
         self.step = 0  # the steps trained: the run's clock, from which its epoch and learning rate follow
         self.saved_epoch = 0  # the epoch of the last checkpoint written or resumed from
         self.log_every = 1 if self.device.type == "cpu" else 20  # steps between bar refreshes (each syncs)
-        self._batches = None  # the current epoch's batches
+        self._batches: Iterator | None = None  # the current epoch's batches
         self._meter: loops.Meter | None = None  # the steps since the last evaluation, and their bar
         self._last: tuple[loops.EpochResult, float] | None = None  # the last closed span and its first lr
         self._span_lr = 0.0  # the learning rate of the open span's first step
@@ -152,11 +152,6 @@ class Run:
         """The learning rate of step `step` (`recipes.lr_at`)."""
         return lr_at(self.recipe, step, self.steps_per_epoch)
 
-    @property
-    def scheduler(self) -> _Schedule:
-        """The schedule as a loop written around `run.optimizer` by hand steps it: `total_steps`, `step()`."""
-        return _Schedule(self)
-
     # ---------------------------------------------------------------------------------------------------------
     # Training
 
@@ -176,6 +171,7 @@ class Run:
             total = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
             self._meter = loops.Meter(self.device, total, first=first, progress=self.progress, log_every=self.log_every)
             self._span_lr = self.lr_at(self.step)
+        assert self._batches is not None and self._stepper is not None  # (set at the epoch's first step)
         batch = [t.to(self.device, non_blocking=True) for t in next(self._batches)]
         self._set_lr()
         loss, correct = self._stepper(*batch)
@@ -208,11 +204,7 @@ class Run:
             echo=not self.progress,
         )
         if not math.isfinite(res.loss):
-            epoch, folder = self.epoch, self.folder
-            kept = f", the last good checkpoint (epoch {self.saved_epoch}) is kept in {folder}" if folder else ""
-            if folder and not self.saved_epoch:
-                kept = f"; nothing was checkpointed yet, so delete {folder} or choose another --out"
-            raise NonFiniteLoss(f"training loss became {res.loss} in epoch {epoch}; stopped{kept} (try a lower --lr)")
+            raise NonFiniteLoss(runcard.non_finite(self, res.loss))
         return res
 
     def train_epoch(self, batches: int | None = None) -> loops.EpochResult:
@@ -278,57 +270,20 @@ class Run:
         self.folder.write_metrics(self.history.records)
 
     def card(self) -> dict:
-        """The model card stored with exported weights: recipe, epochs, test accuracy, date, machine."""
-        last = self.history.records[-1] if self.history.records else {}
-        return {
-            "dataset": self.recipe.dataset,
-            "classes": list(self.classes),
-            "recipe": dataclasses.asdict(self.recipe),
-            "epochs": self.epochs_trained,
-            "test_acc": last.get("test_acc"),  # on the held-out training images instead with recipe.val
-            "test_images": len(self.test_loader.dataset),
-            "date": datetime.date.today().isoformat(),
-            "machine": machine_name(self.device),
-            "torch": torch.__version__,
-            **self.calibration(),
-        }
-
-    def calibration(self) -> dict:
-        """With a validation split (`recipe.val`): the temperature and "not a digit" threshold fitted on it, and
-        its calibration error before and after (calibration.py). Without one, nothing: the test set is never
-        used to fit anything."""
-        if not self.recipe.val:
-            return {}
-        _, y, _, probs = loops.predictions(self.eval_model, self.device, self.test_loader, dtype=self.dtype)
-        fitted = calibration.calibrate(probs.clamp_min(1e-30).log(), y)
-        return {
-            "temperature": fitted.pop("temperature"),
-            "digit_threshold": fitted.pop("digit_threshold"),
-            "calibration": {"split": f"val: the last {self.recipe.val:,} training images", **fitted},
-        }
+        """The model card stored with exported weights (`runcard.card`)."""
+        return runcard.card(self)
 
     def export(self, path: str | Path | None = None) -> Path | None:
         """Write the weights with `card()` as metadata, to `path` or the run folder's model.safetensors."""
-        if path is None and self.folder is None:
-            return None
-        path = Path(path) if path is not None else self.folder / RunDir.WEIGHTS
-        checkpoints.save_weights(self.model, path, self.card())
-        return path
+        return runcard.export(self, path)
 
     def plot(self) -> None:
         """Curves, sample predictions, misclassified digits and the confusion matrix into the run folder."""
-        if self.folder is None:
-            raise RuntimeError("this run has no folder to put pictures in (create it with out=...)")
-        x, y, pred, _ = loops.predictions(self.model, self.device, self.test_loader, dtype=self.dtype)
-        self.folder.plot(self.history, x, y, pred, mean=self.recipe.mean, std=self.recipe.std, classes=self.classes)
+        runcard.plot(self)
 
     def summary(self) -> str:
         """'test accuracy 98.90% after 1 epoch, 12.3 s of training' (for the closing `Done:` line)."""
-        last = self.history.records[-1]
-        seconds = sum(r["train_time_s"] for r in self.history.records)
-        epochs = f"{last['epoch']:.3g} epoch{'' if last['epoch'] == 1 else 's'}"
-        split = "val" if self.recipe.val else "test"
-        return f"{split} accuracy {100 * last['test_acc']:.2f}% after {epochs}, {seconds:.1f} s of training"
+        return runcard.summary(self)
 
     # ---------------------------------------------------------------------------------------------------------
     # Logging
@@ -341,70 +296,5 @@ class Run:
             self.folder.log(message)
 
     def _log_start(self) -> None:
-        r, world = self.recipe, self.world
-        self.log(
-            f"mnistlab recipe '{r.name}' on {self.device} (amp={self.dtype}, cuda_graphs={self.graphs}, "
-            f"torch {torch.__version__})"
-        )
-        self.log(r.describe())
-        if self._init_note:
-            self.log(self._init_note)
-        if world.distributed:
-            self.log(
-                f"{world.world_size} process{'es' * (world.world_size > 1)} (DistributedDataParallel): "
-                f"global batch {r.batch_size}, {r.batch_size // world.world_size} per process"
-            )
-        for note in self._notes:
-            self.log(note)
-        if r.val:
-            self.log(
-                f"Evaluating on the last {r.val:,} training images (val), held out from training, not the test set"
-            )
-
-
-class _Schedule:
-    """`run.scheduler`: `total_steps`, and `step()`, which counts a step trained outside `Run.train_step` (by a
-    loop written around `run.optimizer`) and puts the next step's learning rate on the optimizer."""
-
-    def __init__(self, run: Run):
-        self.run = run
-
-    @property
-    def total_steps(self) -> int:
-        return self.run.total_steps
-
-    def step(self) -> None:
-        self.run.step += 1
-        self.run._set_lr()
-
-
-def fit(
-    recipe: Recipe | None,
-    *,
-    out=None,
-    resume: bool = False,
-    evals_per_epoch: int = 1,
-    on_record: Callable[[dict], None] | None = None,
-    eval_every: int | None = None,
-    checkpoint_every: int = 1,
-    **kw,
-) -> Run:
-    """Train `recipe` to the end (or, with `resume`, the run in `out`, whose own recipe is used) and return the Run.
-
-    One loop over the global step: train a step; evaluate when `loops.Intervals` says (`evals_per_epoch` times an
-    epoch, or every `eval_every` steps of one, and at its end; `on_record` sees every record); checkpoint (with
-    `out`: checkpoint.safetensors, then metrics.jsonl) every `checkpoint_every` epochs and at the end. With `out`
-    the run folder also gets recipe.json, train.log and, at the end, model.safetensors. `kw`: data_dir, mirror,
-    progress, echo."""
-    run = Run.resume(out, **kw) if resume else Run.create(recipe, out, **kw)
-    when = loops.Intervals(run.steps_per_epoch, run.total_steps, evals_per_epoch, eval_every, checkpoint_every)
-    while not run.done:
-        run.train_step()
-        if when.evaluates(run.step):
-            record = run.evaluate()
-            if on_record is not None:
-                on_record(record)
-        if when.checkpoints(run.step):
-            run.save()
-    run.export()
-    return run
+        for line in runcard.start_lines(self):
+            self.log(line)

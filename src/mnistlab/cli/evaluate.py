@@ -41,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from mnistlab import output, plots
     from mnistlab.analysis import confusion_matrix
     from mnistlab.build import load_data
-    from mnistlab.classifier import load_model
     from mnistlab.loaders import DeviceLoader
     from mnistlab.loops import predictions
     from mnistlab.rundir import RunDir
     from mnistlab.runtime import amp_dtype, get_device
+    from mnistlab.weights import load_model
 
     folder = RunDir(args.run_dir)
     r = recipe(args, folder)

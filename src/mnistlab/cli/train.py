@@ -86,7 +86,7 @@ def plan(args: argparse.Namespace) -> Plan:
 
 def run(args: argparse.Namespace) -> int:
     from mnistlab import distributed
-    from mnistlab.run import fit
+    from mnistlab.training import fit
 
     if args.nproc is not None or args.max_restarts is not None:
         return _launch(args)

@@ -1,0 +1,94 @@
+"""What each `Recipe` setting may hold: whole numbers, real numbers and choices with their ranges, checked by
+`Recipe.validate`. Ranges are "sensible", not merely representable: far beyond them a run is a typo (an lr of 1e308
+overflows the optimiser; a seed of 2**64 overflows torch's generator)."""
+
+from __future__ import annotations
+
+import math
+
+_WHOLE = {  # name: (lowest, highest)
+    "batch_size": (1, 65_536),
+    "eval_batch_size": (1, 65_536),
+    "step_size": (1, 10_000),
+    "num_workers": (0, 256),
+    "seed": (0, 2**63 - 1),
+    "world_size": (1, 65_536),
+}
+_OPTIONAL_WHOLE = {"limit_train": (1, 10**9), "limit_test": (1, 10**9), "val": (1, 10**9)}
+_OPTIONAL_REAL = {"mean": (0.0, 1.0, True), "std": (0.0, 1.0, False)}  # None: resolved from the dataset at start
+_REAL = {  # name: (lowest, highest, lowest allowed?)
+    "epochs": (0.0, 10_000.0, False),
+    "lr": (0.0, 10.0, False),
+    "momentum": (0.0, 1.0, True),
+    "weight_decay": (0.0, 1.0, True),
+    "gamma": (0.0, 1.0, False),
+    "pct_start": (0.0, 0.5, False),
+    "div_factor": (1.0, 1e6, True),
+    "final_div_factor": (1.0, 1e9, True),
+    "label_smoothing": (0.0, 0.99, True),
+    "outliers": (0.0, 0.5, True),
+    "outlier_weight": (0.0, 10.0, True),
+    "aug_degrees": (0.0, 180.0, True),
+    "aug_scale": (0.0, 0.9, True),
+    "aug_translate": (0.0, 14.0, True),
+}
+_CHOICES = {
+    "aug_hflip": ("auto", "on", "off"),
+    "augment": ("affine", "robust", "outliers"),
+    "optimizer": ("adamw", "sgd"),
+    "scheduler": ("onecycle", "step"),
+    "pipeline": ("resident", "loader"),
+    "amp": ("auto", "bf16", "off"),
+    "cuda_graphs": ("auto", "on", "off"),
+    "device": ("auto", "cpu", "cuda", "mps"),  # and cuda:N
+}
+_FLAGS = ("nesterov", "channels_last", "compile", "keep_cpu_buffers")
+
+
+def _is_whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_setting(name: str, v) -> str | None:
+    """What is wrong with setting `name` holding `v`, or None."""
+    if name in _WHOLE or name in _OPTIONAL_WHOLE:
+        return _check_whole(name, v)
+    if name in _REAL or name in _OPTIONAL_REAL:
+        return _check_real(name, v)
+    if name in _CHOICES:
+        cuda_n = name == "device" and isinstance(v, str) and v.startswith("cuda:") and v[5:].isdigit()
+        return None if v in _CHOICES[name] or cuda_n else f"must be one of {', '.join(_CHOICES[name])}, not {v!r}"
+    if name in _FLAGS:
+        return None if isinstance(v, bool) else f"must be true or false, not {v!r}"
+    if name == "dataset":
+        from mnistlab.datasets import FOLDER_PREFIX, names
+
+        folder = isinstance(v, str) and v.startswith(FOLDER_PREFIX) and len(v) > len(FOLDER_PREFIX)
+        if not isinstance(v, str) or not (v in names() or folder):
+            return f"must be one of {', '.join(names())}, or {FOLDER_PREFIX}PATH, not {v!r}"
+        return None
+    if name == "init":
+        ok = v is None or (isinstance(v, str) and bool(v))
+        return None if ok else f"must be a run folder or weights file, or null, not {v!r}"
+    return None if isinstance(v, str) and v else f"must be a non-empty string, not {v!r}"
+
+
+def _check_whole(name: str, v) -> str | None:
+    if v is None and name in _OPTIONAL_WHOLE:
+        return None
+    lo, hi = (_WHOLE | _OPTIONAL_WHOLE)[name]
+    if _is_whole(v) and lo <= v <= hi:
+        return None
+    null = " or null" if name in _OPTIONAL_WHOLE else ""
+    return f"must be a whole number from {lo} to {hi:,}{null}, not {v!r}"
+
+
+def _check_real(name: str, v) -> str | None:
+    if v is None and name in _OPTIONAL_REAL:
+        return None
+    lo, hi, closed = (_REAL | _OPTIONAL_REAL)[name]
+    number = (_is_whole(v) or isinstance(v, float)) and math.isfinite(v)
+    if number and (lo <= v if closed else lo < v) and v <= hi:
+        return None
+    null = " or null" if name in _OPTIONAL_REAL else ""
+    return f"must be a number in {'[' if closed else '('}{lo:g}, {hi:g}]{null}, not {v!r}"

@@ -1,0 +1,39 @@
+"""recipe_schema.py: what each Recipe setting may hold, in one line per mistake."""
+
+from __future__ import annotations
+
+import pytest
+
+from mnistlab.recipe_schema import check_setting
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("batch_size", 1024), ("limit_train", None), ("lr", 0.01), ("momentum", 0.0), ("mean", None), ("amp", "off"),
+     ("device", "cuda:1"), ("compile", False), ("dataset", "mnist"), ("dataset", "folder:x"), ("init", None),
+     ("name", "mine")],
+)  # fmt: skip
+def test_what_a_recipe_may_hold(name, value):
+    assert check_setting(name, value) is None
+
+
+@pytest.mark.parametrize(
+    "name, value, says",
+    [("batch_size", 0, "must be a whole number from 1 to 65,536, not 0"),
+     ("batch_size", 2.0, "whole number"),
+     ("seed", 2**64, "whole number"),
+     ("limit_train", 0, "or null"),
+     ("lr", 1e308, "must be a number in (0, 10], not 1e+308"),
+     ("lr", float("nan"), "(0, 10]"),
+     ("momentum", -0.1, "[0, 1]"),
+     ("std", 0.0, "(0, 1] or null"),
+     ("amp", "fp8", "must be one of"),
+     ("device", "cuda:x", "must be one of"),
+     ("compile", "yes", "must be true or false"),
+     ("dataset", "folder:", "or folder:PATH"),
+     ("init", "", "run folder or weights file"),
+     ("name", "", "non-empty string")],
+)  # fmt: skip
+def test_each_mistake_is_one_line(name, value, says):
+    problem = check_setting(name, value)
+    assert problem is not None and says in problem and "\n" not in problem, problem
