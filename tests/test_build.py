@@ -1,4 +1,4 @@
-"""mnistlab.build: a recipe's loaders, optimizer, schedule and loss, built on the CPU from small synthetic data."""
+"""mnistlab.build: a recipe's loaders, optimizer and loss, built on the CPU from small synthetic data."""
 
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ from mnistlab.build import (
     build_criterion,
     build_loaders,
     build_optimizer,
-    build_scheduler,
     load_data,
     resolve,
-    total_steps,
     use_cuda_graphs,
 )
 from mnistlab.errors import UserError
 from mnistlab.model import Net
-from mnistlab.recipes import Recipe
+from mnistlab.recipes import Recipe, total_steps
 
 CPU = torch.device("cpu")
 
@@ -61,17 +59,6 @@ def test_build_optimizer_and_scheduler():
     adamw = build_optimizer(Recipe(lr=0.01), model, CPU)
     assert isinstance(adamw, torch.optim.AdamW) and adamw.param_groups[0]["lr"] == 0.01
     assert torch.is_tensor(build_optimizer(Recipe(), model, CPU, graphs=True).param_groups[0]["lr"])
-    step, per_batch = build_scheduler(Recipe(scheduler="step", epochs=4), sgd, 10)
-    assert isinstance(step, torch.optim.lr_scheduler.StepLR) and not per_batch
-    flat, per_batch = build_scheduler(Recipe(epochs=0.2), adamw, 10)  # 2 steps: no room for warm-up and anneal
-    assert isinstance(flat, torch.optim.lr_scheduler.LambdaLR) and per_batch
-    one, _ = build_scheduler(Recipe(lr=0.01, epochs=1, pct_start=0.25), adamw, 100)
-    lrs = []
-    for _ in range(100):
-        lrs.append(adamw.param_groups[0]["lr"])
-        adamw.step()
-        one.step()
-    assert max(lrs) == pytest.approx(0.01, rel=1e-3) and lrs[0] == pytest.approx(0.001) and lrs[-1] < 1e-4
 
 
 def test_build_criterion_follows_the_recipe():

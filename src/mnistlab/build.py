@@ -1,4 +1,4 @@
-"""What a recipe asks for: the data, loaders, optimizer, schedule and loss of a run, built from a `Recipe`."""
+"""What a recipe asks for: the data, loaders, optimizer and loss of a run, built from a `Recipe`."""
 
 from __future__ import annotations
 
@@ -142,30 +142,6 @@ def build_optimizer(recipe: Recipe, model, device: torch.device, *, graphs: bool
     return torch.optim.AdamW(
         model.parameters(), lr=lr, weight_decay=recipe.weight_decay, fused=fused, capturable=graphs
     )
-
-
-def total_steps(recipe: Recipe, steps_per_epoch: int) -> int:
-    """The training steps of the whole run: `epochs` (possibly fractional) times the steps of an epoch, at least 1."""
-    return max(1, round(recipe.epochs * steps_per_epoch))
-
-
-def build_scheduler(recipe: Recipe, optimizer, steps_per_epoch: int):
-    """(scheduler, per_batch): OneCycle is stepped every batch, StepLR every epoch."""
-    if recipe.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.step_size, gamma=recipe.gamma), False
-    total = total_steps(recipe, steps_per_epoch)
-    if total < 4:  # too short for a warm-up and an anneal phase: keep the peak rate
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0), True
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=recipe.lr,
-        total_steps=total,
-        pct_start=min(max(recipe.pct_start, 2.0 / total), 0.5),  # at least one step of warm-up
-        div_factor=recipe.div_factor,
-        final_div_factor=recipe.final_div_factor,
-        cycle_momentum=False,
-    )
-    return sched, True
 
 
 def build_criterion(recipe: Recipe) -> Callable:
