@@ -60,11 +60,22 @@ def bundled():
     return mnistlab.load(device="cpu")
 
 
-def run_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
-    """`python -m mnistlab ARGS` in a subprocess, text output captured."""
+def run_cli(*args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProcess:
+    """`python -m mnistlab ARGS` in a subprocess, text output captured; past `timeout` s it raises (the test
+    fails)."""
     return subprocess.run(
-        [sys.executable, "-m", "mnistlab", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+        [sys.executable, "-m", "mnistlab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
     )
+
+
+def untimed(records: list[dict]) -> list[dict]:
+    """Metric records without the wall-clock keys (train_time_s, imgs_per_s, eval_time_s): those differ run to run."""
+    return [{k: v for k, v in r.items() if not k.endswith(("_time_s", "_per_s"))} for r in records]
 
 
 def run_main(*args, env=None, cwd=None) -> subprocess.CompletedProcess:

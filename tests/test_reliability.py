@@ -16,7 +16,7 @@ import pytest
 import safetensors.torch
 import torch
 import torch.nn.functional as F
-from conftest import one_line_error, run_cli, run_main
+from conftest import one_line_error, run_cli, run_main, untimed
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -62,11 +62,6 @@ def metric_lines(run: Path) -> list[str]:
 
 def metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in metric_lines(run)]
-
-
-def without_timing(records: list[dict]) -> list[dict]:
-    """Records without the wall-clock keys (train_time_s, imgs_per_s, eval_time_s): those differ run to run."""
-    return [{k: v for k, v in r.items() if not k.endswith(("_time_s", "_per_s"))} for r in records]
 
 
 def assert_same_tensors(a: Path, b: Path) -> None:
@@ -121,7 +116,7 @@ def _kill_then_resume(tmp_path, env, args, after_lines: int, delay: float) -> Pa
 def _assert_resumed_like_uninterrupted(run: Path, ref: Path, epochs: int, note: str) -> None:
     recs = metrics(run)
     assert [m["epoch"] for m in recs] == list(range(1, epochs + 1)), (note, metric_lines(run))
-    assert without_timing(recs) == without_timing(metrics(ref)), note
+    assert untimed(recs) == untimed(metrics(ref)), note
     assert_same_tensors(run / checkpoints.WEIGHTS, ref / checkpoints.WEIGHTS)
     # model, optimizer and RNG states too: the resumed run is the uninterrupted one
     assert_same_tensors(run / checkpoints.CHECKPOINT, ref / checkpoints.CHECKPOINT)
@@ -203,7 +198,7 @@ def test_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, data_di
     assert at_first_epoch[0] == [1]
     ref = fit(_tiny(epochs=3), data_dir=data_dir, mirror=str(mirror), out=tmp_path / "ref", echo=False, progress=False)
     assert [r["epoch"] for r in resumed.history.records] == [1, 2, 3]
-    assert without_timing(resumed.history.records) == without_timing(ref.history.records)
+    assert untimed(resumed.history.records) == untimed(ref.history.records)
     assert_same_tensors(run / checkpoints.WEIGHTS, tmp_path / "ref" / checkpoints.WEIGHTS)
 
 

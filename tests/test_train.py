@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import untimed
 
 from mnistlab import data
 from mnistlab.loaders import DeviceLoader
@@ -63,10 +64,6 @@ def _small(**kw):
     return get_recipe(
         "default", **{**dict(epochs=2, limit_train=512, limit_test=256, batch_size=64, device="cpu"), **kw}
     )
-
-
-def untimed(records):
-    return [{k: v for k, v in r.items() if not k.endswith(("_time_s", "_per_s"))} for r in records]
 
 
 def test_run_step_by_step_is_fit(tmp_path, data_dir, mirror):
@@ -181,8 +178,9 @@ def test_cuda_graph_run_resumes_from_its_checkpoint(tmp_path, data_dir, mirror):
     resumed = fit(None, out=tmp_path / "cut", resume=True, **quiet)
     assert resumed.graphs and [r["epoch"] for r in resumed.history.records] == [1, 2]
     assert abs(resumed.history.test_acc[-1] - ref.history.test_acc[-1]) < 0.01
-    same = all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in ref.model.state_dict().items())
-    print(f"resumed CUDA-graph run bit-identical to the uninterrupted one: {same}")
+    # on the GPU the same steps may differ in the last bits (cuDNN's backward is not deterministic): close, not equal
+    diff = max(float((v - resumed.model.state_dict()[k]).abs().max()) for k, v in ref.model.state_dict().items())
+    assert diff < 1e-3, f"resumed CUDA-graph run differs from the uninterrupted one by {diff:.3g}"
 
 
 @pytest.mark.parametrize("epochs, batches", [(0.5, [5]), (1.6, [10, 6])])
