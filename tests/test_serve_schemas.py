@@ -10,7 +10,7 @@ import pydantic  # noqa: E402
 
 from mnistlab.classifier import Prediction  # noqa: E402
 from mnistlab.output import result_row  # noqa: E402
-from mnistlab.serve.schemas import ERRORS, IMAGE_OPERATION, ErrorOut, ExplanationOut, PredictionOut  # noqa: E402
+from mnistlab.serve.schemas import ERRORS, IMAGE_BODY, IMAGE_ERRORS, ErrorOut, ExplanationOut, PredictionOut  # noqa: E402
 
 
 def row() -> dict:
@@ -33,6 +33,6 @@ def test_a_prediction_row_is_a_valid_answer_and_an_explanation_adds_its_map():
 def test_every_image_operation_documents_its_errors_and_body():
     assert set(ERRORS) == {400, 408, 413, 415, 422, 503}
     assert all(e["model"] is ErrorOut and e["description"] for e in ERRORS.values())
-    assert set(IMAGE_OPERATION["responses"]) == set(ERRORS)
-    content = IMAGE_OPERATION["openapi_extra"]["requestBody"]["content"]
+    assert set(IMAGE_ERRORS) == set(ERRORS)
+    content = IMAGE_BODY["requestBody"]["content"]
     assert {"multipart/form-data", "application/json", "image/*"} <= set(content)
