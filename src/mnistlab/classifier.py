@@ -14,7 +14,7 @@ import torch.nn as nn
 from PIL import Image
 
 from mnistlab.calibration import calibrated, digit_score
-from mnistlab.datasets import MEAN, STD
+from mnistlab.datasets import MEAN, STD, normalize
 from mnistlab.errors import UserError
 from mnistlab.images import IMAGE_EXTENSIONS
 from mnistlab.preprocess import Candidate, candidates
@@ -129,7 +129,7 @@ class Classifier:
         N x 1 x 28 x 28, on the model's device and in its dtype."""
         param = next(self.model.parameters())
         x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)).unsqueeze(1)
-        return ((x - self.mean) / self.std).to(device=param.device, dtype=param.dtype)
+        return normalize(x, self.mean, self.std).to(device=param.device, dtype=param.dtype)
 
 
 def load(source: str | os.PathLike | None = None, device: str = "auto") -> Classifier:

@@ -42,7 +42,7 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from mnistlab import furniture, photo_path
-from mnistlab.datasets import MEAN, STD
+from mnistlab.datasets import MEAN, STD, normalize
 from mnistlab.errors import NoDigitError, NoInkError, UserError
 from mnistlab.field import FIELD, MIN_SIDE, bbox, check_shape, to_field
 from mnistlab.gray import array_to_gray, to_grayscale
@@ -210,7 +210,7 @@ def preprocess(image, *, mean: float = MEAN, std: float = STD, name: str | None 
     """
     if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
         raise UserError(f"normalisation needs a finite mean and a positive std, not mean={mean}, std={std}")
-    x = (prepare(image, name=name) - np.float32(mean)) / np.float32(std)
+    x = normalize(prepare(image, name=name), mean, std)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(0)
 
 
