@@ -111,13 +111,7 @@ def _finish(args: argparse.Namespace, trained, run_dir: Path) -> int:
     if not args.no_plots:
         trained.plot()
     distributed.destroy()
-    last = trained.history.records[-1]
-    total = sum(r["train_time_s"] for r in trained.history.records)
-    epochs = f"{last['epoch']:.3g} epoch{'' if last['epoch'] == 1 else 's'}"
-    print(
-        f"Done: {'val' if trained.recipe.val else 'test'} accuracy {100 * last['test_acc']:.2f}% after {epochs}, "
-        f"{total:.1f} s of training; run folder {output.printable(str(run_dir))}"
-    )
+    print(f"Done: {trained.summary()}; run folder {output.printable(str(run_dir))}")
     return 0
 
 
