@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 class ErrorOut(BaseModel):
     error: str = Field(description="what went wrong, on one line")
+    request_id: str = Field(description="the request's id, as in its X-Request-ID answer header and the access log")
 
 
 class Ranked(BaseModel):
