@@ -92,3 +92,13 @@ def test_metrics_answer_while_the_model_loads(bundled):
         loaded.set()
     assert value(m, "mnistlab_requests_total", route="/v1/predict", method="POST", status="503") == 1
     assert value(m, "mnistlab_images_refused_total", status="503", reason="loading") == 1
+
+
+def test_images_too_large_are_counted_by_reason(bundled):
+    with TestClient(create_app(bundled, max_body=1000)) as c:
+        assert c.post("/v1/predict", content=SEVEN + b"\0" * 1000).status_code == 413
+        assert c.post("/v1/explain", content=b"\0" * 2000).status_code == 413
+        assert c.get("/v1/model").status_code == 200
+        m = scrape(c)
+    assert value(m, "mnistlab_images_refused_total", status="413", reason="too_large") == 2
+    assert value(m, "mnistlab_requests_total", route="/v1/explain", method="POST", status="413") == 1

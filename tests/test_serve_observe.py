@@ -112,3 +112,29 @@ def test_readyz_waits_for_the_model_and_a_warm_up_batch(bundled):
             assert app.state.mnistlab.batcher.stats.batches == 0  # the warm-up is not counted as traffic
     finally:
         bundled.probabilities = real
+
+
+def test_a_bug_is_a_500_with_the_request_id_and_the_server_goes_on():
+    import mnistlab
+
+    broken = mnistlab.load(device="cpu")
+    real = broken.probabilities
+    calls = []
+
+    def flaky(seen):  # the warm-up batch passes, the first request's fails, then it works again
+        calls.append(len(seen))
+        if len(calls) == 2:
+            raise RuntimeError("a bug\nover two lines")
+        return real(seen)
+
+    broken.probabilities = flaky
+    app = create_app(broken)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        for _ in range(300):
+            if c.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.01)
+        r = c.post("/v1/predict", content=SEVEN, headers={"X-Request-ID": "bug-1"})
+        assert r.status_code == 500 and r.headers["x-request-id"] == "bug-1"
+        assert r.json() == {"error": "internal error: a bug over two lines", "request_id": "bug-1"}
+        assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7

@@ -116,6 +116,7 @@ def test_slow_half_open_and_malformed_clients_cannot_lock_the_server_out(tmp_pat
         status, headers, body = exchange(addr, b"NOT HTTP AT ALL\r\n\r\n")
         assert status == 400 and headers["content-type"] == "application/json", (status, headers)
         assert "bad request" in json.loads(body)["error"]
+        assert json.loads(body)["request_id"] == headers["x-request-id"]  # made: the request's own could not be read
         for path in ("/", "/healthz", "/v1/model"):
             status, headers, body = exchange(
                 addr, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
