@@ -21,7 +21,16 @@ from mnistlab.output import result_row
 from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import QueueFull
 from mnistlab.serve.metrics import CONTENT_TYPE
-from mnistlab.serve.schemas import ERRORS, IMAGE_BODY, IMAGE_ERRORS, ExplanationOut, HealthOut, ModelOut, PredictionOut
+from mnistlab.serve.schemas import (
+    ERRORS,
+    IMAGE_BODY,
+    IMAGE_ERRORS,
+    METRICS_OUT,
+    ExplanationOut,
+    HealthOut,
+    ModelOut,
+    PredictionOut,
+)
 from mnistlab.serve.state import RETRY_AFTER, Served
 from mnistlab.serve.uploads import ApiError
 
@@ -84,11 +93,6 @@ async def readyz(s: Served):
         message = s.warm_error or "the model is warming up"
         raise ApiError(503, message, {"Retry-After": RETRY_AFTER}, reason="warming")
     return {"status": "ready"}
-
-
-METRICS_OUT = {
-    200: {"description": "the Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
-}
 
 
 @router.get("/metrics", response_class=Response, responses=METRICS_OUT, tags=["server"])
