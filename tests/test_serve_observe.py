@@ -138,3 +138,8 @@ def test_a_bug_is_a_500_with_the_request_id_and_the_server_goes_on():
         assert r.status_code == 500 and r.headers["x-request-id"] == "bug-1"
         assert r.json() == {"error": "internal error: a bug over two lines", "request_id": "bug-1"}
         assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7
+
+
+def test_an_unknown_access_log_kind_is_refused_at_once(bundled):
+    with pytest.raises(ValueError, match="off, text, json"):
+        create_app(bundled, access_log="xml")

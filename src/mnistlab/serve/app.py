@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mnistlab.classifier import Classifier
 from mnistlab.errors import one_line
 from mnistlab.serve.metrics import IMAGE_ROUTES
-from mnistlab.serve.observe import Observed, error_body
+from mnistlab.serve.observe import ACCESS_LOGS, Observed, error_body
 from mnistlab.serve.routes import router, static_dir
 from mnistlab.serve.state import MAX_BODY, MAX_PIXELS, Limits, State
 from mnistlab.serve.uploads import ApiError
@@ -66,6 +66,8 @@ def create_app(
     past it; 503 when every worker is stuck). Once the model is there, one warm-up batch runs through the batcher
     (/readyz says 503 until it has). Every answer carries an X-Request-ID; `access_log` (off, text or json) writes
     a line per request to stderr; /metrics counts them."""
+    if access_log not in ACCESS_LOGS:  # (checked here: the middleware is only built when the app starts)
+        raise ValueError(f"access_log must be one of {', '.join(ACCESS_LOGS)}, not {access_log!r}")
     s = State(
         Limits(
             max_batch, max_wait_ms, max_queue, max_body, max_pixels, body_timeout_s, prepare_workers, prepare_timeout_s

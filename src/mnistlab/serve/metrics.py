@@ -12,7 +12,7 @@ IMAGE_ROUTES = ("/v1/predict", "/v1/explain")
 # seconds: a lone prediction takes a few ms on a CPU, a large photo about 1 s to prepare, a slow body up to 30 s
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-DEFAULT_REASONS = {400: "bad_request", 408: "slow_body", 413: "too_large", 415: "not_an_image", 422: "no_digit"}
+DEFAULT_REASONS = {400: "bad_request", 408: "slow_body", 413: "too_large", 415: "not_an_image"}
 
 
 def route_label(path: str, routes: Iterable[str]) -> str:
