@@ -1,5 +1,7 @@
 """Load benchmark of `mnistlab serve` on loopback: N concurrent clients posting real MNIST test digits for a bounded
-time, with batching on and off; requests/s, p50/p99 latency, errors, and the server's RSS before and after.
+time, with batching on and off; requests/s, p50/p99 latency, errors, and the server's RSS before and after. With
+`--scrape paired`, each row is run twice on the same server, without and with GET /metrics every `--scrape-s`
+(as Prometheus would scrape it), to show what the metrics cost.
 
 Each configuration starts its own server (`mnistlab serve --port 0`), warms it up, then runs `--seconds` of load
 from one asyncio client process (one keep-alive HTTP/1.1 connection per simulated client, on asyncio streams), each
@@ -7,6 +9,7 @@ posting the next test digit (a 28x28 PNG) as soon as its previous answer came ba
 
     python benchmarks/serve_load.py --clients 1 8 64 --seconds 20          # writes benchmarks/results/serve-DATE.json
     python benchmarks/serve_load.py --clients 1 8 --seconds 2 --out /tmp/smoke.json   # smoke
+    python benchmarks/serve_load.py --clients 8 --seconds 10 --scrape paired           # /metrics off, then on
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import asyncio
 import datetime
 import io
+import itertools
 import json
 import os
 import re
@@ -76,11 +80,11 @@ class Connection:
         self.host, self.port = host, port
         self.reader = self.writer = None
 
-    async def post(self, path: str, body: bytes) -> int:
+    async def post(self, path: str, body: bytes, method: str = "POST") -> int:
         """The status of POST `path` with `body` (its answer read whole); reconnects when the server closed."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: image/png\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: image/png\r\n"
         self.writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
         try:
             status_line = await self.reader.readuntil(b"\r\n")
@@ -100,7 +104,20 @@ class Connection:
         self.reader = self.writer = None
 
 
-async def load(url: str, images: list[bytes], clients: int, seconds: float) -> dict:
+async def scrape(host: str, port: int, every_s: float, stop: float) -> int:
+    """GET /metrics every `every_s` until `stop` (perf_counter time), on a connection of its own: how many."""
+    conn, n = Connection(host, port), 0
+    try:
+        while time.perf_counter() < stop:
+            assert await conn.post("/metrics", b"", method="GET") == 200
+            n += 1
+            await asyncio.sleep(every_s)
+    finally:
+        conn.close()
+    return n
+
+
+async def load(url: str, images: list[bytes], clients: int, seconds: float, scrape_s: float | None = None) -> dict:
     host, port = re.match(r"http://([^/:]+):(\d+)/", url).groups()
     latencies: list[float] = []
     errors: dict[str, int] = {}
@@ -123,7 +140,9 @@ async def load(url: str, images: list[bytes], clients: int, seconds: float) -> d
                 i += clients
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(client(k) for k in range(clients)))
+        scraper = [scrape(host, int(port), scrape_s, stop)] if scrape_s else []
+        done = await asyncio.gather(*(client(k) for k in range(clients)), *scraper)
+        scrapes = done[-1] if scrape_s else 0
         elapsed = time.perf_counter() - t0
     finally:
         for c in connections:
@@ -136,6 +155,8 @@ async def load(url: str, images: list[bytes], clients: int, seconds: float) -> d
         "p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
         "errors": errors,
+        "scrape_s": scrape_s,
+        "scrapes": scrapes,
     }
 
 
@@ -147,19 +168,24 @@ def main() -> None:
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--images", type=int, default=1000, help="distinct test digits cycled through")
     ap.add_argument("--device", default="cpu", help="the server's --device (cpu, cuda, auto)")
+    ap.add_argument(
+        "--scrape", choices=("off", "paired"), default="off", help="paired: each row without and with /metrics"
+    )
+    ap.add_argument("--scrape-s", type=float, default=1.0, help="with --scrape paired: seconds between scrapes")
     ap.add_argument("--out", help="JSON file (default: benchmarks/results/serve-DATE.json)")
     args = ap.parse_args()
 
     images = digits(args.images)
+    scrapes = (None, args.scrape_s) if args.scrape == "paired" else (None,)  # without, then with /metrics scraped
     rows = []
     for label, batch in (("batching on", args.max_batch), ("batching off", 1)):
         p, url = start(batch, args.max_wait_ms, args.device)
         try:
             asyncio.run(load(url, images, 4, 1.0))  # warm-up, not recorded
             before = rss_mb(p.pid)
-            for n in args.clients:
+            for n, scrape_s in itertools.product(args.clients, scrapes):
                 stats = batching(url)
-                result = asyncio.run(load(url, images, n, args.seconds))
+                result = asyncio.run(load(url, images, n, args.seconds, scrape_s))
                 after = batching(url)
                 forward = after["batches"] - stats["batches"]
                 done = after["batched_requests"] - stats["batched_requests"]
@@ -182,6 +208,7 @@ def main() -> None:
         "torch": torch.__version__,
         "max_wait_ms": args.max_wait_ms,
         "device": args.device,
+        "load_average": os.getloadavg(),  # at the end: other jobs on the machine show here
         "rows": rows,
     }
     out = Path(args.out or Path(__file__).parent / "results" / f"serve-{report['date']}.json")

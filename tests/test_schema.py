@@ -21,7 +21,14 @@ def test_the_api_keeps_its_schema(served):
     # Each operation's cases are generated from the schema served (schemathesis's pytest plugin, from_fixture, is
     # not used: it breaks on this pytest). An image the schema allows may hold no digit (422): that check is off.
     operations = [result.ok() for result in served_schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/v1/predict", "/v1/explain", "/v1/model", "/healthz"}
+    assert {op.path for op in operations} >= {
+        "/v1/predict",
+        "/v1/explain",
+        "/v1/model",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    }
     for op, mode in itertools.product(operations, GenerationMode):  # valid requests, then invalid ones
         if mode is GenerationMode.NEGATIVE and op.method.upper() == "GET":
             continue  # /healthz and /v1/model take nothing that could be invalid

@@ -58,7 +58,9 @@ def check_error(r, status: int) -> str:
     assert r.status_code == status, (r.status_code, r.text)
     assert r.headers["content-type"] == "application/json"
     body = r.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    # issue 21: every error body carries the request's id beside the error, as its X-Request-ID header does
+    assert set(body) == {"error", "request_id"} and isinstance(body["error"], str) and body["error"]
+    assert body["request_id"] == r.headers["x-request-id"]
     assert "Traceback" not in body["error"] and "\n" not in body["error"]
     return body["error"]
 

@@ -45,6 +45,12 @@ def exchange(addr, raw: bytes, timeout: float = 10.0) -> tuple[int, dict, bytes]
     """Send `raw` on a new connection, read until the server closes it or answers in full: (status, headers, body)."""
     with socket.create_connection(addr, timeout=timeout) as s:
         s.sendall(raw)
+        return read_answer(s)
+
+
+def read_answer(s: socket.socket) -> tuple[int, dict, bytes]:
+    """Read one answer from `s`, until the server closes it or the answer is in full: (status, headers, body)."""
+    with s:
         data = b""
         while chunk := s.recv(65536):
             data += chunk
@@ -67,6 +73,10 @@ def closed_by_server(s: socket.socket, timeout: float = 5.0) -> bool:
         return True
     finally:
         s.close()
+
+
+def get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
 
 
 def post(addr, body: bytes, path: str = "/v1/predict") -> bytes:
@@ -106,6 +116,7 @@ def test_slow_half_open_and_malformed_clients_cannot_lock_the_server_out(tmp_pat
         status, headers, body = exchange(addr, b"NOT HTTP AT ALL\r\n\r\n")
         assert status == 400 and headers["content-type"] == "application/json", (status, headers)
         assert "bad request" in json.loads(body)["error"]
+        assert json.loads(body)["request_id"] == headers["x-request-id"]  # made: the request's own could not be read
         for path in ("/", "/healthz", "/v1/model"):
             status, headers, body = exchange(
                 addr, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
@@ -130,6 +141,40 @@ def test_sigterm_drains_within_drain_s_with_a_slow_upload_in_flight(tmp_path):
         slow.close()
         assert time.monotonic() - started < 6
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def test_sigterm_under_load_answers_every_request_in_flight_and_exits_0(tmp_path):
+    """Issue 21: N requests in flight when SIGTERM comes (each admitted, as /metrics shows, with half its body sent)
+    are all answered 200 within --drain-s, and the server then exits 0; the JSON access log has a line for each,
+    with its request id, and no traceback."""
+    n, half = 8, len(SEVEN) // 2
+    with server(tmp_path, "--drain-s", 30, "--access-log", "json") as (h, port, p, log):
+        clients = []
+        for i in range(n):
+            s = socket.create_connection((h, port), timeout=30)
+            head = (
+                f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(SEVEN)}\r\nX-Request-ID: drain-{i}\r\n"
+            )
+            s.sendall(f"{head}Connection: close\r\n\r\n".encode() + SEVEN[:half])
+            clients.append(s)
+        deadline = time.monotonic() + 30
+        while not re.search(rf"^mnistlab_in_flight {n}\.0$", exchange((h, port), get("/metrics"))[2].decode(), re.M):
+            assert time.monotonic() < deadline, "the requests never got in flight"
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # the server is shutting down while every one of them waits for the rest of its body
+        for s in clients:
+            s.sendall(SEVEN[half:])
+        answers = [read_answer(s) for s in clients]
+        assert p.wait(30) == 0
+    for status, _, body in answers:
+        assert status == 200 and json.loads(body)["digit"] == 7
+    assert sorted(headers["x-request-id"] for _, headers, _ in answers) == [f"drain-{i}" for i in range(n)]
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    logged = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    drained = sorted(r["request_id"] for r in logged if r["request_id"].startswith("drain-"))
+    assert drained == [f"drain-{i}" for i in range(n)] and all(r["status"] == 200 for r in logged)
 
 
 def test_an_image_that_overruns_is_a_422_and_healthz_says_when_nothing_can_be_prepared(monkeypatch):

@@ -10,9 +10,9 @@ from mnistlab.errors import UserError
 
 HELP = 'an HTTP API and a page to draw digits on (needs: pip install "mnistlab[serve]")'
 DESCRIPTION = (
-    "Serve the model over HTTP: POST /v1/predict and /v1/explain, GET /v1/model and /healthz "
-    "(the schema at /openapi.json), and at / a page to draw digits on. Concurrent predictions are "
-    "batched into one forward pass."
+    "Serve the model over HTTP: POST /v1/predict and /v1/explain, GET /v1/model, /healthz, /readyz and "
+    "/metrics (Prometheus) (the schema at /openapi.json), and at / a page to draw digits on. Concurrent "
+    "predictions are batched into one forward pass. Every answer carries an X-Request-ID."
 )
 
 
@@ -37,12 +37,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=types.port, default=8000, help="0 picks a free port (default: %(default)s)")
     for option, kind, default, help in LIMITS:
         p.add_argument(option, type=kind, default=default, help=f"{help} (default: %(default)g)")
+    p.add_argument(
+        "--access-log",
+        choices=("off", "text", "json"),
+        default="off",
+        help="a line per request on stderr: text, or json (one object a line) (default: %(default)s)",
+    )
     types.add_model_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
         import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         body_timeout_s=args.body_timeout_s,
         prepare_workers=args.prepare_workers,
         prepare_timeout_s=args.prepare_timeout_s,
+        access_log=args.access_log,
     )
     http = HttpLimits(args.header_timeout_s, args.keep_alive_s, args.drain_s, args.max_connections)
     print(f"mnistlab: serving {classifier.source} at {url(sock)} (Ctrl-C stops)", file=sys.stderr, flush=True)

@@ -14,26 +14,36 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab.classifier import Classifier
 from mnistlab.errors import one_line
+from mnistlab.serve.metrics import IMAGE_ROUTES
+from mnistlab.serve.observe import ACCESS_LOGS, Observed, error_body
 from mnistlab.serve.routes import router, static_dir
 from mnistlab.serve.state import MAX_BODY, MAX_PIXELS, Limits, State
 from mnistlab.serve.uploads import ApiError
 
 
+def _error(request: Request, message: str, status: int, headers=None, reason: str = "") -> JSONResponse:
+    """The JSON answer to an error, with the request's id; an image route's refusal is counted in /metrics."""
+    if request.url.path in IMAGE_ROUTES:
+        request.app.state.mnistlab.metrics.refuse(status, reason)
+    rid = getattr(request.state, "request_id", None)
+    return JSONResponse(error_body(message, rid), status_code=status, headers=headers)
+
+
 async def _api_error(request: Request, e: ApiError):
-    return JSONResponse({"error": e.message}, status_code=e.status, headers=e.headers)
+    return _error(request, e.message, e.status, e.headers, e.reason)
 
 
 async def _bad_request(request: Request, e: RequestValidationError):
     problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()[:3])
-    return JSONResponse({"error": f"bad request: {problems}"}, status_code=400)
+    return _error(request, f"bad request: {problems}", 400)
 
 
 async def _http_error(request: Request, e: StarletteHTTPException):
-    return JSONResponse({"error": str(e.detail)}, status_code=e.status_code, headers=e.headers)
+    return _error(request, str(e.detail), e.status_code, e.headers)
 
 
 async def _internal(request: Request, e: Exception):  # a bug: still one JSON line, and the server goes on
-    return JSONResponse({"error": f"internal error: {one_line(e)}"[:300]}, status_code=500)
+    return _error(request, f"internal error: {one_line(e)}"[:300], 500)
 
 
 def create_app(
@@ -46,44 +56,29 @@ def create_app(
     body_timeout_s: float = Limits.body_timeout_s,
     prepare_workers: int = Limits.prepare_workers,
     prepare_timeout_s: float = Limits.prepare_timeout_s,
+    access_log: str = "off",
 ) -> FastAPI:
     """The app serving `classifier` (or the classifier a zero-argument callable loads, in a thread, after start-up:
     /healthz says 503 until it is there). Concurrent predictions are batched (`max_batch` images, waiting at most
     `max_wait_ms` for a batch to fill; `max_batch=1` turns batching off); at most `max_queue` requests are handled
     at once (more get 503); bodies over `max_body` bytes and images over `max_pixels` get 413, bodies slower than
     `body_timeout_s` 408. Images are prepared by `prepare_workers` threads, each within `prepare_timeout_s` (422
-    past it; 503 when every worker is stuck)."""
+    past it; 503 when every worker is stuck). Once the model is there, one warm-up batch runs through the batcher
+    (/readyz says 503 until it has). Every answer carries an X-Request-ID; `access_log` (off, text or json) writes
+    a line per request to stderr; /metrics counts them."""
+    if access_log not in ACCESS_LOGS:  # (checked here: the middleware is only built when the app starts)
+        raise ValueError(f"access_log must be one of {', '.join(ACCESS_LOGS)}, not {access_log!r}")
     s = State(
         Limits(
             max_batch, max_wait_ms, max_queue, max_body, max_pixels, body_timeout_s, prepare_workers, prepare_timeout_s
         )
     )
 
-    async def load(loader):
-        try:
-            s.ready(await asyncio.to_thread(loader))
-        except Exception as e:  # reported by /healthz; the server stays up to say so
-            s.load_error = f"the model could not be loaded: {one_line(e)}"
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        s.start()
-        if isinstance(classifier, Classifier):
-            s.ready(classifier)
-        else:
-            s.loading = asyncio.get_running_loop().create_task(load(classifier))
-        try:
-            yield
-        finally:
-            if s.loading is not None:
-                s.loading.cancel()
-            await s.batcher.stop()
-
     app = FastAPI(
         title="mnistlab",
         summary="Read handwritten digits with the seed MNIST CNN",
         version=_version(),
-        lifespan=lifespan,
+        lifespan=_lifespan(s, classifier),
         docs_url=None,  # FastAPI's /docs and /redoc pages load their scripts from a CDN: the schema alone is served
         redoc_url=None,
     )
@@ -94,7 +89,39 @@ def create_app(
         app.exception_handler(kind)(handler)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(static_dir())), name="static")
+    routes = frozenset(getattr(r, "path", "") for r in router.routes) | {"/openapi.json"}
+    app.add_middleware(Observed, metrics=s.metrics, routes=routes, access_log=access_log)
     return app
+
+
+def _lifespan(s: State, classifier: Classifier | Callable[[], Classifier]):
+    """The app's start-up and shutdown: the batcher started, the model there (or loading in a thread), then one
+    warm-up batch, neither holding start-up up; on shutdown the loading stopped and the batcher too."""
+
+    async def load(loader):
+        try:
+            s.ready(await asyncio.to_thread(loader))
+        except Exception as e:  # reported by /healthz; the server stays up to say so
+            s.load_error = f"the model could not be loaded: {one_line(e)}"
+            return
+        await s.warm_up()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        s.start()
+        if isinstance(classifier, Classifier):
+            s.ready(classifier)
+            s.loading = asyncio.get_running_loop().create_task(s.warm_up())
+        else:
+            s.loading = asyncio.get_running_loop().create_task(load(classifier))
+        try:
+            yield
+        finally:
+            if s.loading is not None:
+                s.loading.cancel()
+            await s.batcher.stop()
+
+    return lifespan
 
 
 def _version() -> str:

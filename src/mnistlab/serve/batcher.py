@@ -38,7 +38,7 @@ class Batcher:
     their way, counting those already submitted), a batch that holds them all is run at once: a lone request does
     not wait `max_wait_ms` for company that is not coming. At most `max_queue` items may wait; `submit` raises
     `QueueFull` beyond that. An exception from `run` is raised by every `submit` of that batch; the batcher keeps
-    serving.
+    serving. `observe(n)`, if given, is told the size of each batch run (for /metrics).
 
     Create it, `start()` it inside the running event loop, and `await stop()` when done.
     """
@@ -50,12 +50,14 @@ class Batcher:
         max_wait_ms: float,
         max_queue: int,
         expected: Callable[[], int] | None = None,
+        observe: Callable[[int], None] | None = None,
     ):
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be at least 1, max_wait_ms at least 0")
         self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000
-        self.max_queue, self.expected = max_queue, expected
+        self.max_queue, self.expected, self.observe = max_queue, expected, observe
         self.stats = BatchStats()
+        self._uncounted: set[asyncio.Future[Any]] = set()  # the warm-up's: left out of stats and observe
         self._queue: asyncio.Queue[tuple[Any, asyncio.Future[Any]]] | None = None
         self._worker: asyncio.Task | None = None
         self._thread: ThreadPoolExecutor | None = None
@@ -86,11 +88,15 @@ class Batcher:
     def waiting(self) -> int:
         return 0 if self._queue is None else self._queue.qsize()
 
-    async def submit(self, item: Any) -> Any:
-        """The result for `item`, computed in a batch with whatever else is waiting."""
+    async def submit(self, item: Any, counted: bool = True) -> Any:
+        """The result for `item`, computed in a batch with whatever else is waiting; with `counted=False` (a
+        warm-up) the item is left out of `stats` and `observe`."""
         if self._queue is None:
             raise RuntimeError("Batcher.start() was not called")
         future = asyncio.get_running_loop().create_future()
+        if not counted:
+            self._uncounted.add(future)
+            future.add_done_callback(self._uncounted.discard)
         try:
             self._queue.put_nowait((item, future))
         except asyncio.QueueFull:
@@ -130,7 +136,11 @@ class Batcher:
                     if not f.done():
                         f.set_exception(e)
                 continue
-            self.stats.record(len(live))
+            n = sum(f not in self._uncounted for _, f in live)
+            if n:
+                self.stats.record(n)
+                if self.observe is not None:
+                    self.observe(n)
             for (_, f), result in zip(live, results):
                 if not f.done():
                     f.set_result(result)

@@ -11,7 +11,7 @@ from typing import Annotated
 import numpy as np
 import torch
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
 from PIL import Image
 
@@ -20,7 +20,17 @@ from mnistlab.classifier import Classifier
 from mnistlab.output import result_row
 from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import QueueFull
-from mnistlab.serve.schemas import ERRORS, IMAGE_BODY, IMAGE_ERRORS, ExplanationOut, HealthOut, ModelOut, PredictionOut
+from mnistlab.serve.metrics import CONTENT_TYPE
+from mnistlab.serve.schemas import (
+    ERRORS,
+    IMAGE_BODY,
+    IMAGE_ERRORS,
+    METRICS_OUT,
+    ExplanationOut,
+    HealthOut,
+    ModelOut,
+    PredictionOut,
+)
 from mnistlab.serve.state import RETRY_AFTER, Served
 from mnistlab.serve.uploads import ApiError
 
@@ -73,6 +83,23 @@ async def healthz(s: Served):
         message = f"cannot prepare images: all {s.pool.workers} workers are stuck on images that overran"
         raise ApiError(503, message, {"Retry-After": RETRY_AFTER})
     return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=HealthOut, responses={503: ERRORS[503]}, tags=["server"])
+async def readyz(s: Served):
+    """200 once the model is loaded and one warm-up batch has run through the batcher; 503 before."""
+    s.model()
+    if not s.warm:
+        message = s.warm_error or "the model is warming up"
+        raise ApiError(503, message, {"Retry-After": RETRY_AFTER}, reason="warming")
+    return {"status": "ready"}
+
+
+@router.get("/metrics", response_class=Response, responses=METRICS_OUT, tags=["server"])
+async def metrics(s: Served):
+    """Requests by route and status, their latencies, batch sizes, queue depth and requests in flight, and images
+    refused by reason, in Prometheus's text format (answered while the model loads too)."""
+    return Response(s.metrics.text(), media_type=CONTENT_TYPE)
 
 
 @router.get("/v1/model", response_model=ModelOut, responses={503: ERRORS[503]}, tags=["model"])

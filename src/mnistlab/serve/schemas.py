@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 class ErrorOut(BaseModel):
     error: str = Field(description="what went wrong, on one line")
+    request_id: str = Field(description="the request's id, as in its X-Request-ID answer header and the access log")
 
 
 class Ranked(BaseModel):
@@ -108,3 +109,8 @@ IMAGE_BODY: dict[str, Any] = {
 
 # what /v1/predict and /v1/explain share in the schema, besides IMAGE_BODY and their tag: the errors
 IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {code: ERRORS[code] for code in (400, 408, 413, 415, 422, 503)}
+
+# /metrics: Prometheus's text format, not JSON
+METRICS_OUT: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+}

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import socket
+import threading
 from dataclasses import dataclass
+
+from mnistlab.serve.observe import error_body
 
 RESERVED_FDS = 64  # open files kept back from the connection cap: the model, images, logs, the loop's own
 
@@ -89,8 +93,10 @@ def protocol(limits: HttpLimits, cap: int):
             self._arm_header_timer()
 
         def send_400_response(self, msg: str) -> None:
-            body = json.dumps({"error": f"bad request: {msg}"}).encode()
+            made = error_body(f"bad request: {msg}", None)  # a new id: the request's own could not be read
+            body = json.dumps(made).encode()
             headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+            headers.append((b"x-request-id", made["request_id"].encode()))
             for event in (h11.Response(status_code=400, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
                 self.transport.write(self.conn.send(event))
             self.transport.close()
@@ -125,4 +131,16 @@ def serve(app, sock: socket.socket, limits: HttpLimits | None = None) -> None:
         timeout_keep_alive=max(1, round(limits.keep_alive_s)),
         timeout_graceful_shutdown=max(1, round(limits.drain_s)),
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn drains on SIGTERM, then raises the signal again for the handler it found in place: with Python's
+    # default one the process died of SIGTERM (-15) after a clean stop. A handler that does nothing: it exits 0.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _drained) if main else None
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if main and previous is not None:  # (None: a handler set outside Python, which cannot be put back)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _drained(signum, frame) -> None:
+    """What SIGTERM does once uvicorn has drained the server: nothing (serve returns, the command exits 0)."""

@@ -13,8 +13,10 @@ from fastapi import Depends, Request
 
 from mnistlab.analysis import unit_geometry
 from mnistlab.classifier import Classifier
+from mnistlab.errors import one_line
 from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import Batcher
+from mnistlab.serve.metrics import Metrics
 from mnistlab.serve.pool import Overrun, PoolFull, PreparePool
 from mnistlab.serve.uploads import NAME, ApiError, image_bytes, prepare_upload
 
@@ -38,17 +40,22 @@ class Limits:
 
 
 class State:
-    """Everything one app holds: the classifier (None while loading), the admission semaphore, the preparation
-    pool and the batcher. The semaphore and the pool belong to the event loop, so `start` makes them there."""
+    """Everything one app holds: the classifier (None while loading), whether a warm-up batch has run, the
+    admission semaphore, the preparation pool, the batcher and the metrics. The semaphore and the pool belong to
+    the event loop, so `start` makes them there."""
 
     def __init__(self, limits: Limits):
         self.limits = limits
         self.classifier: Classifier | None = None
         self.layers: list[dict] = []
         self.predicting = 0  # requests in /v1/predict: read, prepared or waiting for their batch
+        self.metrics = Metrics(in_flight=lambda: self.in_flight, queue_depth=lambda: self.batcher.waiting)
         self.batcher = Batcher(
-            self.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue, expected=lambda: self.predicting
-        )
+            self.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue,
+            expected=lambda: self.predicting, observe=self.metrics.batch,
+        )  # fmt: skip
+        self.warm = False  # a warm-up batch has run through the batcher (/readyz)
+        self.warm_error = ""
         self.admission = asyncio.Semaphore(limits.max_queue)
         self.pool = PreparePool(limits.prepare_workers, limits.prepare_timeout_s)
         self.loading: asyncio.Task | None = None
@@ -67,6 +74,16 @@ class State:
         self.layers = unit_geometry(classifier.model)
         self.classifier = classifier
 
+    async def warm_up(self) -> None:
+        """One blank image through the batcher, left out of its stats (the first forward pass is the slow one);
+        `warm` once it has run."""
+        try:
+            await self.batcher.submit(np.zeros((1, 28, 28), np.float32), counted=False)
+        except Exception as e:  # reported by /readyz
+            self.warm_error = f"the warm-up batch failed: {one_line(e)}"
+        else:
+            self.warm = True
+
     def forward(self, stacks: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """Probabilities for a batch of requests' candidate stacks (K x 28 x 28 each), one forward pass (the
         batcher's function)."""
@@ -76,7 +93,8 @@ class State:
     def model(self) -> Classifier:
         """The classifier, or 503 while it loads (or when it could not be loaded)."""
         if self.classifier is None:
-            raise ApiError(503, self.load_error or "the model is still loading", {"Retry-After": RETRY_AFTER})
+            message = self.load_error or "the model is still loading"
+            raise ApiError(503, message, {"Retry-After": RETRY_AFTER}, reason="loading")
         return self.classifier
 
     async def admitted(self, handler):
@@ -96,7 +114,7 @@ class State:
         except PoolFull as e:
             raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
         except Overrun as e:
-            raise ApiError(422, f"{NAME} could not be read: {e}") from None
+            raise ApiError(422, f"{NAME} could not be read: {e}", reason="overran") from None
 
 
 def state(request: Request) -> State:

@@ -20,11 +20,12 @@ NAME = "the uploaded image"  # how error messages name the image
 
 
 class ApiError(Exception):
-    """An answer other than 200: its status, its one-line message and any extra headers."""
+    """An answer other than 200: its status, its one-line message, any extra headers, and for /metrics the reason
+    an image was refused (empty: the status's usual one, see `metrics.refusal_reason`)."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, reason: str = ""):
         super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
+        self.status, self.message, self.headers, self.reason = status, message, headers or {}, reason
 
 
 async def read_body(request: Request, cap: int, timeout_s: float = 30.0) -> bytes:
@@ -44,7 +45,7 @@ async def read_body(request: Request, cap: int, timeout_s: float = 30.0) -> byte
     except TimeoutError:
         raise ApiError(408, f"the body did not arrive within {timeout_s:g} s", {"Connection": "close"}) from None
     except ClientDisconnect:  # nobody is there to read the answer; it keeps the log free of a traceback
-        raise ApiError(400, "the client went away before sending its whole body") from None
+        raise ApiError(400, "the client went away before sending its whole body", reason="client_gone") from None
     return b"".join(chunks)
 
 
@@ -109,5 +110,9 @@ def prepare_upload(data: bytes, max_pixels: int) -> list[Candidate]:
         raise ApiError(415, str(e)) from None
     try:
         return candidates(img, name=NAME)
-    except (NoInkError, NoDigitError, UserError) as e:
-        raise ApiError(422, str(e)) from None
+    except NoDigitError as e:  # (before NoInkError: a NoDigitError is one)
+        raise ApiError(422, str(e), reason="no_digit") from None
+    except NoInkError as e:
+        raise ApiError(422, str(e), reason="no_ink") from None
+    except UserError as e:
+        raise ApiError(422, str(e), reason="unreadable") from None

@@ -1,0 +1,75 @@
+"""What /metrics reports: one app's Prometheus registry (requests, latencies, batches, queue, images refused)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+IMAGE_ROUTES = ("/v1/predict", "/v1/explain")
+# seconds: a lone prediction takes a few ms on a CPU, a large photo about 1 s to prepare, a slow body up to 30 s
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+DEFAULT_REASONS = {400: "bad_request", 408: "slow_body", 413: "too_large", 415: "not_an_image"}
+
+
+def route_label(path: str, routes: Iterable[str]) -> str:
+    """The route a request path belongs to, for a label: the path itself for the app's routes, `/static` for the
+    page's files, `other` for anything else (a label per unknown path would let clients grow the registry)."""
+    if path in routes:
+        return path
+    return "/static" if path.startswith("/static/") else "other"
+
+
+def refusal_reason(status: int, reason: str = "") -> str:
+    """A refused image's reason label: the one the error gave, else one from its status."""
+    return reason or DEFAULT_REASONS.get(status, "busy" if status == 503 else "other")
+
+
+class Metrics:
+    """The metrics of one app, in a registry of its own (several apps may live in one process, as in the tests).
+    `in_flight` and `queue_depth` are read when /metrics is scraped."""
+
+    def __init__(self, in_flight: Callable[[], float], queue_depth: Callable[[], float]):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "mnistlab_requests", "HTTP requests answered, by route, method and status", ["route", "method", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "mnistlab_request_duration_seconds",
+            "time from the request's arrival to the end of its answer, by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "mnistlab_batch_size", "requests answered by one forward pass of the batcher", buckets=BATCH_BUCKETS,
+            registry=r,
+        )  # fmt: skip
+        self.refused = Counter(
+            "mnistlab_images_refused", "images refused by /v1/predict and /v1/explain, by status and reason",
+            ["status", "reason"], registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge("mnistlab_in_flight", "requests admitted and not yet answered", registry=r)
+        self.in_flight.set_function(in_flight)
+        self.queue_depth = Gauge(
+            "mnistlab_queue_depth", "requests waiting in the batcher for a forward pass", registry=r
+        )
+        self.queue_depth.set_function(queue_depth)
+
+    def answered(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def refuse(self, status: int, reason: str = "") -> None:
+        self.refused.labels(str(status), refusal_reason(status, reason)).inc()
+
+    def batch(self, n: int) -> None:
+        self.batch_size.observe(n)
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
