@@ -139,7 +139,7 @@ def test_sigterm_drains_within_drain_s_with_a_slow_upload_in_flight(tmp_path):
         p.send_signal(signal.SIGTERM)
         p.wait(20)
         slow.close()
-        assert time.monotonic() - started < 6
+        assert time.monotonic() - started < 15  # --drain-s 1, not the upload's 60 s (a loaded machine stops slowly)
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
