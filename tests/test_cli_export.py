@@ -55,3 +55,8 @@ def test_predict_with_a_broken_onnx_file_is_one_line(tmp_path, env):
         run_main("predict", SEVEN, "--model", tmp_path / "broken.onnx", env=env)
     )
     assert "does not exist" in one_line_error(run_main("predict", SEVEN, "--model", tmp_path / "gone.onnx", env=env))
+
+
+def test_serve_refuses_an_onnx_model_in_one_line(tmp_path, env):
+    r = run_main("serve", "--port", "0", "--model", tmp_path / "m.onnx", env=env)
+    assert "needs torch weights" in one_line_error(r)
