@@ -71,8 +71,9 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/predict_startup.py", *sys.argv[1:]]),
         "date": day,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "load_average_after": os.getloadavg(),  # the CPUs may be shared: a busy machine slows every run
         "runs": a.runs,
-        "image": a.image,
+        "image": os.path.relpath(a.image, REPO),
         "engines": rows,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
