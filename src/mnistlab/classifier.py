@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import torch
@@ -135,11 +135,12 @@ class Classifier:
     def __init__(
         self, model: nn.Module | OnnxNet, device: torch.device, card: dict | None = None, source: str | None = None
     ):
-        self.model, self.device, self.card, self.source = model, device, card or {}, source
+        self.model: Any = model  # typed loosely: serve, Explain and unit_geometry take it as the nn.Module it is there
+        self.device, self.card, self.source = device, card or {}, source
         head = model.fc2 if isinstance(model, nn.Module) else None  # None: an onnx_net.OnnxNet
         if isinstance(model, nn.Module) and not isinstance(head, nn.Linear):
             raise TypeError(f"a Classifier's model needs a Linear class head, fc2, not {type(head).__name__}")
-        n = head.out_features if isinstance(head, nn.Linear) else int(model.num_classes)  # type: ignore[arg-type]
+        n = head.out_features if isinstance(head, nn.Linear) else int(self.model.num_classes)
         self.classes = _class_names(self.card.get("classes"), n)
         self.temperature = _number(self.card.get("temperature"), 1.0, positive=True)  # fitted on held-out digits
         self.threshold = _number(self.card.get("digit_threshold"), 0.0)  # none stored: every image is a digit
@@ -217,7 +218,7 @@ class Classifier:
     def inputs(self, seen: np.ndarray) -> torch.Tensor:
         """The network's input for N prepared images (N x 28 x 28 floats in [0, 1]): normalised as in training,
         N x 1 x 28 x 28, on the model's device and in its dtype."""
-        param = next(self.model.parameters())  # type: ignore[union-attr]  # an OnnxNet's inputs are `seen`
+        param = next(self.model.parameters())  # an nn.Module (an OnnxNet takes `seen` itself)
         x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)).unsqueeze(1)
         return ((x - self.mean) / self.std).to(device=param.device, dtype=param.dtype)
 
