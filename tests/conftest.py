@@ -189,3 +189,11 @@ def served(data_dir) -> str:
     """The URL of one `mnistlab serve` (bundled weights, a free localhost port) shared by the tests that need one."""
     with serving(dict(os.environ, MNISTLAB_DATA=str(data_dir))) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def bundled_onnx(bundled, tmp_path_factory) -> Path:
+    """The bundled weights exported once as ONNX (`mnistlab.onnx_export.export_onnx`), for the ONNX tests."""
+    from mnistlab.onnx_export import export_onnx
+
+    return export_onnx(bundled, tmp_path_factory.mktemp("onnx") / "bundled.onnx")

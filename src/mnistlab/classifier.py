@@ -6,7 +6,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from mnistlab.images import IMAGE_EXTENSIONS
 from mnistlab.preprocess import Candidate, candidates
 from mnistlab.runtime import get_device
 from mnistlab.weights import load_model
+
+if TYPE_CHECKING:
+    from mnistlab.onnx_net import OnnxNet
 
 _BATCH = 256  # images per forward pass
 PREFER = 0.05  # a candidate wins over later (less inclusive) ones unless their digit score is this much higher
@@ -43,16 +46,23 @@ class Prediction:
 class Classifier:
     """A trained Net with MNIST's preprocessing: `predict` reads digits (or the model's classes) in images of any kind.
 
-    `model` is the `nn.Module`; `card` the metadata stored with the weights (recipe, dataset, classes, test
-    accuracy, date, ...); `classes` the class names in output order ("0".."9" for digits).
+    `model` is the `nn.Module` (an `onnx_net.OnnxNet` for a .onnx file); `card` the metadata stored with the weights
+    (recipe, dataset, classes, test accuracy, date, ...); `classes` the class names in output order ("0".."9", ...).
     """
 
-    def __init__(self, model: nn.Module, device: torch.device, card: dict | None = None, source: str | None = None):
-        self.model, self.device, self.card, self.source = model, device, card or {}, source
-        head = model.fc2
-        if not isinstance(head, nn.Linear):
-            raise TypeError(f"a Classifier's model needs a Linear class head, fc2, not {type(head).__name__}")
-        self.classes = _class_names(self.card.get("classes"), head.out_features)
+    def __init__(
+        self, model: nn.Module | OnnxNet, device: torch.device, card: dict | None = None, source: str | None = None
+    ):
+        self.model: Any = model  # typed loosely: serve, Explain and unit_geometry take it as the nn.Module it is there
+        self.device, self.card, self.source = device, card or {}, source
+        if isinstance(model, nn.Module):
+            head = model.fc2
+            if not isinstance(head, nn.Linear):
+                raise TypeError(f"a Classifier's model needs a Linear class head, fc2, not {type(head).__name__}")
+            n = head.out_features
+        else:  # an onnx_net.OnnxNet
+            n = model.num_classes
+        self.classes = _class_names(self.card.get("classes"), n)
         self.temperature = _number(self.card.get("temperature"), 1.0, positive=True)  # fitted on held-out digits
         self.threshold = _number(self.card.get("digit_threshold"), 0.0)  # none stored: every image is a digit
         self.mean, self.std = _normalisation(self.card.get("recipe"))
@@ -122,23 +132,30 @@ class Classifier:
         """The calibrated class probabilities (N x classes, float32 on the CPU) of N prepared images (N x 28 x 28
         floats in [0, 1], as `prepare` makes them), in one forward pass, at the weights' temperature."""
         with torch.inference_mode():
+            if not isinstance(self.model, nn.Module):  # an OnnxNet: raw pixels in, its normalisation in the graph
+                return calibrated(torch.from_numpy(self.model(seen)), self.temperature).exp()
             return calibrated(self.model(self.inputs(seen)).float(), self.temperature).exp().cpu()
 
     def inputs(self, seen: np.ndarray) -> torch.Tensor:
         """The network's input for N prepared images (N x 28 x 28 floats in [0, 1]): normalised as in training,
         N x 1 x 28 x 28, on the model's device and in its dtype."""
-        param = next(self.model.parameters())
+        param = next(self.model.parameters())  # an nn.Module (an OnnxNet takes `seen` itself)
         x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)).unsqueeze(1)
         return normalize(x, self.mean, self.std).to(device=param.device, dtype=param.dtype)
 
 
 def load(source: str | os.PathLike | None = None, device: str = "auto") -> Classifier:
-    """A `Classifier` from a run folder or a .safetensors file; `None` means the weights bundled with mnistlab.
+    """A `Classifier` from a run folder, a .safetensors or a .onnx file; `None` means the weights bundled with mnistlab.
 
     >>> import mnistlab
     >>> mnistlab.load().predict("examples/digits/seven_pen.png")[0].digit
     7
     """
+    if source is not None and str(source).lower().endswith(".onnx"):  # mnistlab export --onnx: onnxruntime
+        from mnistlab.onnx_net import OnnxNet
+
+        net = OnnxNet(source, device)
+        return Classifier(net, torch.device("cpu"), net.card, str(source))
     dev = get_device(device)
     model, meta = load_model(source, dev)
     return Classifier(model, dev, meta, "bundled" if source is None else str(source))

@@ -75,12 +75,13 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """--model and --device of the commands that use trained weights (predict, serve)."""
+def add_model_args(p: argparse.ArgumentParser, onnx: bool = False) -> None:
+    """--model and --device of the commands that use trained weights (predict, serve); `onnx`: .onnx files too."""
+    also = ", or a .onnx file from mnistlab export --onnx (run by onnxruntime, on the CPU)" if onnx else ""
     p.add_argument(
         "--model",
         metavar="RUN_OR_WEIGHTS",
-        help="a run folder or a .safetensors weights file (default: the weights bundled with mnistlab)",
+        help=f"a run folder or a .safetensors weights file{also} (default: the weights bundled with mnistlab)",
     )
     p.add_argument("--device", default="cpu", choices=DEVICES, help="default: %(default)s")
 

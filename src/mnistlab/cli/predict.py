@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="save the 28x28 image the network saw for each input as DIR/<image name>.png (white on black), and "
         "name it next to the answer",
     )
-    types.add_model_args(p)
+    types.add_model_args(p, onnx=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model and str(args.model).lower().endswith(".onnx"):  # its Explain needs the torch network's gradients
+        raise UserError("mnistlab serve needs torch weights (a run folder or a .safetensors file), not an ONNX file")
     try:
         import fastapi  # noqa: F401
         import prometheus_client  # noqa: F401

@@ -1,0 +1,85 @@
+"""Start-up cost of `mnistlab predict one.png`, torch weights vs the exported ONNX file: wall time and peak RSS.
+
+Each engine runs `python -m mnistlab predict IMAGE [--model model.onnx]` as a fresh process, once to warm the file
+cache and then `--runs` times; the table gives the median wall time and the median peak RSS (the child's own
+rusage, `os.wait4`, ru_maxrss). The ONNX file is the bundled model, exported first (`mnistlab export --onnx`).
+
+    python benchmarks/predict_startup.py                        # writes benchmarks/results/predict-startup-DATE.json
+    python benchmarks/predict_startup.py --runs 2 --out /tmp/smoke.json   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE = REPO / "examples" / "digits" / "seven_pen.png"
+
+
+def one_run(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one `python -m mnistlab ARGS` process, which must exit 0."""
+    start = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "mnistlab", *args], stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - start
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise SystemExit(f"mnistlab {' '.join(args)} exited {p.returncode}")
+    return wall, usage.ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(args: list[str], runs: int) -> dict:
+    one_run(args)  # warm the file cache
+    samples = [one_run(args) for _ in range(runs)]
+    walls, rss = [w for w, _ in samples], [m for _, m in samples]
+    return {
+        "wall_s_median": statistics.median(walls),
+        "rss_mb_median": statistics.median(rss),
+        "wall_s": walls,
+        "rss_mb": rss,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--image", default=str(IMAGE))
+    ap.add_argument("--out", help="JSON file (default: benchmarks/results/predict-startup-DATE.json)")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = Path(tmp) / "bundled.onnx"
+        subprocess.run([sys.executable, "-m", "mnistlab", "export", "--onnx", str(onnx)], check=True)
+        engines = {"torch": [], "onnx": ["--model", str(onnx)]}
+        rows = {name: measure(["predict", a.image, *extra], a.runs) for name, extra in engines.items()}
+    print(f"mnistlab predict one image, median of {a.runs} process runs")
+    print(f"{'engine':8} {'wall s':>8} {'peak RSS MB':>12}")
+    for name, r in rows.items():
+        print(f"{name:8} {r['wall_s_median']:8.2f} {r['rss_mb_median']:12.0f}")
+    day = datetime.date.today().isoformat()
+    out = Path(a.out or REPO / "benchmarks" / "results" / f"predict-startup-{day}.json")
+    result = {
+        "command": " ".join(["python", "benchmarks/predict_startup.py", *sys.argv[1:]]),
+        "date": day,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "load_average_after": os.getloadavg(),  # the CPUs may be shared: a busy machine slows every run
+        "runs": a.runs,
+        "image": os.path.relpath(a.image, REPO),
+        "engines": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

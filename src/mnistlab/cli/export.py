@@ -1,0 +1,49 @@
+"""`mnistlab export --onnx FILE`: a model (bundled, a run folder's or a .safetensors file's) for other runtimes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mnistlab.errors import UserError
+
+HELP = "write a model as ONNX (or a torch.export program) for use outside mnistlab"
+DESCRIPTION = (
+    "Write the bundled model, or --model's, as an ONNX file (opset 17, any batch size): input 'image', "
+    "N x 1 x 28 x 28 float pixels in [0, 1], white ink on black, as mnistlab prepares them (the normalisation is "
+    "inside the graph); output 'log_probs', N x classes. Its metadata holds the model card, the class names, "
+    "the normalisation and the 'not a digit' temperature and threshold. mnistlab predict --model FILE.onnx reads "
+    "it back (needs the onnx extra: pip install 'mnistlab[onnx]')."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onnx", metavar="FILE", help="write the model as ONNX to FILE (.onnx)")
+    p.add_argument(
+        "--torch-export",
+        metavar="FILE",
+        help="write the model as a torch.export program to FILE (.pt2; torch.export.load(FILE).module() runs it)",
+    )
+    p.add_argument(
+        "--model",
+        metavar="RUN_OR_WEIGHTS",
+        help="a run folder or a .safetensors weights file (default: the weights bundled with mnistlab)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.onnx and not args.torch_export:
+        raise UserError("say what to write: --onnx FILE and/or --torch-export FILE")
+    if args.onnx and not args.onnx.lower().endswith(".onnx"):
+        raise UserError(f"--onnx must name a .onnx file (mnistlab.load reads it by that suffix), not {args.onnx!r}")
+    if args.model and str(args.model).lower().endswith(".onnx"):
+        raise UserError("--model must be a run folder or a .safetensors file, not an ONNX file")
+    from mnistlab import onnx_export
+    from mnistlab.classifier import load
+
+    classifier = load(args.model, device="cpu")
+    if args.onnx:
+        print(f"wrote {onnx_export.export_onnx(classifier, args.onnx)}", file=sys.stderr)
+    if args.torch_export:
+        print(f"wrote {onnx_export.export_program(classifier, args.torch_export)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,91 @@
+"""Export a trained Net to ONNX (or torch.export): raw pixels in, log-probabilities out, its model card inside."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from mnistlab.errors import UserError
+from mnistlab.onnx_net import CARD, INPUT
+
+OPSET = 17
+OUTPUT = "log_probs"  # N x classes, before calibration (divide by the temperature and renormalise to calibrate)
+
+
+class Normalised(nn.Module):
+    """The network with its input normalisation in front: a user of the file feeds pixels in [0, 1], as
+    `preprocess` makes them, and never needs to know the training mean and std."""
+
+    def __init__(self, net: nn.Module, mean: float, std: float):
+        super().__init__()
+        self.net, self.mean, self.std = net, mean, std
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net((image - self.mean) / self.std)
+
+
+def _module(classifier) -> Normalised:
+    """A float32 CPU copy of `classifier`'s network with its normalisation in front (the classifier is untouched)."""
+    return Normalised(copy.deepcopy(classifier.model), classifier.mean, classifier.std).float().cpu().eval()
+
+
+def metadata(classifier) -> dict[str, str]:
+    """The metadata_props of a `Classifier`'s ONNX file (strings; lists as JSON): its model card, and, for
+    readers that do not parse the card, the class names, normalisation (already in the graph) and calibration."""
+    return {
+        CARD: json.dumps(classifier.card, sort_keys=True, default=str),
+        "classes": json.dumps(classifier.classes),
+        "mean": repr(float(classifier.mean)),
+        "std": repr(float(classifier.std)),
+        "temperature": repr(float(classifier.temperature)),
+        "digit_threshold": repr(float(classifier.threshold)),
+    }
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise UserError("exporting to ONNX needs the onnx package: pip install 'mnistlab[onnx]'") from None
+    return onnx
+
+
+def export_onnx(classifier, file: str | Path) -> Path:
+    """Write `classifier`'s network to `file` as ONNX (opset `OPSET`, any batch size), metadata included."""
+    onnx = _onnx()
+    module = _module(classifier)
+    path = Path(file)
+    with warnings.catch_warnings():  # the TorchScript-based exporter warns that it is the older one
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (torch.zeros(1, 1, 28, 28),), str(path), input_names=[INPUT], output_names=[OUTPUT],
+            opset_version=OPSET, dynamo=False, dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+        )  # fmt: skip
+    # The TorchScript-based exporter (dynamo=False): one file in about a second, no onnxscript needed, and
+    # opset 17 as asked (the dynamo exporter starts at 18 and converts down). Then the metadata is added.
+    model = onnx.load(str(path))
+    for key, value in metadata(classifier).items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name, model.doc_string = "mnistlab", "digits: raw [0, 1] pixels in, log-probabilities out"
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def export_program(classifier, file: str | Path) -> Path:
+    """Write `classifier`'s network (normalisation included, any batch size) to `file` as a `torch.export`
+    program (.pt2), the metadata in its extra files: `torch.export.load(file).module()` runs it without mnistlab.
+
+    torch.export rather than TorchScript: this torch deprecates `torch.jit.load` (a FutureWarning pointing to
+    torch.export), and the program is the form PyTorch's own runtimes (AOTInductor, ExecuTorch) start from."""
+    module = _module(classifier)
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(module, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
+    path = Path(file)
+    torch.export.save(program, str(path), extra_files=metadata(classifier))
+    return path

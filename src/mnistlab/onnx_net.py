@@ -1,0 +1,61 @@
+"""An exported ONNX file (`mnistlab export --onnx`) run by onnxruntime, as the network of a `Classifier`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mnistlab.errors import UserError, one_line
+
+# The file's contract, written by mnistlab.onnx_export (which imports these; this module imports no torch).
+INPUT = "image"  # N x 1 x 28 x 28 float32 pixels in [0, 1], white ink on black: normalised inside the graph
+CARD = "mnistlab.card"  # the metadata_props key of the model card (JSON); see onnx_export.metadata for the rest
+
+
+def _runtime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("reading an ONNX model needs onnxruntime: pip install 'mnistlab[onnx]'") from None
+    return onnxruntime
+
+
+class OnnxNet:
+    """A mnistlab ONNX file's network on the CPU: called on N prepared images (N x 28 x 28 floats in [0, 1]), it
+    gives their log-probabilities (N x classes, float32). `card` is the model card stored in the file."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu"):
+        if device not in ("auto", "cpu"):
+            raise UserError(f"an ONNX model runs on the CPU here, not on {device!r}")
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path} does not exist; pass an ONNX file made by mnistlab export --onnx")
+        ort = _runtime()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            raise UserError(f"{path} is not a readable ONNX model: {one_line(e)}") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        n = outputs[0].shape[-1] if len(outputs) == 1 and len(outputs[0].shape) == 2 else None
+        if [i.name for i in inputs] != [INPUT] or not isinstance(n, int):
+            raise UserError(f"{path} is not a mnistlab ONNX model (one input named {INPUT!r}, one N x C output)")
+        self.num_classes = n
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        card = _json(self.metadata.get(CARD))
+        self.card = card if isinstance(card, dict) else {}
+
+    def __call__(self, seen: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(seen, dtype=np.float32)[:, None]
+        return self.session.run(None, {INPUT: x})[0]
+
+
+def _json(text: str | None):
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None
