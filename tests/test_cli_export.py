@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from conftest import REPO, one_line_error, run_cli, run_main
 
-from mnistlab.classifier import bundled_weights
+from mnistlab.weights import bundled_weights
 
 SEVEN = REPO / "examples" / "digits" / "seven_pen.png"
 
