@@ -42,6 +42,24 @@ def png_claiming(width: int, height: int) -> bytes:
     )
 
 
+def encoded(img, fmt: str = "PNG", **kw) -> bytes:
+    """An image (PIL, or a NumPy array) as the bytes of an image file in `fmt`."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    (img if isinstance(img, Image.Image) else Image.fromarray(img)).save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def centre_of_mass(a) -> tuple[float, float]:
+    """(row, column) of an image's centre of mass, negative values counted as none."""
+    import numpy as np
+
+    a = np.clip(a, 0, None)
+    ys, xs = np.indices(a.shape)
+    return float((a * ys).sum() / a.sum()), float((a * xs).sum() / a.sum())
+
+
 def draw_seven(canvas=(200, 200), box=(40, 30, 150, 170), width=16, ink=0, paper=255, mode="L"):
     """A 7 drawn with a pen: a bar along the top of `box`, then a stroke down to its bottom."""
     from PIL import Image, ImageDraw

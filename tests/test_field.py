@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import centre_of_mass
 
 from mnistlab.errors import NoDigitError
 from mnistlab.field import BOX, FIELD, bbox, check_shape, stroke_width, to_field
-
-
-def centre_of_mass(a: np.ndarray) -> tuple[float, float]:
-    ys, xs = np.indices(a.shape)
-    return float((a * ys).sum() / a.sum()), float((a * xs).sum() / a.sum())
 
 
 def test_to_field_scales_the_longer_side_to_the_box_and_centres_the_mass():

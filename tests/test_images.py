@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from conftest import png_claiming
+from conftest import encoded, png_claiming
 from PIL import Image
 
 from mnistlab.errors import UserError
 from mnistlab.images import MAX_SCANS, ImageTooLarge, decoded_bytes, open_image
-
-
-def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
-    return buf.getvalue()
 
 
 def test_open_image_reads_files_and_bytes(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import draw_seven, png_claiming
+from conftest import centre_of_mass, draw_seven, png_claiming
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -38,13 +38,6 @@ MEAN, STD = 0.1307, 0.3081
 
 def unnormalise(t: torch.Tensor) -> np.ndarray:
     return (t[0].numpy() * STD + MEAN).astype(np.float64)
-
-
-def centre_of_mass(a: np.ndarray) -> tuple[float, float]:
-    a = np.clip(a, 0, None)
-    m = a.sum()
-    idx = np.arange(a.shape[0])
-    return float((a.sum(1) * idx).sum() / m), float((a.sum(0) * idx).sum() / m)
 
 
 def bbox_size(a: np.ndarray, level: float = 0.05) -> tuple[int, int]:

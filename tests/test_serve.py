@@ -17,7 +17,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
 
-from conftest import REPO, SEED_RF, one_line_error, png_claiming, run_main  # noqa: E402
+from conftest import REPO, SEED_RF, encoded, one_line_error, png_claiming, run_main  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 import mnistlab  # noqa: E402
@@ -28,12 +28,6 @@ SEVEN = (REPO / "examples" / "digits" / "seven_pen.png").read_bytes()
 EPS_LOOP = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n{ 1 pop } loop\n"
 BLANK = (REPO / "examples" / "digits" / "blank.png").read_bytes()
 ERROR_CODES = (400, 413, 415, 422, 503)
-
-
-def png(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +45,7 @@ def client(classifier):
 def mnist_pngs(data_dir):
     """48 MNIST test digits as PNG files, with their labels."""
     images, labels = mnistlab.data.load_tensors(False, data_dir, limit=48)
-    return [png(a) for a in images.numpy()], labels.tolist()
+    return [encoded(a) for a in images.numpy()], labels.tolist()
 
 
 def check_error(r, status: int) -> str:

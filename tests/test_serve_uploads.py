@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import json
 
 import pytest
 
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 
-from conftest import draw_seven, png_claiming  # noqa: E402
+from conftest import draw_seven, encoded, png_claiming  # noqa: E402
 from PIL import Image  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 
 from mnistlab.serve.uploads import ApiError, image_bytes, prepare_upload, read_body  # noqa: E402
 
-
-def png(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-SEVEN = png(draw_seven())
+SEVEN = encoded(draw_seven())
 
 
 def request(body: bytes, content_type: str = "application/octet-stream", chunks: int = 1, length: int | None = None):
@@ -102,5 +94,5 @@ def test_prepare_upload_statuses():
         prepare_upload(b"not an image", max_pixels=10**6)
     assert e.value.status == 415 and "the uploaded image" in e.value.message
     with pytest.raises(ApiError) as e:
-        prepare_upload(png(Image.new("L", (64, 64), 255)), max_pixels=10**6)
+        prepare_upload(encoded(Image.new("L", (64, 64), 255)), max_pixels=10**6)
     assert e.value.status == 422 and "no ink" in e.value.message
