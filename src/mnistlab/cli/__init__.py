@@ -6,8 +6,9 @@ import argparse
 import signal
 import sys
 
+from mnistlab.about import version
 from mnistlab.cli import datasets, evaluate, export, predict, report, serve, summary, train
-from mnistlab.cli.args import Parser, version
+from mnistlab.cli.args import Parser
 from mnistlab.cli.recipe_flags import recipe_from_args
 from mnistlab.errors import UserError
 

@@ -84,14 +84,3 @@ def add_model_args(p: argparse.ArgumentParser, onnx: bool = False) -> None:
         help=f"a run folder or a .safetensors weights file{also} (default: the weights bundled with mnistlab)",
     )
     p.add_argument("--device", default="cpu", choices=DEVICES, help="default: %(default)s")
-
-
-def version() -> str:
-    """The installed mnistlab's version ("0" when it runs from a source tree that was never installed)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("mnistlab")
-    except PackageNotFoundError:
-        return "0"

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mnistlab.about import version
 from mnistlab.classifier import Classifier
 from mnistlab.errors import one_line
 from mnistlab.serve.metrics import IMAGE_ROUTES
@@ -77,7 +78,7 @@ def create_app(
     app = FastAPI(
         title="mnistlab",
         summary="Read handwritten digits with the seed MNIST CNN",
-        version=_version(),
+        version=version(),
         lifespan=_lifespan(s, classifier),
         docs_url=None,  # FastAPI's /docs and /redoc pages load their scripts from a CDN: the schema alone is served
         redoc_url=None,
@@ -122,12 +123,3 @@ def _lifespan(s: State, classifier: Classifier | Callable[[], Classifier]):
             await s.batcher.stop()
 
     return lifespan
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mnistlab")
-    except PackageNotFoundError:
-        return "0"
