@@ -41,12 +41,14 @@ def site(bundled, tmp_path_factory) -> Path:
 
 def test_the_site_holds_the_page_the_runtime_and_the_model_with_relative_urls_only(site):
     names = {str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()}
-    assert names == {*web_export.PAGE, *web_export.SHARED, "model.onnx"} | {f"ort/{n}" for n in web_export.runtime_sums()}
-    for name in (*web_export.PAGE, *web_export.SHARED):
+    ort = {f"ort/{n}" for n in web_export.runtime_sums()}
+    assert names == {"index.html", "model.onnx"} | {f"static/{n}" for n in {*web_export.PAGE, *web_export.SHARED, *ort}}
+    assert '<html lang="en" class="static">' in (site / "index.html").read_text()
+    for name in ("index.html", *(f"static/{n}" for n in (*web_export.PAGE, *web_export.SHARED))):
         text = (site / name).read_text()
         assert "http://" not in text and "https://" not in text, name  # no CDN: the runtime ships in the site
         assert not re.search(r"""(src|href)="/|from "/|fetch\("/""", text), name  # any sub-path: relative URLs
-    assert (site / "ort" / "ort-wasm-simd-threaded.wasm").stat().st_size > 1_000_000
+    assert (site / "static" / "ort" / "ort-wasm-simd-threaded.wasm").stat().st_size > 1_000_000
 
 
 def test_user_errors_are_one_line(tmp_path):
@@ -102,7 +104,9 @@ RECORD_ANSWERS = """
     const real = window.fetch;
     window.fetch = async (url, options) => {
         const r = await real(url, options);
-        if (String(url).endsWith("/v1/predict")) window.answers.push({ body: options.body, out: await r.clone().json() });
+        if (String(url).endsWith("/v1/predict")) {
+            window.answers.push({ body: options.body, out: await r.clone().json() });
+        }
         return r;
     };
 """

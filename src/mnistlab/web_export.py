@@ -9,13 +9,14 @@ from pathlib import Path
 
 from mnistlab.errors import UserError
 
-# The site: the page's own files (mnistlab/web), the served page's pad and style (mnistlab/serve/static, shared
-# so that the two pages draw, show and look alike), onnxruntime-web's wasm backend (mnistlab/web/ort, vendored
-# from npm by scripts/vendor_ort_web.sh and listed in its SHA256SUMS) and the model, written as ONNX.
-PAGE = ("index.html", "app.js", "prepare.js", "model.js")
+# The site: the served page's index.html, marked class="static" (style.css then hides what needs the server), and
+# under static/ the served page's pad and style, this page's own scripts (mnistlab/web), onnxruntime-web's wasm
+# backend (mnistlab/web/ort, vendored from npm by scripts/vendor_ort_web.sh, listed in its SHA256SUMS); and the
+# model, written as ONNX next to index.html.
+PAGE = ("app.js", "prepare.js", "model.js")
 SHARED = ("pad.js", "style.css")
-RUNTIME = "ort"
-MODEL = "model.onnx"
+STATIC, RUNTIME, MODEL = "static", "ort", "model.onnx"
+MARK = '<html lang="en">'
 
 
 def _package():
@@ -63,12 +64,15 @@ def export_site(classifier, directory: str | Path, force: bool = False) -> Path:
     from mnistlab.onnx_export import export_onnx
 
     target = check_target(directory, force)
-    target.mkdir(parents=True, exist_ok=True)
-    web, static = _package().joinpath("web"), _package().joinpath("serve", "static")
+    web, served = _package().joinpath("web"), _package().joinpath("serve", "static")
+    (target / STATIC).mkdir(parents=True, exist_ok=True)
+    page = served.joinpath("index.html").read_text(encoding="utf-8")
+    assert page.count(MARK) == 1, "the served page's <html> tag is not the one marked here"
+    (target / "index.html").write_text(page.replace(MARK, '<html lang="en" class="static">'), encoding="utf-8")
     for name in PAGE:
-        _copy(web.joinpath(name), target / name)
+        _copy(web.joinpath(name), target / STATIC / name)
     for name in SHARED:
-        _copy(static.joinpath(name), target / name)
-    write_runtime(target / RUNTIME)
+        _copy(served.joinpath(name), target / STATIC / name)
+    write_runtime(target / STATIC / RUNTIME)
     export_onnx(classifier, target / MODEL)
     return target
