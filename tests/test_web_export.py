@@ -7,8 +7,10 @@ otherwise it goes to tmp_path."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +66,68 @@ def test_user_errors_are_one_line(tmp_path):
     assert "not a folder" in one_line_error(run_main("export", "--web", full / "notes.txt"))
     one_line_error(run_main("export", "--web", tmp_path / "new", "--model", tmp_path / "missing.safetensors"))
     assert not (tmp_path / "new").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The page's preparation (prepare.js) run by node against mnistlab's, on drawings made here
+
+NODE_RUN = """
+import { prepare } from "./prepare.mjs";
+import { readFileSync } from "node:fs";
+const out = {};
+for (const [name, c] of Object.entries(JSON.parse(readFileSync(process.argv[2], "utf8")))) {
+  const r = prepare({ a: Float32Array.from(c.a), h: c.h, w: c.w });
+  out[name] = r.error ? null : Array.from(r.seen);
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def pad_drawing(lines, width, ink=255, paper=0, blur=0.0):
+    """A 280 x 280 drawing of polylines, as a gray plane in [0, 1] (gray.to_grayscale, as the server makes it)."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    from mnistlab.gray import to_grayscale
+
+    img = Image.new("RGB", (280, 280), (paper,) * 3)
+    for points in lines:
+        ImageDraw.Draw(img).line(points, fill=(ink,) * 3, width=width, joint="curve")
+    return to_grayscale(img.filter(ImageFilter.GaussianBlur(blur)) if blur else img)
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="no node to run the page's preparation outside a browser")
+def test_the_pages_preparation_is_mnistlabs(tmp_path):
+    """Thin strokes (thickened), a symmetric stroke (its centre of mass on a half pixel), dark ink on white, soft
+    edges, a small drawing, and a speck (no digit): the same 28x28 image as `preprocess.candidates`' first."""
+    import numpy as np
+
+    from mnistlab.errors import NoInkError
+    from mnistlab.preprocess import candidates
+
+    drawings = {
+        "thin 7": pad_drawing([[(70, 50), (210, 50), (120, 240)]], 3),
+        "straight 1": pad_drawing([[(140, 30), (150, 250)]], 22),
+        "dark 4": pad_drawing([[(180, 40), (60, 170), (220, 170)], [(180, 40), (180, 250)]], 12, ink=0, paper=255),
+        "soft 3": pad_drawing([[(80, 60), (190, 70), (120, 140), (200, 200), (90, 240)]], 14, blur=3),
+        "small 2": pad_drawing([[(100, 120), (160, 110), (110, 160), (170, 160)]], 5),
+        "speck": pad_drawing([[(140, 140), (141, 141)]], 2),
+    }
+    (tmp_path / "prepare.mjs").write_text((REPO / "src" / "mnistlab" / "web" / "prepare.js").read_text())
+    (tmp_path / "run.mjs").write_text(NODE_RUN)
+    (tmp_path / "in.json").write_text(
+        json.dumps({k: {"a": g.ravel().tolist(), "h": g.shape[0], "w": g.shape[1]} for k, g in drawings.items()})
+    )
+    run = subprocess.run(["node", "run.mjs", "in.json"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    for name, gray in drawings.items():
+        try:
+            first = candidates(gray)[0]
+        except NoInkError:  # (NoDigitError is one)
+            assert out[name] is None, name
+            continue
+        assert first.kind == "photo path" and out[name] is not None, name
+        assert np.abs(np.asarray(out[name]).reshape(28, 28) - first.seen).max() <= 1e-6, name
 
 
 # ----------------------------------------------------------------------------------------------------------------

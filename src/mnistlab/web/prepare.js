@@ -130,6 +130,26 @@ function resize(c, width, height) {
   return { a: a.map((v) => Math.min(1, Math.max(0, v))), h, w };
 }
 
+// numpy's pairwise summation (add.reduce over contiguous values), each step rounded as the dtype rounds (`round`).
+function pairwise(a, start, n, stride, round) {
+  const at = (i) => a[start + i * stride];
+  if (n < 8) {
+    let r = 0;
+    for (let i = 0; i < n; i++) r = round(r + at(i));
+    return r;
+  }
+  if (n <= 128) {
+    const r = [0, 1, 2, 3, 4, 5, 6, 7].map(at);
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] = round(r[j] + at(i + j));
+    let res = round(round(round(r[0] + r[1]) + round(r[2] + r[3])) + round(round(r[4] + r[5]) + round(r[6] + r[7])));
+    for (; i < n; i++) res = round(res + at(i));
+    return res;
+  }
+  const half = Math.floor(n / 2) - (Math.floor(n / 2) % 8);
+  return round(pairwise(a, start, half, stride, round) + pairwise(a, start + half * stride, n - half, stride, round));
+}
+
 // field.to_field: cropped ink -> the 28x28 field (Float32Array, row by row); null when no ink lands in it.
 export function toField(crop) {
   let c = crop, scale = BOX / Math.max(c.h, c.w);
@@ -140,12 +160,18 @@ export function toField(crop) {
   }
   const dw = Math.max(1, pyRound(c.w * scale)), dh = Math.max(1, pyRound(c.h * scale));
   const d = dw === c.w && dh === c.h ? c : resize(c, dw, dh);
-  let mass = 0, my = 0, mx = 0;
-  for (let y = 0; y < dh; y++) {
-    for (let x = 0; x < dw; x++) { const v = d.a[y * dw + x]; mass += v; my += v * y; mx += v * x; }
-  }
+  // The centre of mass summed as numpy sums it (float32 pairwise sums, column sums row after row): a symmetric
+  // stroke's centre falls on a half pixel, where float32's rounding decides which way it is placed.
+  const mass = pairwise(d.a, 0, dh * dw, 1, f32);
   if (!(mass > 0)) return null;
-  const top = Math.floor(CENTRE - my / mass + 0.5), left = Math.floor(CENTRE - mx / mass + 0.5);
+  const rows = Array.from({ length: dh }, (_, y) => pairwise(d.a, y * dw, dw, 1, f32) * y);
+  const cols = Array.from({ length: dw }, (_, x) => {
+    let s = d.a[x];
+    for (let y = 1; y < dh; y++) s = f32(s + d.a[y * dw + x]);
+    return s * x;
+  });
+  const cy = pairwise(rows, 0, dh, 1, Number) / mass, cx = pairwise(cols, 0, dw, 1, Number) / mass;
+  const top = Math.floor(CENTRE - cy + 0.5), left = Math.floor(CENTRE - cx + 0.5);
   const out = new Float32Array(FIELD * FIELD);
   let landed = false;
   for (let y = Math.max(top, 0); y < Math.min(top + dh, FIELD); y++) {
