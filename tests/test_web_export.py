@@ -257,10 +257,14 @@ def test_the_static_page_reads_digits_as_the_served_page_does(browser, static_ur
     assert shot.stat().st_size > 0
 
     prediction = static.get_by_test_id("prediction")
-    static.get_by_test_id("clear").click()
+    for page in (static, live):
+        page.get_by_test_id("clear").click()
     expect(prediction).to_have_text("")
     assert static.get_by_test_id("seen").get_attribute("src") is None
-    draw(static, HASH)
+    mine, theirs = static_answer(static, HASH), served_answer(live, HASH)  # the same "not a digit", the same score
+    assert mine["is_digit"] is theirs["is_digit"] is False
+    assert abs(mine["digit_score"] - theirs["digit_score"]) <= TOLERANCE, (mine["digit_score"], theirs["digit_score"])
+    assert max(abs(a - b) for a, b in zip(mine["probabilities"], theirs["probabilities"])) <= TOLERANCE
     expect(prediction).to_have_text("not a digit")
     expect(prediction).to_have_class(re.compile(r"\bnot-digit\b"))
     expect(static.get_by_test_id("message")).to_contain_text("digit score")
