@@ -66,6 +66,7 @@ def export_site(classifier, directory: str | Path, force: bool = False) -> Path:
     target = check_target(directory, force)
     web, served = _package().joinpath("web"), _package().joinpath("serve", "static")
     (target / STATIC).mkdir(parents=True, exist_ok=True)
+    export_onnx(classifier, target / MODEL)  # first: without the onnx extra, it says so before the rest is written
     page = served.joinpath("index.html").read_text(encoding="utf-8")
     assert page.count(MARK) == 1, "the served page's <html> tag is not the one marked here"
     (target / "index.html").write_text(page.replace(MARK, '<html lang="en" class="static">'), encoding="utf-8")
@@ -74,5 +75,4 @@ def export_site(classifier, directory: str | Path, force: bool = False) -> Path:
     for name in SHARED:
         _copy(served.joinpath(name), target / STATIC / name)
     write_runtime(target / STATIC / RUNTIME)
-    export_onnx(classifier, target / MODEL)
     return target

@@ -6,8 +6,8 @@ import { grayOf, prepare } from "./prepare.js";
 import { loadModel } from "./model.js";
 
 const DEBOUNCE_MS = 150; // live reading while drawing: at most one per pause this long
-// A static host is not cross-origin isolated (no SharedArrayBuffer), so the wasm runs on one thread: say so
-// rather than have onnxruntime-web warn about it.
+// One thread: threads need SharedArrayBuffer, which needs cross-origin isolation (COOP/COEP headers), which a
+// plain static host does not send.
 ort.env.wasm.numThreads = 1;
 const $ = (id) => document.getElementById(id);
 const pad = $("pad");
