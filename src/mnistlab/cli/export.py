@@ -1,4 +1,5 @@
-"""`mnistlab export --onnx FILE`: a model (bundled, a run folder's or a .safetensors file's) for other runtimes."""
+"""`mnistlab export --onnx FILE` / `--web DIR`: a model (bundled, a run folder's or a .safetensors file's) for other
+runtimes, or the drawing page as a static site that runs it in the browser."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ DESCRIPTION = (
     "N x 1 x 28 x 28 float pixels in [0, 1], white ink on black, as mnistlab prepares them (the normalisation is "
     "inside the graph); output 'log_probs', N x classes. Its metadata holds the model card, the class names, "
     "the normalisation and the 'not a digit' temperature and threshold. mnistlab predict --model FILE.onnx reads "
-    "it back (needs the onnx extra: pip install 'mnistlab[onnx]')."
+    "it back (needs the onnx extra: pip install 'mnistlab[onnx]'). --web DIR writes the drawing page as a static site "
+    "that runs the model in the browser (onnxruntime-web, shipped inside it): serve DIR from any static host."
 )
 
 
@@ -25,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write the model as a torch.export program to FILE (.pt2; torch.export.load(FILE).module() runs it)",
     )
     p.add_argument(
+        "--web",
+        metavar="DIR",
+        help="write the drawing page as a static site to DIR, the model run in the browser (see docs/export.md)",
+    )
+    p.add_argument("--force", action="store_true", help="with --web: write into DIR even if it is not empty")
+    p.add_argument(
         "--model",
         metavar="RUN_OR_WEIGHTS",
         help="a run folder or a .safetensors weights file (default: the weights bundled with mnistlab)",
@@ -32,18 +40,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.onnx and not args.torch_export:
-        raise UserError("say what to write: --onnx FILE and/or --torch-export FILE")
+    if not (args.onnx or args.torch_export or args.web):
+        raise UserError("say what to write: --onnx FILE, --torch-export FILE and/or --web DIR")
     if args.onnx and not args.onnx.lower().endswith(".onnx"):
         raise UserError(f"--onnx must name a .onnx file (mnistlab.load reads it by that suffix), not {args.onnx!r}")
     if args.model and str(args.model).lower().endswith(".onnx"):
         raise UserError("--model must be a run folder or a .safetensors file, not an ONNX file")
-    from mnistlab import onnx_export
+    from mnistlab import onnx_export, web_export
     from mnistlab.classifier import load
+
+    if args.web:
+        web_export.check_target(args.web, args.force)  # before the model loads: a mistake is told at once
 
     classifier = load(args.model, device="cpu")
     if args.onnx:
         print(f"wrote {onnx_export.export_onnx(classifier, args.onnx)}", file=sys.stderr)
     if args.torch_export:
         print(f"wrote {onnx_export.export_program(classifier, args.torch_export)}", file=sys.stderr)
+    if args.web:
+        site = web_export.export_site(classifier, args.web, args.force)
+        print(f"wrote {site}/ (serve it from any static host: python -m http.server -d {site})", file=sys.stderr)
     return 0
