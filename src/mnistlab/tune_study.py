@@ -70,8 +70,15 @@ def create(name: str, url: str, objective: Objective, start: Recipe, budget: flo
     import optuna
 
     store = storage(url)
+    # TPE after 5 trials, not 10: a tune on a CPU may hold few trials
+    sampler = optuna.samplers.TPESampler(n_startup_trials=5)
     study = optuna.create_study(
-        study_name=name, storage=store, direction=objective.direction, load_if_exists=True, pruner=make_pruner(pruner)
+        study_name=name,
+        storage=store,
+        direction=objective.direction,
+        load_if_exists=True,
+        pruner=make_pruner(pruner),
+        sampler=sampler,
     )
     was = study.user_attrs.get("objective")
     if was is not None and was != str(objective):
