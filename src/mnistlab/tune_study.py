@@ -222,8 +222,9 @@ def summary(study, wall_s: float | None = None) -> dict:
 
 
 def plots(study, where: Path) -> list[Path]:
-    """history.png and importances.png (Optuna's matplotlib plots, Agg) in `where`; those with too few finished
-    trials to draw are left out."""
+    """history.png, importances.png and intermediate.png (every trial's evaluations, pruned ones too: the val
+    accuracy, or for time-to the val error): Optuna's matplotlib plots (Agg), in `where`; those with too few
+    finished trials to draw are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -231,7 +232,12 @@ def plots(study, where: Path) -> list[Path]:
     import optuna.visualization.matplotlib as vis
 
     written = []
-    for name, draw in (("history", vis.plot_optimization_history), ("importances", vis.plot_param_importances)):
+    kinds = {
+        "history": vis.plot_optimization_history,
+        "importances": vis.plot_param_importances,
+        "intermediate": vis.plot_intermediate_values,
+    }
+    for name, draw in kinds.items():
         try:
             ax = draw(study)
         except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances of fewer than 2 finished trials

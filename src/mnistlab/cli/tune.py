@@ -19,7 +19,7 @@ DESCRIPTION = (
     "robust recipe's outlier mix) and is evaluated on --val held-out training images; unpromising trials are "
     "pruned. The study lives in runs/tune-NAME/study.db, or in --storage (any SQLAlchemy URL: several machines "
     "running the same command on one PostgreSQL database share the study). A killed tune continues where it "
-    "stopped. At the end: history.png, importances.png and summary.json in runs/tune-NAME/."
+    "stopped. At the end: summary.json, history.png, importances.png and intermediate.png in runs/tune-NAME/."
 )
 TRIAL_FLAGS = ("epochs", "limit_train", "device", "seed", "val")
 
