@@ -224,7 +224,7 @@ def summary(study, wall_s: float | None = None) -> dict:
 def plots(study, where: Path) -> list[Path]:
     """history.png, importances.png and intermediate.png (every trial's evaluations, pruned ones too: the val
     accuracy, or for time-to the val error): Optuna's matplotlib plots (Agg), in `where`; those with too few
-    finished trials to draw are left out."""
+    finished trials to draw (the history: one) are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -237,6 +237,10 @@ def plots(study, where: Path) -> list[Path]:
         "importances": vis.plot_param_importances,
         "intermediate": vis.plot_intermediate_values,
     }
+    from optuna.trial import TrialState
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        del kinds["history"]  # it would be an empty frame
     for name, draw in kinds.items():
         try:
             ax = draw(study)
