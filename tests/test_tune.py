@@ -86,17 +86,19 @@ def test_two_local_workers_share_a_sqlite_study_and_its_best_recipe_trains(tmp_p
 
 def test_a_killed_tune_resumes_where_it_stopped(tmp_path, env):
     args = [sys.executable, "-m", "mnistlab", "tune", "--study", "k", "--trials", 2, "--objective", "time-to:0.01"]
-    args += [*TINY[:3], 1, *TINY[4:]]  # longer trials, to be killed in one
+    args += ["--limit-train", 2000, "--epochs", 1, *TINY[4:]]  # longer trials (500 to 2,000 images), to kill one
     proc = subprocess.Popen(list(map(str, args)), cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     url = f"sqlite:///{tmp_path / 'runs' / 'tune-k' / 'study.db'}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.2)
         try:
             trials = trials_of(url, "k")
         except (KeyError, Exception):
             continue
-        if any(t.state.is_finished() for t in trials) and any("recipe" in t.user_attrs for t in trials[1:]):
+        if any(t.state.is_finished() for t in trials) and any(
+            "recipe" in t.user_attrs and t.state.name == "RUNNING" for t in trials[1:]
+        ):
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

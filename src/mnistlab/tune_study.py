@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from mnistlab.errors import UserError, one_line
@@ -232,7 +233,7 @@ def plots(study, where: Path) -> list[Path]:
     import optuna.visualization.matplotlib as vis
 
     written = []
-    kinds = {
+    kinds: dict[str, Callable] = {
         "history": vis.plot_optimization_history,
         "importances": vis.plot_param_importances,
         "intermediate": vis.plot_intermediate_values,
