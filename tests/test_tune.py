@@ -153,3 +153,18 @@ def test_mistakes_are_one_line(args, needle, env, tmp_path):
     line = one_line_error(run_main("tune", *args, env=env, cwd=tmp_path))
     assert needle in line and "secret" not in line
     assert not (Path(tmp_path) / "runs" / "tune-nosuch").exists()
+
+
+def test_a_failing_trial_is_recorded_with_its_one_line_error_and_the_next_one_starts(monkeypatch):
+    from mnistlab import training, tune_study
+    from mnistlab.tune import Trainer
+
+    def fit(*args, **kw):
+        raise RuntimeError("the kernel\nfailed")
+
+    monkeypatch.setattr(training, "fit", fit)
+    study = optuna.create_study(direction="maximize")
+    tune_study.work(study, Trainer(Objective(), budget=0.1), get_recipe("default", epochs=0.1), trials=2)
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # counted: the loop ends after 2
+    assert all(t.user_attrs["error"] == "the kernel failed" for t in study.trials)
+    assert all(tune_study.counted(t) for t in study.trials)
