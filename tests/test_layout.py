@@ -80,6 +80,7 @@ TESTS = REPO / "tests"
 TESTED_IN = {
     "run": "test_train.py",  # `Run` is tested by training with it
     "training": "test_train.py",  # and so is `fit`, the loop over it
+    "tune_study": "test_tune.py",  # a study is tested by tuning with it
 }
 
 

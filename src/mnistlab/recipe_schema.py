@@ -5,6 +5,7 @@ overflows the optimiser; a seed of 2**64 overflows torch's generator)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 _WHOLE = {  # name: (lowest, highest)
     "batch_size": (1, 65_536),
@@ -67,6 +68,9 @@ def check_setting(name: str, v) -> str | None:
         if not isinstance(v, str) or not (v in names() or folder):
             return f"must be one of {', '.join(names())}, or {FOLDER_PREFIX}PATH, not {v!r}"
         return None
+    if name == "tuned":
+        ok = v is None or (isinstance(v, dict) and all(isinstance(k, str) for k in v))
+        return None if ok else f"must be an object (what `mnistlab tune` found), or null, not {v!r}"
     if name == "init":
         ok = v is None or (isinstance(v, str) and bool(v))
         return None if ok else f"must be a run folder or weights file, or null, not {v!r}"
@@ -92,3 +96,35 @@ def _check_real(name: str, v) -> str | None:
         return None
     null = " or null" if name in _OPTIONAL_REAL else ""
     return f"must be a number in {'[' if closed else '('}{lo:g}, {hi:g}]{null}, not {v!r}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# What `mnistlab tune` searches: the settings that mattered in the hand sweeps (benchmarks/results/tuning-*/)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One setting `mnistlab tune` varies: a real in [low, high] (log-uniform with `log`), or one of `choices`.
+
+    `epochs` is a fraction of the tune's budget (--epochs); `robust` ones vary only for the robust augmentation."""
+
+    name: str
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    choices: tuple[int, ...] | None = None
+    robust: bool = False
+
+
+SEARCH_SPACE = (
+    Dimension("lr", 1e-3, 2e-2, log=True),
+    Dimension("batch_size", choices=(32, 64, 128, 256)),
+    Dimension("epochs", 0.25, 1.0),  # x the budget, in steps of a twentieth of it
+    Dimension("pct_start", 0.05, 0.5),  # the warm-up
+    Dimension("label_smoothing", 0.0, 0.2),
+    Dimension("aug_degrees", 0.0, 25.0),
+    Dimension("aug_scale", 0.0, 0.25),
+    Dimension("aug_translate", 0.0, 3.5),
+    Dimension("outliers", 0.0, 0.25, robust=True),
+    Dimension("outlier_weight", 0.1, 1.0, robust=True),
+)

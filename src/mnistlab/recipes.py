@@ -66,6 +66,7 @@ class Recipe:
     # informational: the training processes (torchrun's WORLD_SIZE) that shared each batch_size batch; a run
     # trains the same model whatever their number, and may be resumed with another
     world_size: int = 1
+    tuned: dict | None = None  # informational: the `mnistlab tune` trial this recipe is (study, trial, val result)
 
     def validate(self, source: str | None = None) -> Recipe:
         """Raise a one-line UserError for any setting no run can use: wrong type, out of range, unknown choice.

@@ -1,4 +1,4 @@
-"""The `mnistlab` command: train, evaluate, summary, predict, export, serve, datasets; a mistake is one line, exit 2."""
+"""The `mnistlab` command: train, evaluate, summary, predict, export, serve, datasets, tune; a mistake: one line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import sys
 
 from mnistlab.about import version
-from mnistlab.cli import datasets, evaluate, export, predict, report, serve, summary, train
+from mnistlab.cli import datasets, evaluate, export, predict, report, serve, summary, train, tune
 from mnistlab.cli.args import Parser
 from mnistlab.cli.recipe_flags import recipe_from_args
 from mnistlab.errors import UserError
@@ -16,7 +16,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "recipe_from_args"]
 
 # each command's module: HELP and DESCRIPTION, add_arguments(parser) declares its options, run(args) does the work
 # and returns the exit status
-COMMANDS = {m.__name__.rsplit(".", 1)[1]: m for m in (train, evaluate, summary, predict, export, serve, datasets)}
+COMMANDS = {m.__name__.rsplit(".", 1)[1]: m for m in (train, evaluate, summary, predict, export, serve, datasets, tune)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +61,24 @@ FLAGS = (
 )
 
 
-def add_recipe_flags(p: argparse.ArgumentParser) -> None:
-    """--recipe, then one option per recipe field in FLAGS, each help ending in the values the recipes give it."""
+def recipe_name_or_file(text: str) -> str:
+    """An argparse type: a recipe's name, or a recipe .json file (one `mnistlab tune --best` wrote)."""
+    if text in RECIPES or text.endswith(".json"):
+        return text
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(RECIPES)}, or a FILE.json)")
+
+
+def add_recipe_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """--recipe, then one option per recipe field in FLAGS (or those of them in `only`), each help ending in the
+    values the recipes give it."""
     about = "; ".join(f"{name}: {ABOUT[name]}" for name in RECIPES).replace("%", "%%")
-    p.add_argument("--recipe", choices=list(RECIPES), help=f"{about} (default: default)")
-    for f in FLAGS:
+    p.add_argument(
+        "--recipe",
+        type=recipe_name_or_file,
+        metavar="NAME|FILE.json",
+        help=f"{about}; or a recipe file, such as `mnistlab tune --best` writes (default: default)",
+    )
+    for f in FLAGS if only is None else [f for f in FLAGS if f.field in only]:
         help = f"{f.help} ({defaults(f)})"
         if f.switch:
             p.add_argument(f.option, action="store_true", default=None, help=help)
@@ -99,10 +113,14 @@ def _and(names: list[str]) -> str:
 def given(args: argparse.Namespace, keep: tuple[str, ...] = ()) -> list[str]:
     """The recipe options given on the command line (--recipe first), but for the fields in `keep`."""
     flags = [f for f in FLAGS if f.field not in keep]
-    pairs = [("--recipe", args.recipe), *((f.option, getattr(args, f.field)) for f in flags)]
+    pairs = [("--recipe", args.recipe), *((f.option, getattr(args, f.field, None)) for f in flags)]
     return [option for option, value in pairs if value is not None]
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     """The validated Recipe that `mnistlab train`'s options ask for (a one-line UserError if they cannot)."""
-    return get_recipe(args.recipe or "default", **{f.field: getattr(args, f.field) for f in FLAGS})
+    overrides = {f.field: getattr(args, f.field, None) for f in FLAGS}
+    if args.recipe and args.recipe.endswith(".json"):
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(Recipe.load(args.recipe), **changes).validate()
+    return get_recipe(args.recipe or "default", **overrides)

@@ -1,0 +1,170 @@
+"""`mnistlab tune`: the objective, the search space, studies on SQLite (two local workers; a SIGKILLed tune resumes)
+and on PostgreSQL (two worker processes on one study), the best trial as a recipe for `mnistlab train`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import one_line_error, run_cli, run_main
+
+optuna = pytest.importorskip("optuna", reason="optuna is not installed (pip install 'mnistlab[tune]')")
+import postgres  # noqa: E402  (tests/postgres.py)
+
+from mnistlab.errors import UserError  # noqa: E402
+from mnistlab.recipe_schema import SEARCH_SPACE  # noqa: E402
+from mnistlab.recipes import get_recipe  # noqa: E402
+from mnistlab.tune import Objective, sample, start_params  # noqa: E402
+
+TINY = ["--limit-train", 400, "--epochs", 0.2, "--val", 200, "--device", "cpu"]  # 80 images a trial
+
+
+def test_objectives_parse_and_a_bad_one_is_a_user_error():
+    assert Objective.parse("accuracy").direction == "maximize"
+    assert Objective.parse("time-to:0.988") == Objective.parse("time-to:98.8") == Objective(0.988)
+    assert Objective(0.988).direction == "minimize" and str(Objective(0.988)) == "time-to:0.988"
+    for bad in ("speed", "time-to:", "time-to:abc", "time-to:0", "time-to:100", "time:0.9"):
+        with pytest.raises(UserError, match="--objective must be"):
+            Objective.parse(bad)
+
+
+def test_trials_sample_inside_the_space_and_the_start_is_clipped_into_it():
+    study = optuna.create_study()
+    start = get_recipe("default")
+    for _ in range(5):
+        r = sample(study.ask(), start, budget=0.8)
+        assert 0.2 <= r.epochs <= 0.8 and r.batch_size in (32, 64, 128, 256) and 1e-3 <= r.lr <= 2e-2
+        assert r.outliers == start.outliers  # the robust settings vary only for the robust augmentation
+    params = start_params(start, 0.8)
+    assert params["epochs"] == pytest.approx(0.8) and params["lr"] == start.lr and "outliers" not in params
+    robust = start_params(get_recipe("robust"), 2)
+    assert {"outliers", "outlier_weight"} <= robust.keys()
+    assert {d.name for d in SEARCH_SPACE} >= {"lr", "batch_size", "epochs", "pct_start", "label_smoothing"}
+
+
+def trials_of(url: str, name: str):
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+def assert_each_trial_once(trials, at_least: int):
+    numbers = sorted(t.number for t in trials)
+    assert numbers == list(range(len(trials))), numbers  # no trial recorded twice, none missing
+    finished = [t for t in trials if t.state.is_finished() and "lost" not in t.user_attrs]
+    assert len(finished) >= at_least, [(t.number, t.state, t.user_attrs.get("error")) for t in trials]
+
+
+def test_two_local_workers_share_a_sqlite_study_and_its_best_recipe_trains(tmp_path, env):
+    r = run_cli("tune", "--study", "s", "--trials", 3, "--workers", 2, *TINY, env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    folder = tmp_path / "runs" / "tune-s"
+    trials = trials_of(f"sqlite:///{folder / 'study.db'}", "s")
+    assert_each_trial_once(trials, at_least=3)
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2  # both workers ran trials
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["trials"] == len(trials) and summary["best"]["trial"] is not None
+    assert (folder / "history.png").stat().st_size > 0 and "Done:" in r.stdout
+
+    best = tmp_path / "best.json"
+    r = run_main("tune", "--study", "s", "--best", best, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    recipe = json.loads(best.read_text())
+    assert recipe["tuned"]["study"] == "s" and recipe["tuned"]["trial"] == summary["best"]["trial"]
+    assert recipe["val"] is None and recipe["tuned"]["val"] == 200  # trained for real: on all of train, tested
+    run = tmp_path / "run"
+    r = run_main("train", "--recipe", best, "--limit-train", 200, "--limit-test", 200, "--out", run, "--no-plots",
+                 "--device", "cpu", "--quiet", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    from mnistlab.checkpoints import read_safetensors
+
+    card = read_safetensors(run / "model.safetensors")[1]
+    assert card["recipe"]["tuned"]["trial"] == recipe["tuned"]["trial"] and "val_acc" in card["recipe"]["tuned"]
+
+
+def test_a_killed_tune_resumes_where_it_stopped(tmp_path, env):
+    args = [sys.executable, "-m", "mnistlab", "tune", "--study", "k", "--trials", 2, "--objective", "time-to:0.01"]
+    args += ["--limit-train", 2000, "--epochs", 1, *TINY[4:]]  # longer trials (500 to 2,000 images), to kill one
+    proc = subprocess.Popen(list(map(str, args)), cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    url = f"sqlite:///{tmp_path / 'runs' / 'tune-k' / 'study.db'}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            trials = trials_of(url, "k")
+        except (KeyError, Exception):
+            continue
+        if any(t.state.is_finished() for t in trials) and any(
+            "recipe" in t.user_attrs and t.state.name == "RUNNING" for t in trials[1:]
+        ):
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    running = [t.number for t in trials_of(url, "k") if t.state == optuna.trial.TrialState.RUNNING]
+    assert running, "the kill should have left a trial running"
+    r = run_cli(*args[3:], env=env, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    trials = trials_of(url, "k")
+    assert_each_trial_once(trials, at_least=2)
+    lost = [t for t in trials if "lost" in t.user_attrs]
+    assert [t.number for t in lost] == running and all(t.state.name == "FAIL" for t in lost)
+    assert all(t.value > 0 for t in trials if t.state.name == "COMPLETE")  # seconds of training
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    reason = postgres.why_not()
+    if reason:
+        pytest.skip(reason)
+    with postgres.cluster() as url:
+        yield url
+
+
+def test_two_worker_processes_share_one_postgresql_study(tmp_path, env, pg_url):
+    cmd = [sys.executable, "-m", "mnistlab", "tune", "--study", "pg", "--trials", 3, "--storage", pg_url, *TINY]
+    procs = [
+        subprocess.Popen(list(map(str, cmd)), cwd=tmp_path / d, env=env, stderr=subprocess.PIPE, text=True)
+        for d in ("a", "b")
+        if (tmp_path / d).mkdir() is None
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    trials = trials_of(pg_url, "pg")
+    assert_each_trial_once(trials, at_least=3)
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2
+    r = run_main("tune", "--study", "pg", "--storage", pg_url, "--best", tmp_path / "best.json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "best.json").read_text())["tuned"]["study"] == "pg"
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--study", "x", "--trials", 1, "--objective", "fast"], "--objective must be accuracy or time-to:VALUE"),
+        (["--study", "nosuch", "--best", "b.json"], "no study 'nosuch'"),
+        (["--study", "x", "--trials", 1, "--storage", "postgresql://u:secret@127.0.0.1:1/db"], "cannot open"),
+        (["--study", "x", "--trials", 1, "--storage", "nosuchdb://x"], "cannot open --storage"),
+        (["--study", "x"], "give --trials N"),
+    ],
+)
+def test_mistakes_are_one_line(args, needle, env, tmp_path):
+    line = one_line_error(run_main("tune", *args, env=env, cwd=tmp_path))
+    assert needle in line and "secret" not in line
+    assert not (Path(tmp_path) / "runs" / "tune-nosuch").exists()
+
+
+def test_a_failing_trial_is_recorded_with_its_one_line_error_and_the_next_one_starts(monkeypatch):
+    from mnistlab import training, tune_study
+    from mnistlab.tune import Trainer
+
+    def fit(*args, **kw):
+        raise RuntimeError("the kernel\nfailed")
+
+    monkeypatch.setattr(training, "fit", fit)
+    study = optuna.create_study(direction="maximize")
+    tune_study.work(study, Trainer(Objective(), budget=0.1), get_recipe("default", epochs=0.1), trials=2)
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # counted: the loop ends after 2
+    assert all(t.user_attrs["error"] == "the kernel failed" for t in study.trials)
+    assert all(tune_study.counted(t) for t in study.trials)
