@@ -13,6 +13,7 @@ from mnistlab.errors import UserError, one_line
 # The file's contract, written by mnistlab.onnx_export (which imports these; this module imports no torch).
 INPUT = "image"  # N x 1 x 28 x 28 float32 pixels in [0, 1], white ink on black: normalised inside the graph
 CARD = "mnistlab.card"  # the metadata_props key of the model card (JSON); see onnx_export.metadata for the rest
+PARAMS, LAYERS = "params", "layers"  # the network's parameter count and receptive-field walk (JSON), if stored
 
 
 def _runtime():
@@ -48,6 +49,10 @@ class OnnxNet:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         card = _json(self.metadata.get(CARD))
         self.card = card if isinstance(card, dict) else {}
+
+    def stored(self, key: str):
+        """A metadata value parsed as JSON (PARAMS, LAYERS, ...); None where the file has none (older exports)."""
+        return _json(self.metadata.get(key))
 
     def __call__(self, seen: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(seen, dtype=np.float32)[:, None]

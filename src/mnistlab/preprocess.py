@@ -34,20 +34,23 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from mnistlab import furniture, photo_path
-from mnistlab.datasets import MEAN, STD, normalize
 from mnistlab.errors import NoDigitError, NoInkError, UserError
 from mnistlab.field import FIELD, MIN_SIDE, bbox, check_shape, to_field
 from mnistlab.gray import array_to_gray, to_grayscale
 from mnistlab.images import MAX_PIXELS, open_image
 from mnistlab.ink import MIN_CONTRAST, find_ink, groups, polarities, work_copy
+from mnistlab.pixels import MEAN, STD, normalize
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MAX_PIXELS",
@@ -210,6 +213,8 @@ def preprocess(image, *, mean: float = MEAN, std: float = STD, name: str | None 
     """
     if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
         raise UserError(f"normalisation needs a finite mean and a positive std, not mean={mean}, std={std}")
+    import torch  # here only: the rest of this module (the reading path) imports no torch
+
     x = normalize(prepare(image, name=name), mean, std)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(0)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from mnistlab import engine
 from mnistlab.errors import UserError
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -76,7 +77,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_model_args(p: argparse.ArgumentParser, onnx: bool = False) -> None:
-    """--model and --device of the commands that use trained weights (predict, serve); `onnx`: .onnx files too."""
+    """--model, --device and --engine of the commands that use trained weights (predict, serve); `onnx`: .onnx
+    files too."""
     also = ", or a .onnx file from mnistlab export --onnx (run by onnxruntime, on the CPU)" if onnx else ""
     p.add_argument(
         "--model",
@@ -84,3 +86,9 @@ def add_model_args(p: argparse.ArgumentParser, onnx: bool = False) -> None:
         help=f"a run folder or a .safetensors weights file{also} (default: the weights bundled with mnistlab)",
     )
     p.add_argument("--device", default="cpu", choices=DEVICES, help="default: %(default)s")
+    p.add_argument("--engine", choices=engine.ENGINES, help=engine.HELP)
+
+
+def chosen_engine(args: argparse.Namespace) -> str:
+    """--engine, else $MNISTLAB_ENGINE, else auto."""
+    return args.engine or engine.default_engine()

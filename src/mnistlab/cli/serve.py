@@ -48,7 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.model and str(args.model).lower().endswith(".onnx"):  # its Explain needs the torch network's gradients
-        raise UserError("mnistlab serve needs torch weights (a run folder or a .safetensors file), not an ONNX file")
+        raise UserError(
+            "mnistlab serve needs torch weights (a run folder or a .safetensors file), not an ONNX file; "
+            "--engine onnx runs the bundled model's batches on onnxruntime"
+        )
+    engine = types.chosen_engine(args)
     try:
         import fastapi  # noqa: F401
         import prometheus_client  # noqa: F401
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     sock = listen(args.host, args.port)  # OSError (port in use, ...): one line, exit 2
     try:
-        classifier = load(args.model, device=args.device)
+        classifier = load(args.model, device=args.device, engine=engine)
     except BaseException:
         sock.close()
         raise
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         access_log=args.access_log,
     )
     http = HttpLimits(args.header_timeout_s, args.keep_alive_s, args.drain_s, args.max_connections)
-    print(f"mnistlab: serving {classifier.source} at {url(sock)} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    where = f"{classifier.source} on {classifier.engine}"
+    print(f"mnistlab: serving {where} at {url(sock)} (Ctrl-C stops)", file=sys.stderr, flush=True)
     serve(app, sock, http)
     return 0
