@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 IMAGE = REPO / "examples" / "digits" / "seven_pen.png"
 
 
-def one_run(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one `python -m mnistlab ARGS` process, which must exit 0."""
+def one_run(args: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in MB, CPU seconds: user + system) of one `python -m mnistlab ARGS` process, which
+    must exit 0. The CPU time depends less than the wall time on what else runs on the machine."""
     start = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "mnistlab", *args], stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(p.pid, 0)
@@ -36,20 +37,22 @@ def one_run(args: list[str]) -> tuple[float, float]:
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"mnistlab {' '.join(args)} exited {p.returncode}")
-    return wall, usage.ru_maxrss / 1024  # Linux: KiB
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # ru_maxrss: KiB on Linux
 
 
 def measure(args: list[str], runs: int) -> dict:
     load_before = os.getloadavg()
     one_run(args)  # warm the file cache
     samples = [one_run(args) for _ in range(runs)]
-    walls, rss = [w for w, _ in samples], [m for _, m in samples]
+    walls, rss, cpu = ([s[i] for s in samples] for i in range(3))
     return {
         "command": " ".join(["mnistlab", *args]),
         "wall_s_median": statistics.median(walls),
         "rss_mb_median": statistics.median(rss),
+        "cpu_s_median": statistics.median(cpu),
         "wall_s": walls,
         "rss_mb": rss,
+        "cpu_s": cpu,
         "load_average_before": load_before,  # 1, 5 and 15 minutes: other jobs on the CPUs show here
         "load_average_after": os.getloadavg(),
     }
@@ -68,10 +71,10 @@ def main() -> None:
     engines = {"onnx (default)": [], "torch (--engine torch)": ["--engine", "torch"]}
     rows = {name: measure(["predict", a.image, *extra], a.runs) for name, extra in engines.items()}
     print(f"mnistlab predict one image, median of {a.runs} process runs")
-    print(f"{'engine':24} {'wall s':>8} {'peak RSS MB':>12} {'load before/after (1 min)':>26}")
+    print(f"{'engine':24} {'wall s':>8} {'CPU s':>6} {'peak RSS MB':>12} {'load before/after (1 min)':>26}")
     for name, r in rows.items():
         load = f"{r['load_average_before'][0]:.2f} / {r['load_average_after'][0]:.2f}"
-        print(f"{name:24} {r['wall_s_median']:8.2f} {r['rss_mb_median']:12.0f} {load:>26}")
+        print(f"{name:24} {r['wall_s_median']:8.2f} {r['cpu_s_median']:6.2f} {r['rss_mb_median']:12.0f} {load:>26}")
     day = datetime.date.today().isoformat()
     out = Path(a.out or REPO / "benchmarks" / "results" / f"predict-startup-{day}.json")
     result = {

@@ -176,7 +176,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=1000, help="distinct test digits cycled through")
     ap.add_argument("--device", default="cpu", help="the server's --device (cpu, cuda, auto)")
     ap.add_argument(
-        "--engine", nargs="+", default=["auto"], choices=("auto", "onnx", "torch"), help="the server's --engine(s)"
+        "--engine", nargs="+", default=["torch"], choices=("auto", "onnx", "torch"), help="the server's --engine(s)"
     )
     ap.add_argument("--note", default="", help="a word on the machine (e.g. shared with other jobs)")
     ap.add_argument(

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
 
-from conftest import REPO, one_line_error, run_main  # noqa: E402
+from conftest import REPO, one_line_error, run_main, serving  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 import mnistlab  # noqa: E402
@@ -72,3 +72,15 @@ def test_serve_onnx_engine_refuses_weights_it_has_no_onnx_copy_of(tmp_path):
     r = run_main("serve", "--port", "0", "--engine", "onnx", "--model", tmp_path, env=env)
     assert "mnistlab export --onnx" in one_line_error(r)
     assert "--engine onnx" in one_line_error(run_main("serve", "--model", tmp_path / "m.onnx", env=env))
+
+
+def test_serve_runs_torch_unless_told_and_says_which_engine(tmp_path):
+    import httpx
+
+    from mnistlab.cli import serve
+
+    env = {k: v for k, v in os.environ.items() if k != "MNISTLAB_ENGINE"}
+    assert serve.ENGINE == "torch" and "else torch)" in " ".join(run_main("serve", "--help", env=env).stdout.split())
+    with serving(env, "--engine", "onnx") as url:
+        info = httpx.get(url + "v1/model", timeout=60).json()
+    assert info["engine"] == "onnx" and info["source"] == "bundled"

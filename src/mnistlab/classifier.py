@@ -173,7 +173,7 @@ def load(source: str | os.PathLike | None = None, device: str = "auto", engine: 
     7
     """
     chosen, file = engines.choose(source, device, engine)
-    if chosen == "onnx":  # mnistlab export --onnx: onnxruntime
+    if chosen == "onnx" and file is not None:  # (choose always names the ONNX file it picks)
         net = OnnxNet(file, device)
         return Classifier(net, "cpu", net.card, "bundled" if source is None else str(source))
     from mnistlab.runtime import get_device

@@ -15,16 +15,20 @@ ENV = "MNISTLAB_ENGINE"  # the command line's default engine (--engine overrides
 # auto runs onnxruntime for the bundled model (its ONNX copy ships beside the safetensors) and for .onnx files, on
 # the CPU, when onnxruntime is installed; torch for run folders and .safetensors files, --device cuda or mps, or
 # without onnxruntime. Training, explanations (saliency) and export always use torch.
-HELP = (
-    "what runs the network: onnx (onnxruntime, on the CPU, without importing torch: the bundled model or a .onnx "
-    "file), torch (any weights, any device), or auto: onnx where it can, else torch "
-    f"(default: ${ENV}, else auto)"
-)
 
 
-def default_engine() -> str:
-    """$MNISTLAB_ENGINE (one of ENGINES), else "auto"."""
-    value = os.environ.get(ENV, "").strip().lower() or "auto"
+def help_text(fallback: str = "auto") -> str:
+    """--engine's help, for a command whose default (without $MNISTLAB_ENGINE) is `fallback`."""
+    return (
+        "what runs the network: onnx (onnxruntime, on the CPU, without importing torch: the bundled model or a .onnx "
+        "file), torch (any weights, any device), or auto: onnx where it can, else torch "
+        f"(default: ${ENV}, else {fallback})"
+    )
+
+
+def default_engine(fallback: str = "auto") -> str:
+    """$MNISTLAB_ENGINE (one of ENGINES), else `fallback`."""
+    value = os.environ.get(ENV, "").strip().lower() or fallback
     if value not in ENGINES:
         raise UserError(f"${ENV} must be one of {', '.join(ENGINES)}, not {value!r}")
     return value

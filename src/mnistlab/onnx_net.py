@@ -37,6 +37,11 @@ class OnnxNet:
         ort = _runtime()
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
+        # One thread that sleeps when idle: a batch of 28x28 digits is a few ms, and onnxruntime's default pool
+        # (a thread per core, spinning between runs) took the CPU from image preparation and the HTTP server
+        # beside it: mnistlab serve answered fewer requests, and each run cost about twice the CPU time.
+        options.intra_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
