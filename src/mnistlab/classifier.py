@@ -152,10 +152,10 @@ class Classifier:
     def inputs(self, seen: np.ndarray) -> torch.Tensor:
         """The torch network's input for N prepared images (N x 28 x 28 floats in [0, 1]): normalised as in
         training, N x 1 x 28 x 28, on the model's device and in its dtype (an OnnxNet takes `seen` itself)."""
-        import torch
-
         if isinstance(self.model, OnnxNet):
             raise TypeError("a Classifier on onnxruntime has no torch inputs; load it with engine='torch'")
+        import torch
+
         param = next(self.model.parameters())
         x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)).unsqueeze(1)
         return normalize(x, self.mean, self.std).to(device=param.device, dtype=param.dtype)

@@ -61,7 +61,7 @@ __all__ = [
     "mnistify",
     "open_image",
     "prepare",
-    "preprocess",
+    "preprocess",  # noqa: F822 (the module's __getattr__ gives it, importing torch)
     "to_grayscale",
 ]
 
@@ -202,7 +202,7 @@ def prepare(image, *, name: str | None = None) -> np.ndarray:
     return candidates(image, name=name)[0].seen
 
 
-def preprocess(image, *, mean: float = MEAN, std: float = STD, name: str | None = None) -> torch.Tensor:
+def _preprocess(image, *, mean: float = MEAN, std: float = STD, name: str | None = None) -> torch.Tensor:
     """The model's input for one user image (its first candidate): a float32 tensor [1, 28, 28], normalised.
 
     `image` is a PIL image, a path or encoded bytes (opened with `open_image`), or an array: HxW grayscale,
@@ -213,7 +213,7 @@ def preprocess(image, *, mean: float = MEAN, std: float = STD, name: str | None 
     """
     if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
         raise UserError(f"normalisation needs a finite mean and a positive std, not mean={mean}, std={std}")
-    import torch  # here only: the rest of this module (the reading path) imports no torch
+    import torch  # (already imported by the module's __getattr__, below)
 
     x = normalize(prepare(image, name=name), mean, std)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(0)
@@ -241,3 +241,14 @@ def _attempt(image, name: str | None) -> list[Candidate] | UserError:
         error = e
     error.__traceback__ = error.__context__ = None
     return error
+
+
+def __getattr__(name: str):
+    """`preprocess` (`_preprocess`), the one function here that gives a torch tensor: asking for it imports torch,
+    as `from mnistlab.preprocess import preprocess` always did (a caller may then limit its memory, and torch must
+    be mapped before), while the rest of the module, the reading path, imports no torch."""
+    if name == "preprocess":
+        import torch  # noqa: F401
+
+        return _preprocess
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -110,7 +110,7 @@ async def model_info(s: Served):
         recipe = {}
     acc = card.get("test_acc")
     stats = s.batcher.stats
-    layers, params = await asyncio.to_thread(_torch_facts, s)
+    layers, params = await asyncio.to_thread(_layers_and_params, s)
     return {
         "name": str(recipe.get("name", "")),
         "source": clf.source or "",
@@ -177,7 +177,7 @@ async def explain(
     return await s.admitted(handle)
 
 
-def _torch_facts(s) -> tuple[list[dict], int]:
+def _layers_and_params(s) -> tuple[list[dict], int]:
     """The served network's layers and parameter count: stored in the ONNX file on the onnx engine, else from its
     torch form (in a thread: loading that takes a while, and the event loop goes on meanwhile)."""
     return s.layers, s.params()
