@@ -1,7 +1,8 @@
 """Load benchmark of `mnistlab serve` on loopback: N concurrent clients posting real MNIST test digits for a bounded
 time, with batching on and off; requests/s, p50/p99 latency, errors, and the server's RSS before and after. With
 `--scrape paired`, each row is run twice on the same server, without and with GET /metrics every `--scrape-s`
-(as Prometheus would scrape it), to show what the metrics cost.
+(as Prometheus would scrape it), to show what the metrics cost. `--engine onnx torch` runs every row on each engine
+(the server's --engine: onnxruntime or torch for the batches).
 
 Each configuration starts its own server (`mnistlab serve --port 0`), warms it up, then runs `--seconds` of load
 from one asyncio client process (one keep-alive HTTP/1.1 connection per simulated client, on asyncio streams), each
@@ -10,6 +11,7 @@ posting the next test digit (a 28x28 PNG) as soon as its previous answer came ba
     python benchmarks/serve_load.py --clients 1 8 64 --seconds 20          # writes benchmarks/results/serve-DATE.json
     python benchmarks/serve_load.py --clients 1 8 --seconds 2 --out /tmp/smoke.json   # smoke
     python benchmarks/serve_load.py --clients 8 --seconds 10 --scrape paired           # /metrics off, then on
+    python benchmarks/serve_load.py --clients 8 --seconds 8 --engine onnx torch         # onnxruntime vs torch
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ def digits(n: int) -> list[bytes]:
     return out
 
 
-def start(max_batch: int, max_wait_ms: float, device: str) -> tuple[subprocess.Popen, str]:
+def start(max_batch: int, max_wait_ms: float, device: str, engine: str = "auto") -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "mnistlab", "serve", "--port", "0", "--max-batch", str(max_batch)]
-    cmd += ["--max-wait-ms", str(max_wait_ms), "--max-queue", "1024", "--device", device]
+    cmd += ["--max-wait-ms", str(max_wait_ms), "--max-queue", "1024", "--device", device, "--engine", engine]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     line = p.stderr.readline()
     m = re.search(r"(http://\S+/)", line)
@@ -57,11 +59,16 @@ def start(max_batch: int, max_wait_ms: float, device: str) -> tuple[subprocess.P
     return p, m.group(1)
 
 
-def batching(url: str) -> dict:
-    """The server's batching counters (GET /v1/model)."""
+def model_info(url: str) -> dict:
+    """The server's GET /v1/model: its engine and batching counters (on the onnx engine it imports no torch)."""
     import httpx
 
-    return httpx.get(url + "v1/model", timeout=30).json()["batching"]
+    return httpx.get(url + "v1/model", timeout=30).json()
+
+
+def batching(url: str) -> dict:
+    """The server's batching counters (GET /v1/model)."""
+    return model_info(url)["batching"]
 
 
 def rss_mb(pid: int) -> float:
@@ -169,6 +176,10 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=1000, help="distinct test digits cycled through")
     ap.add_argument("--device", default="cpu", help="the server's --device (cpu, cuda, auto)")
     ap.add_argument(
+        "--engine", nargs="+", default=["torch"], choices=("auto", "onnx", "torch"), help="the server's --engine(s)"
+    )
+    ap.add_argument("--note", default="", help="a word on the machine (e.g. shared with other jobs)")
+    ap.add_argument(
         "--scrape", choices=("off", "paired"), default="off", help="paired: each row without and with /metrics"
     )
     ap.add_argument("--scrape-s", type=float, default=1.0, help="with --scrape paired: seconds between scrapes")
@@ -178,9 +189,12 @@ def main() -> None:
     images = digits(args.images)
     scrapes = (None, args.scrape_s) if args.scrape == "paired" else (None,)  # without, then with /metrics scraped
     rows = []
-    for label, batch in (("batching on", args.max_batch), ("batching off", 1)):
-        p, url = start(batch, args.max_wait_ms, args.device)
+    for engine, (label, batch) in itertools.product(
+        args.engine, (("batching on", args.max_batch), ("batching off", 1))
+    ):
+        p, url = start(batch, args.max_wait_ms, args.device, engine)
         try:
+            served = model_info(url)["engine"]
             asyncio.run(load(url, images, 4, 1.0))  # warm-up, not recorded
             before = rss_mb(p.pid)
             for n, scrape_s in itertools.product(args.clients, scrapes):
@@ -189,9 +203,10 @@ def main() -> None:
                 after = batching(url)
                 forward = after["batches"] - stats["batches"]
                 done = after["batched_requests"] - stats["batched_requests"]
-                row = {"config": label, "max_batch": batch, "clients": n, **result}
+                row = {"engine": served, "config": label, "max_batch": batch, "clients": n, **result}
                 row["forward_passes"], row["mean_batch"] = forward, round(done / max(forward, 1), 2)
                 row["rss_mb_before"], row["rss_mb_after"] = round(before, 1), round(rss_mb(p.pid), 1)
+                row["load_average"] = os.getloadavg()
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         finally:
@@ -208,6 +223,7 @@ def main() -> None:
         "torch": torch.__version__,
         "max_wait_ms": args.max_wait_ms,
         "device": args.device,
+        "note": args.note,
         "load_average": os.getloadavg(),  # at the end: other jobs on the machine show here
         "rows": rows,
     }

@@ -2,6 +2,7 @@
 the 5,000 it holds out.
 
     python scripts/bundle_weights.py                      # writes src/mnistlab/weights/mnist-default.safetensors
+                                                          # and its ONNX copy, mnist-default.onnx (bundle_onnx.py)
     python scripts/bundle_weights.py --seed 2 --no-bundle # the same two phases for another seed, run folders only
 
 Phase 1 is the `robust` recipe (10 epochs: corruptions, marks and not-digits) into runs/bundled-s<seed>. Phase 2
@@ -23,6 +24,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from bundle_onnx import write_onnx  # (scripts/ is on the path of a script run from it)
 
 from mnistlab import calibration, checkpoints, loops
 from mnistlab.build import load_data
@@ -86,7 +88,7 @@ def main() -> None:
     if not args.no_bundle:
         DEST.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(weights, DEST)
-        print(f"wrote {DEST}")
+        print(f"wrote {DEST} and {write_onnx(DEST)}")
     print(json.dumps(card, indent=2))
 
 

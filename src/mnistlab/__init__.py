@@ -2,6 +2,7 @@
 
 import mnistlab
 clf = mnistlab.load()                      # the bundled weights; or a run folder / .safetensors file
+clf = mnistlab.load(engine="onnx")         # the same model on onnxruntime: no torch imported
 clf.predict("digit.png")[0].digit          # paths, PIL images, arrays, tensors or bytes; one or a list
 mnistlab.prepare("photo.jpg")              # the 28x28 image the network sees (white on black, in [0, 1])
 

@@ -7,33 +7,53 @@ minimising the negative log-likelihood on held-out digits (a one-dimensional sea
 The digit score is the maximum calibrated probability, rescaled from [1/C, 1] to [0, 1]: 1 when the model is sure
 of one class, 0 when it spreads its probability evenly (which outlier exposure teaches it to do for not-digits).
 The threshold is chosen on the same held-out digits so that `ACCEPT` of them are accepted.
+
+`calibrated` and `digit_score` take NumPy arrays as well as torch tensors (and give back the same kind): a
+`Classifier` on onnxruntime reads digits without importing torch, and with the same arithmetic (float32).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
+
+from mnistlab.pixels import is_tensor
+
+if TYPE_CHECKING:
+    import torch
 
 ACCEPT = 0.995  # the share of held-out digits that must score at least the threshold
 BINS = 15  # equal-width confidence bins for the expected calibration error
 
 
-def calibrated(log_probs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Log-probabilities at temperature T (N x C)."""
-    return (log_probs.float() / temperature).log_softmax(1)
+def calibrated(log_probs, temperature: float = 1.0):
+    """Log-probabilities at temperature T (N x C), float32: a tensor for a tensor, else an array."""
+    if is_tensor(log_probs):
+        return (log_probs.float() / temperature).log_softmax(1)
+    z = np.asarray(log_probs, dtype=np.float32) / np.float32(temperature)
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
 
 
-def digit_score(probs: torch.Tensor) -> torch.Tensor:
-    """The digit score (N) of calibrated probabilities (N x C): max probability rescaled from [1/C, 1] to [0, 1]."""
+def digit_score(probs):
+    """The digit score (N) of calibrated probabilities (N x C): max probability rescaled from [1/C, 1] to [0, 1].
+    A tensor for a tensor, else an array."""
     c = probs.shape[1]
+    if is_tensor(probs):
+        top = probs.max(1).values if c >= 2 else probs.new_ones(probs.shape[0])
+    else:
+        top = np.asarray(probs).max(1) if c >= 2 else np.ones(probs.shape[0], np.float32)
     if c < 2:
-        return torch.ones(probs.shape[0])
-    return ((probs.max(1).values - 1 / c) / (1 - 1 / c)).clamp(0, 1)
+        return top
+    return ((top - 1 / c) / (1 - 1 / c)).clip(0, 1)
 
 
 def nll(log_probs: torch.Tensor, labels: torch.Tensor, temperature: float) -> float:
-    return float(torch.nn.functional.nll_loss(calibrated(log_probs, temperature), labels))
+    import torch.nn.functional as F
+
+    return float(F.nll_loss(calibrated(log_probs, temperature), labels))
 
 
 def fit_temperature(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
@@ -59,6 +79,8 @@ def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> float:
     """Expected calibration error: the confidence-weighted gap between confidence and accuracy, over `bins`
     equal-width bins of the top probability."""
     conf, pred = probs.max(1)
+    import torch
+
     right = (pred == labels).float()
     edges = torch.linspace(0, 1, bins + 1)
     total = 0.0

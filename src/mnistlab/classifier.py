@@ -1,4 +1,7 @@
-"""The Python API: `load` weights (bundled, a run folder or a .safetensors file) into a `Classifier` of digits."""
+"""The Python API: `load` weights (bundled, a run folder, a .safetensors or a .onnx file) into a `Classifier` of digits.
+
+A `Classifier` on onnxruntime (`engine == "onnx"`) imports no torch, nor does this module: torch is imported where
+a torch network is loaded or run."""
 
 from __future__ import annotations
 
@@ -9,20 +12,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
-import torch
-import torch.nn as nn
 from PIL import Image
 
+from mnistlab import engine as engines
 from mnistlab.calibration import calibrated, digit_score
-from mnistlab.datasets import MEAN, STD, normalize
 from mnistlab.errors import UserError
 from mnistlab.images import IMAGE_EXTENSIONS
+from mnistlab.onnx_net import OnnxNet
+from mnistlab.pixels import MEAN, STD, is_tensor, normalize
 from mnistlab.preprocess import Candidate, candidates
-from mnistlab.runtime import get_device
-from mnistlab.weights import load_model
 
 if TYPE_CHECKING:
-    from mnistlab.onnx_net import OnnxNet
+    import torch
+    import torch.nn as nn
 
 _BATCH = 256  # images per forward pass
 PREFER = 0.05  # a candidate wins over later (less inclusive) ones unless their digit score is this much higher
@@ -46,29 +48,37 @@ class Prediction:
 class Classifier:
     """A trained Net with MNIST's preprocessing: `predict` reads digits (or the model's classes) in images of any kind.
 
-    `model` is the `nn.Module` (an `onnx_net.OnnxNet` for a .onnx file); `card` the metadata stored with the weights
-    (recipe, dataset, classes, test accuracy, date, ...); `classes` the class names in output order ("0".."9", ...).
+    `model` is the `nn.Module` (an `onnx_net.OnnxNet` on onnxruntime; `engine` says which: "torch" or "onnx");
+    `card` the metadata stored with the weights (recipe, dataset, classes, test accuracy, date, ...); `classes` the
+    class names in output order ("0".."9", ...).
     """
 
     def __init__(
-        self, model: nn.Module | OnnxNet, device: torch.device, card: dict | None = None, source: str | None = None
+        self,
+        model: nn.Module | OnnxNet,
+        device: torch.device | str,
+        card: dict | None = None,
+        source: str | None = None,
     ):
         self.model: Any = model  # typed loosely: serve, Explain and unit_geometry take it as the nn.Module it is there
         self.device, self.card, self.source = device, card or {}, source
-        if isinstance(model, nn.Module):
+        self.engine = "onnx" if isinstance(model, OnnxNet) else "torch"
+        if isinstance(model, OnnxNet):
+            n = model.num_classes
+        else:
+            import torch.nn as nn  # already imported: the model is a torch module
+
             head = model.fc2
             if not isinstance(head, nn.Linear):
                 raise TypeError(f"a Classifier's model needs a Linear class head, fc2, not {type(head).__name__}")
             n = head.out_features
-        else:  # an onnx_net.OnnxNet
-            n = model.num_classes
         self.classes = _class_names(self.card.get("classes"), n)
         self.temperature = _number(self.card.get("temperature"), 1.0, positive=True)  # fitted on held-out digits
         self.threshold = _number(self.card.get("digit_threshold"), 0.0)  # none stored: every image is a digit
         self.mean, self.std = _normalisation(self.card.get("recipe"))
 
     def __repr__(self) -> str:
-        return f"Classifier(source={self.source!r}, device={str(self.device)!r})"
+        return f"Classifier(source={self.source!r}, device={str(self.device)!r}, engine={self.engine!r})"
 
     def predict(self, images, top_k: int = 3) -> list[Prediction]:
         """One `Prediction` per image, in order, for one image or a list of them.
@@ -105,7 +115,7 @@ class Classifier:
             ready.append((i, found, source))
         flat = [c.seen for _, found, _ in ready for c in found]
         batches = [self.probabilities(np.stack(flat[s : s + _BATCH])) for s in range(0, len(flat), _BATCH)]
-        probs = torch.cat(batches) if batches else torch.empty(0)
+        probs = np.concatenate([np.asarray(b) for b in batches]) if batches else np.empty((0, len(self.classes)))
         read: dict[int, Prediction] = {}
         at = 0
         for i, found, source in ready:
@@ -113,49 +123,62 @@ class Classifier:
             at += len(found)
         return [read[i] if i in read else failed[i] for i in range(len(items))]
 
-    def prediction(
-        self, probs: torch.Tensor, found: list[Candidate], top_k: int = 3, source: str | None = None
-    ) -> Prediction:
-        """The `Prediction` of one image from its candidates' calibrated probabilities (K x classes)."""
+    def prediction(self, probs, found: list[Candidate], top_k: int = 3, source: str | None = None) -> Prediction:
+        """The `Prediction` of one image from its candidates' calibrated probabilities (K x classes; an array, or a
+        tensor on the CPU as `probabilities` gives it): the same NumPy arithmetic whichever engine made them."""
+        probs = np.asarray(probs, dtype=np.float32)
         scores = digit_score(probs)
-        best = int((scores >= scores.max() - PREFER).nonzero()[0])  # the first (most inclusive) of the best
+        best = int(np.flatnonzero(scores >= scores.max() - PREFER)[0])  # the first (most inclusive) of the best
         row = probs[best]
-        top_p, top_d = row.topk(min(top_k, row.shape[0]))
-        ranked = [(int(d), float(q)) for d, q in zip(top_d, top_p)]
+        order = np.argsort(-row, kind="stable")[: min(top_k, row.shape[0])]  # ties: the lower class first
+        ranked = [(int(d), float(row[d])) for d in order]
         score = float(scores[best])
         return Prediction(
             ranked[0][0], row.tolist(), ranked, source, self.classes[ranked[0][0]], found[best].seen,
             score, score >= self.threshold, found[best].kind,
         )  # fmt: skip
 
-    def probabilities(self, seen: np.ndarray) -> torch.Tensor:
+    def probabilities(self, seen: np.ndarray):
         """The calibrated class probabilities (N x classes, float32 on the CPU) of N prepared images (N x 28 x 28
-        floats in [0, 1], as `prepare` makes them), in one forward pass, at the weights' temperature."""
+        floats in [0, 1], as `prepare` makes them), in one forward pass, at the weights' temperature: a torch
+        tensor on the torch engine, a NumPy array on onnxruntime."""
+        if isinstance(self.model, OnnxNet):  # raw pixels in, its normalisation in the graph
+            return np.exp(calibrated(self.model(seen), self.temperature))
+        import torch
+
         with torch.inference_mode():
-            if not isinstance(self.model, nn.Module):  # an OnnxNet: raw pixels in, its normalisation in the graph
-                return calibrated(torch.from_numpy(self.model(seen)), self.temperature).exp()
             return calibrated(self.model(self.inputs(seen)).float(), self.temperature).exp().cpu()
 
     def inputs(self, seen: np.ndarray) -> torch.Tensor:
-        """The network's input for N prepared images (N x 28 x 28 floats in [0, 1]): normalised as in training,
-        N x 1 x 28 x 28, on the model's device and in its dtype."""
-        param = next(self.model.parameters())  # an nn.Module (an OnnxNet takes `seen` itself)
+        """The torch network's input for N prepared images (N x 28 x 28 floats in [0, 1]): normalised as in
+        training, N x 1 x 28 x 28, on the model's device and in its dtype (an OnnxNet takes `seen` itself)."""
+        if isinstance(self.model, OnnxNet):
+            raise TypeError("a Classifier on onnxruntime has no torch inputs; load it with engine='torch'")
+        import torch
+
+        param = next(self.model.parameters())
         x = torch.from_numpy(np.ascontiguousarray(seen, dtype=np.float32)).unsqueeze(1)
         return normalize(x, self.mean, self.std).to(device=param.device, dtype=param.dtype)
 
 
-def load(source: str | os.PathLike | None = None, device: str = "auto") -> Classifier:
+def load(source: str | os.PathLike | None = None, device: str = "auto", engine: str | None = None) -> Classifier:
     """A `Classifier` from a run folder, a .safetensors or a .onnx file; `None` means the weights bundled with mnistlab.
+
+    `engine`: "torch" (any weights, any device), "onnx" (onnxruntime on the CPU, no torch imported: the bundled
+    model's ONNX copy or a .onnx file), "auto" (onnx where it can, else torch; see `mnistlab.engine`), or None:
+    onnx for a .onnx file, else torch (the `nn.Module` in `.model`, for explanations and export).
 
     >>> import mnistlab
     >>> mnistlab.load().predict("examples/digits/seven_pen.png")[0].digit
     7
     """
-    if source is not None and str(source).lower().endswith(".onnx"):  # mnistlab export --onnx: onnxruntime
-        from mnistlab.onnx_net import OnnxNet
+    chosen, file = engines.choose(source, device, engine)
+    if chosen == "onnx" and file is not None:  # (choose always names the ONNX file it picks)
+        net = OnnxNet(file, device)
+        return Classifier(net, "cpu", net.card, "bundled" if source is None else str(source))
+    from mnistlab.runtime import get_device
+    from mnistlab.weights import load_model
 
-        net = OnnxNet(source, device)
-        return Classifier(net, torch.device("cpu"), net.card, str(source))
     dev = get_device(device)
     model, meta = load_model(source, dev)
     return Classifier(model, dev, meta, "bundled" if source is None else str(source))
@@ -214,8 +237,8 @@ def _check_top_k(top_k) -> int:
 
 
 def _describe(item, i: int, n: int) -> str:
-    kind = {Image.Image: "PIL image", np.ndarray: "array", torch.Tensor: "tensor"}
-    what = next((name for t, name in kind.items() if isinstance(item, t)), "image")
+    kind = {Image.Image: "PIL image", np.ndarray: "array"}
+    what = next((name for t, name in kind.items() if isinstance(item, t)), "tensor" if is_tensor(item) else "image")
     if isinstance(item, (bytes, bytearray, memoryview)):
         what = "image bytes"
     return f"the {what}" if n == 1 else f"image {i} (the {what})"

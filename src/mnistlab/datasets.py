@@ -15,9 +15,9 @@ from torchvision import datasets as tv
 
 from mnistlab.datafolder import default_data_dir, read_record
 from mnistlab.errors import UserError
+from mnistlab.pixels import MEAN, STD, normalize  # noqa: F401  (their one place is pixels; imported from here too)
 
 DEFAULT = "mnist"  # the default dataset; `Recipe.dataset` names it in every run folder
-MEAN, STD = 0.1307, 0.3081  # MNIST's training-set pixel mean and std (on 0..1): the seed's normalisation
 FOLDER_PREFIX = "folder:"  # `folder:PATH` names a folder of your own images (mnistlab.folders), not one of these
 
 
@@ -277,13 +277,6 @@ def normalization(
     if spec.mean is not None and spec.std is not None:
         return spec.mean, spec.std
     return pixel_stats(train_images())
-
-
-def normalize(x, mean: float = MEAN, std: float = STD):
-    """Pixels on 0..1 (a float tensor or array) as the network takes them: (x - mean) / std, in x's dtype."""
-    if isinstance(x, torch.Tensor):
-        return x.sub(mean).div_(std)  # one new tensor (it may hold a whole dataset)
-    return (x - mean) / std
 
 
 def rows(data_dir=None) -> list[dict]:

@@ -4,11 +4,11 @@ scaled."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
 from mnistlab.errors import UserError, one_line
 from mnistlab.images import MAX_PIXELS
+from mnistlab.pixels import is_tensor
 
 ALPHA_VARIATION = 0.1  # an alpha channel spanning less than this is treated as uniform and ignored
 
@@ -149,7 +149,7 @@ def array_to_gray(image, name: str) -> np.ndarray:
 
 def _as_image_array(image, name: str) -> np.ndarray:
     """The user's array as HxW or HxWxC (C in 1..4) of integers or floats, within the pixel limit."""
-    if isinstance(image, torch.Tensor):
+    if is_tensor(image):
         image = image.detach().cpu().numpy()
     try:
         a = np.asarray(image)

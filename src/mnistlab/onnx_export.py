@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from mnistlab.errors import UserError
-from mnistlab.onnx_net import CARD, INPUT
+from mnistlab.onnx_net import CARD, INPUT, LAYERS, PARAMS
 
 OPSET = 17
 OUTPUT = "log_probs"  # N x classes, before calibration (divide by the temperature and renormalise to calibrate)
@@ -36,7 +36,10 @@ def _module(classifier) -> Normalised:
 
 def metadata(classifier) -> dict[str, str]:
     """The metadata_props of a `Classifier`'s ONNX file (strings; lists as JSON): its model card, and, for
-    readers that do not parse the card, the class names, normalisation (already in the graph) and calibration."""
+    readers that do not parse the card, the class names, normalisation (already in the graph) and calibration;
+    then the network's parameter count and receptive-field walk (`mnistlab serve` on onnxruntime shows them)."""
+    from mnistlab.analysis import unit_geometry
+
     return {
         CARD: json.dumps(classifier.card, sort_keys=True, default=str),
         "classes": json.dumps(classifier.classes),
@@ -44,6 +47,8 @@ def metadata(classifier) -> dict[str, str]:
         "std": repr(float(classifier.std)),
         "temperature": repr(float(classifier.temperature)),
         "digit_threshold": repr(float(classifier.threshold)),
+        PARAMS: str(sum(p.numel() for p in classifier.model.parameters())),
+        LAYERS: json.dumps(unit_geometry(classifier.model)),
     }
 
 

@@ -13,6 +13,7 @@ from mnistlab.errors import UserError, one_line
 # The file's contract, written by mnistlab.onnx_export (which imports these; this module imports no torch).
 INPUT = "image"  # N x 1 x 28 x 28 float32 pixels in [0, 1], white ink on black: normalised inside the graph
 CARD = "mnistlab.card"  # the metadata_props key of the model card (JSON); see onnx_export.metadata for the rest
+PARAMS, LAYERS = "params", "layers"  # the network's parameter count and receptive-field walk (JSON), if stored
 
 
 def _runtime():
@@ -36,6 +37,11 @@ class OnnxNet:
         ort = _runtime()
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
+        # One thread that sleeps when idle: a batch of 28x28 digits is a few ms, and onnxruntime's default pool
+        # (a thread per core, spinning between runs) took the CPU from image preparation and the HTTP server
+        # beside it: mnistlab serve answered fewer requests, and each run cost about twice the CPU time.
+        options.intra_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
@@ -48,6 +54,10 @@ class OnnxNet:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         card = _json(self.metadata.get(CARD))
         self.card = card if isinstance(card, dict) else {}
+
+    def stored(self, key: str):
+        """A metadata value parsed as JSON (PARAMS, LAYERS, ...); None where the file has none (older exports)."""
+        return _json(self.metadata.get(key))
 
     def __call__(self, seen: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(seen, dtype=np.float32)[:, None]

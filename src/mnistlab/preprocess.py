@@ -34,20 +34,23 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from mnistlab import furniture, photo_path
-from mnistlab.datasets import MEAN, STD, normalize
 from mnistlab.errors import NoDigitError, NoInkError, UserError
 from mnistlab.field import FIELD, MIN_SIDE, bbox, check_shape, to_field
 from mnistlab.gray import array_to_gray, to_grayscale
 from mnistlab.images import MAX_PIXELS, open_image
 from mnistlab.ink import MIN_CONTRAST, find_ink, groups, polarities, work_copy
+from mnistlab.pixels import MEAN, STD, normalize
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MAX_PIXELS",
@@ -58,7 +61,7 @@ __all__ = [
     "mnistify",
     "open_image",
     "prepare",
-    "preprocess",
+    "preprocess",  # noqa: F822 (the module's __getattr__ gives it, importing torch)
     "to_grayscale",
 ]
 
@@ -199,7 +202,7 @@ def prepare(image, *, name: str | None = None) -> np.ndarray:
     return candidates(image, name=name)[0].seen
 
 
-def preprocess(image, *, mean: float = MEAN, std: float = STD, name: str | None = None) -> torch.Tensor:
+def _preprocess(image, *, mean: float = MEAN, std: float = STD, name: str | None = None) -> torch.Tensor:
     """The model's input for one user image (its first candidate): a float32 tensor [1, 28, 28], normalised.
 
     `image` is a PIL image, a path or encoded bytes (opened with `open_image`), or an array: HxW grayscale,
@@ -210,6 +213,8 @@ def preprocess(image, *, mean: float = MEAN, std: float = STD, name: str | None 
     """
     if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
         raise UserError(f"normalisation needs a finite mean and a positive std, not mean={mean}, std={std}")
+    import torch  # (already imported by the module's __getattr__, below)
+
     x = normalize(prepare(image, name=name), mean, std)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(0)
 
@@ -236,3 +241,14 @@ def _attempt(image, name: str | None) -> list[Candidate] | UserError:
         error = e
     error.__traceback__ = error.__context__ = None
     return error
+
+
+def __getattr__(name: str):
+    """`preprocess` (`_preprocess`), the one function here that gives a torch tensor: asking for it imports torch,
+    as `from mnistlab.preprocess import preprocess` always did (a caller may then limit its memory, and torch must
+    be mapped before), while the rest of the module, the reading path, imports no torch."""
+    if name == "preprocess":
+        import torch  # noqa: F401
+
+        return _preprocess
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,23 +4,18 @@ pickle), loading them into a `Net`, and starting a new run from them (`--init`);
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from mnistlab.bundled import BUNDLED, bundled_weights
 from mnistlab.checkpoints import model_part, read_safetensors
 from mnistlab.errors import UserError, one_line
 from mnistlab.model import Net
 from mnistlab.rundir import RunDir
 
-BUNDLED = "weights/mnist-default.safetensors"  # inside the package; made by scripts/bundle_weights.py
-
-
-def bundled_weights() -> Path:
-    """The weights that ship with the package (the default recipe; see the README's model card)."""
-    return Path(str(resources.files("mnistlab").joinpath(BUNDLED)))
+__all__ = ["BUNDLED", "bundled_weights", "load_model", "read_weights", "transfer_weights"]
 
 
 def read_weights(source: str | os.PathLike | None = None) -> tuple[dict[str, torch.Tensor], dict, Path]:

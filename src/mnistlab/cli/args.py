@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from mnistlab import engine
 from mnistlab.errors import UserError
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -75,8 +76,9 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_model_args(p: argparse.ArgumentParser, onnx: bool = False) -> None:
-    """--model and --device of the commands that use trained weights (predict, serve); `onnx`: .onnx files too."""
+def add_model_args(p: argparse.ArgumentParser, onnx: bool = False, engine_fallback: str = "auto") -> None:
+    """--model, --device and --engine of the commands that use trained weights (predict, serve); `onnx`: .onnx
+    files too; `engine_fallback`: the engine without --engine or $MNISTLAB_ENGINE."""
     also = ", or a .onnx file from mnistlab export --onnx (run by onnxruntime, on the CPU)" if onnx else ""
     p.add_argument(
         "--model",
@@ -84,3 +86,9 @@ def add_model_args(p: argparse.ArgumentParser, onnx: bool = False) -> None:
         help=f"a run folder or a .safetensors weights file{also} (default: the weights bundled with mnistlab)",
     )
     p.add_argument("--device", default="cpu", choices=DEVICES, help="default: %(default)s")
+    p.add_argument("--engine", choices=engine.ENGINES, help=engine.help_text(engine_fallback))
+
+
+def chosen_engine(args: argparse.Namespace, fallback: str = "auto") -> str:
+    """--engine, else $MNISTLAB_ENGINE, else `fallback` (the command's own default)."""
+    return args.engine or engine.default_engine(fallback)

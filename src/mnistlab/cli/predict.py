@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output and not args.output.lower().endswith((".csv", ".jsonl")):
         raise UserError(f"--output must name a .csv or a .jsonl file, not {args.output!r}")
-    classifier = load(args.model, device=args.device)
+    classifier = load(args.model, device=args.device, engine=types.chosen_engine(args))
     files = image_files(args.images)
     results = classifier.predict_each(files, top_k=args.top_k)
     rows = [output.result_row(str(f), r, classifier.classes) for f, r in zip(files, results)]

@@ -9,13 +9,11 @@ from importlib import resources
 from typing import Annotated
 
 import numpy as np
-import torch
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
 from PIL import Image
 
-from mnistlab.analysis import input_gradient
 from mnistlab.classifier import Classifier
 from mnistlab.output import result_row
 from mnistlab.preprocess import Candidate
@@ -57,9 +55,7 @@ def png_data_url(seen: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def prediction(
-    classifier: Classifier, probs: torch.Tensor, found: list[Candidate], top_k: int
-) -> tuple[dict, np.ndarray]:
+def prediction(classifier: Classifier, probs, found: list[Candidate], top_k: int) -> tuple[dict, np.ndarray]:
     """(the JSON answer, the 28x28 image of the winning candidate) from the candidates' probabilities."""
     p = classifier.prediction(probs, found, top_k)
     assert p.seen is not None  # Classifier.prediction always keeps the image it read
@@ -69,7 +65,9 @@ def prediction(
 
 
 def explanation(classifier: Classifier, seen: np.ndarray) -> np.ndarray:
-    """The 28x28 input-gradient heat-map in [0, 1] of a prepared image."""
+    """The 28x28 input-gradient heat-map in [0, 1] of a prepared image (`classifier` on the torch engine)."""
+    from mnistlab.analysis import input_gradient  # torch: imported by the first explanation on the onnx engine
+
     _, heat = input_gradient(classifier.model, classifier.inputs(seen[None]))
     return heat.cpu().numpy()
 
@@ -112,15 +110,17 @@ async def model_info(s: Served):
         recipe = {}
     acc = card.get("test_acc")
     stats = s.batcher.stats
+    layers, params = await asyncio.to_thread(_layers_and_params, s)
     return {
         "name": str(recipe.get("name", "")),
         "source": clf.source or "",
-        "params": sum(p.numel() for p in clf.model.parameters()),
+        "engine": clf.engine,
+        "params": params,
         "classes": clf.classes,
         "recipe": recipe,
         "dataset": card.get("dataset") if isinstance(card.get("dataset"), str) else None,
         "test_accuracy": float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None,
-        "layers": s.layers,
+        "layers": layers,
         "batching": {
             "max_batch": s.limits.max_batch,
             "max_wait_ms": s.limits.max_wait_ms,
@@ -167,14 +167,20 @@ async def explain(
     square of the input that unit of that layer's output sees (its size from the receptive-field walk)."""
 
     async def handle():
-        box = rf_box(s.layers, layer, row, col) if layer is not None else None
+        box = rf_box(await asyncio.to_thread(lambda: s.layers), layer, row, col) if layer is not None else None
         clf, found = await s.candidates(request)
         probs = await asyncio.to_thread(clf.probabilities, np.stack([c.seen for c in found]))
         out, seen = prediction(clf, probs, found, top_k)
-        heat = await asyncio.to_thread(explanation, clf, seen)
+        heat = await asyncio.to_thread(lambda: explanation(s.torch_model(), seen))
         return out | {"heatmap": np.round(heat, 4).tolist(), "receptive_field": box}
 
     return await s.admitted(handle)
+
+
+def _layers_and_params(s) -> tuple[list[dict], int]:
+    """The served network's layers and parameter count: stored in the ONNX file on the onnx engine, else from its
+    torch form (in a thread: loading that takes a while, and the event loop goes on meanwhile)."""
+    return s.layers, s.params()
 
 
 @router.get("/", include_in_schema=False)

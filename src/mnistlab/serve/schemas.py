@@ -59,6 +59,7 @@ class LayerOut(BaseModel):
 class ModelOut(BaseModel):
     name: str
     source: str
+    engine: str = Field(description="what runs the batches: onnx (onnxruntime) or torch (mnistlab serve --engine)")
     params: int
     classes: list[str]
     recipe: dict

@@ -1,19 +1,23 @@
-"""What one server holds and may accept: its `Limits`, and the `State` its routes share (admission, preparation)."""
+"""What one server holds and may accept: its `Limits`, and the `State` its routes share (admission, preparation).
+
+On the onnx engine the batches run on onnxruntime and torch is imported only for what needs the torch network:
+explanations (input gradients) and /v1/model's layers and parameter count, from the same weights, on first use."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
-import torch
 from fastapi import Depends, Request
 
-from mnistlab.analysis import unit_geometry
-from mnistlab.classifier import Classifier
+from mnistlab.classifier import Classifier, load
 from mnistlab.errors import one_line
+from mnistlab.onnx_net import LAYERS, PARAMS
+from mnistlab.pixels import is_tensor
 from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import Batcher
 from mnistlab.serve.metrics import Metrics
@@ -47,7 +51,9 @@ class State:
     def __init__(self, limits: Limits):
         self.limits = limits
         self.classifier: Classifier | None = None
-        self.layers: list[dict] = []
+        self._torch: Classifier | None = None  # the torch network of the weights served (explanations, layers)
+        self._layers: list[dict] | None = None
+        self._torch_lock = threading.Lock()  # explanations run in threads: the torch network is loaded once
         self.predicting = 0  # requests in /v1/predict: read, prepared or waiting for their batch
         self.metrics = Metrics(in_flight=lambda: self.in_flight, queue_depth=lambda: self.batcher.waiting)
         self.batcher = Batcher(
@@ -71,8 +77,42 @@ class State:
         return self.limits.max_queue - self.admission._value
 
     def ready(self, classifier: Classifier) -> None:
-        self.layers = unit_geometry(classifier.model)
-        self.classifier = classifier
+        self.classifier, self._layers = classifier, None
+        self._torch = classifier if classifier.engine == "torch" else None
+        if self._torch is not None:
+            self._layers = self.layers  # at once: nothing to load
+
+    @property
+    def layers(self) -> list[dict]:
+        """The receptive-field walk of the served network's spatial layers ([] while it loads)."""
+        if self._layers is None and self.classifier is not None:
+            self._layers = self._stored(LAYERS)
+        if self._layers is None and self.classifier is not None:
+            from mnistlab.analysis import unit_geometry
+
+            self._layers = unit_geometry(self.torch_model().model)
+        return self._layers or []
+
+    def params(self) -> int:
+        """The served network's parameter count."""
+        stored = self._stored(PARAMS)
+        return stored if isinstance(stored, int) else sum(p.numel() for p in self.torch_model().model.parameters())
+
+    def _stored(self, key: str):
+        """What the ONNX file served stores under `key` (no torch needed); None on the torch engine."""
+        return self.classifier.model.stored(key) if self.classifier and self.classifier.engine == "onnx" else None
+
+    def torch_model(self) -> Classifier:
+        """The served classifier on torch: itself on the torch engine; on onnxruntime, the same weights loaded
+        with torch on the CPU the first time something needs them (only the bundled model has both forms)."""
+        clf = self.model()
+        if self._torch is None:
+            with self._torch_lock:
+                if self._torch is None:
+                    if clf.source != "bundled":
+                        raise ApiError(501, "this server reads an ONNX file: explanations need the torch weights")
+                    self._torch = load(None, device="cpu", engine="torch")
+        return self._torch
 
     async def warm_up(self) -> None:
         """One blank image through the batcher, left out of its stats (the first forward pass is the slow one);
@@ -84,11 +124,12 @@ class State:
         else:
             self.warm = True
 
-    def forward(self, stacks: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    def forward(self, stacks: Sequence[np.ndarray]) -> list:
         """Probabilities for a batch of requests' candidate stacks (K x 28 x 28 each), one forward pass (the
-        batcher's function)."""
+        batcher's function): tensors on the torch engine, arrays on onnxruntime."""
         probs = self.model().probabilities(np.concatenate(stacks))
-        return list(probs.split([len(s) for s in stacks]))
+        sizes = [len(s) for s in stacks]
+        return list(probs.split(sizes)) if is_tensor(probs) else np.split(probs, np.cumsum(sizes)[:-1])
 
     def model(self) -> Classifier:
         """The classifier, or 503 while it loads (or when it could not be loaded)."""

@@ -1,0 +1,19 @@
+"""The model that ships in the package: torch weights (safetensors) and the same network as ONNX (no torch here)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+BUNDLED = "weights/mnist-default.safetensors"  # inside the package; made by scripts/bundle_weights.py
+BUNDLED_ONNX = "weights/mnist-default.onnx"  # the same model exported (scripts/bundle_onnx.py), read by onnxruntime
+
+
+def bundled_weights() -> Path:
+    """The weights that ship with the package (the default recipe; see the README's model card)."""
+    return Path(str(resources.files("mnistlab").joinpath(BUNDLED)))
+
+
+def bundled_onnx() -> Path:
+    """The bundled weights as an ONNX file (normalisation and model card inside), for `--engine onnx`."""
+    return Path(str(resources.files("mnistlab").joinpath(BUNDLED_ONNX)))
