@@ -93,6 +93,7 @@ def plot(run: Run) -> None:
     mean, std = run.recipe.mean, run.recipe.std
     assert mean is not None and std is not None  # the recipe was resolved when the run started
     run.folder.plot(run.history, x, y, pred, mean=mean, std=std, classes=run.classes)
+    run.board.pictures(run.step)  # the pictures just drawn, into the TensorBoard event files too
 
 
 def summary(run: Run) -> str:

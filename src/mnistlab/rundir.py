@@ -21,6 +21,7 @@ class RunDir:
     CHECKPOINT = checkpoints.CHECKPOINT  # model, optimizer, step, RNG and history; rewritten every epoch
     WEIGHTS = checkpoints.WEIGHTS  # the final weights with the model card in their metadata
     EVALUATION = "evaluation.json"  # written by `mnistlab evaluate`
+    TENSORBOARD = "tensorboard"  # a folder: the TensorBoard event files (tboard.py), with the tensorboard extra
     CURVES, SAMPLES, MISCLASSIFIED, CONFUSION = "curves.png", "samples.png", "misclassified.png", "confusion_matrix.png"
 
     def __init__(self, path: str | os.PathLike):
