@@ -39,7 +39,8 @@ class Board:
     file beside the others) and writes its queue out at every checkpoint."""
 
     def __init__(self, folder: RunDir | None, *, every: int = 1):
-        self.folder, self.every, self._writer = folder, every, None
+        self.folder, self.every = folder, every
+        self._writer: Any = None  # a SummaryWriter while open
         self._off = folder is None or not _installed()
         self._batches: list[tuple[int, float, torch.Tensor]] = []  # (step, lr, loss) not written yet
 
