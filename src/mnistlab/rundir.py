@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 from mnistlab import checkpoints, distributed
@@ -47,6 +48,8 @@ class RunDir:
         `again`: the run claimed this folder before and was restarted before its first checkpoint; start it over."""
         if not again:
             self.check_free()
+        else:  # the first attempt's TensorBoard events go too: the run's steps start again from 1
+            shutil.rmtree(self / self.TENSORBOARD, ignore_errors=True)
         self.path.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if again else os.O_EXCL)
         try:
