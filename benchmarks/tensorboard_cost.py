@@ -1,5 +1,6 @@
 """What the TensorBoard event files cost a run: the same small CPU run with and without them (the package hidden, as
-if not installed), interleaved, per epoch of training and in all; and the per-step call (`Board.batch`) alone.
+if not installed), interleaved, per epoch of training and in all; the time the run spends in the board's calls
+(timed inside the runs with it), which a loaded machine's noise does not hide; and the per-step call alone.
 
     python benchmarks/tensorboard_cost.py                      # writes benchmarks/results/tensorboard-cost-DATE.json
     python benchmarks/tensorboard_cost.py --repeats 5 --limit-train 8192 --out /tmp/tb.json
@@ -29,14 +30,42 @@ from mnistlab.training import fit
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+CALLS = ("batch", "record", "saved")  # what a run calls on its board (saved closes it at the end)
+
+
+@contextlib.contextmanager
+def timed_board(spent: dict[str, float]):
+    """Every call of the board's `CALLS` timed into `spent` (seconds by name)."""
+
+    def timing(name, method):
+        def call(*args, **kw):
+            t0 = time.perf_counter()
+            try:
+                return method(*args, **kw)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - t0
+
+        return call
+
+    originals = {name: getattr(tboard.Board, name) for name in CALLS}
+    for name, method in originals.items():
+        setattr(tboard.Board, name, timing(name, method))
+    try:
+        yield
+    finally:
+        for name, method in originals.items():
+            setattr(tboard.Board, name, method)
+
+
 def one_run(with_board: bool, limit: int, epochs: int, folder: Path) -> dict:
     hidden = {} if with_board else {"tensorboard": None, "torch.utils.tensorboard": None}
     saved = {name: sys.modules.get(name) for name in hidden}
     sys.modules.update(hidden)  # `import tensorboard` fails: the run writes no event files (and says so once)
+    spent: dict[str, float] = {}
     try:
         recipe = get_recipe("default", epochs=epochs, limit_train=limit, limit_test=2000, device="cpu")
         t0 = time.perf_counter()
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stderr(io.StringIO()), timed_board(spent):
             run = fit(recipe, out=folder, progress=False, echo=False)
         wall = time.perf_counter() - t0
     finally:
@@ -46,7 +75,13 @@ def one_run(with_board: bool, limit: int, epochs: int, folder: Path) -> dict:
             else:
                 sys.modules[name] = module
     assert (folder / RunDir.TENSORBOARD).is_dir() == with_board
-    return {"epoch_s": [r["train_time_s"] for r in run.history.records], "wall_s": wall}
+    steps = run.total_steps
+    return {
+        "epoch_s": [r["train_time_s"] for r in run.history.records],
+        "wall_s": wall,
+        "board_s": spent,
+        "steps": steps,
+    }
 
 
 def per_call_us(n: int = 20000) -> float:
@@ -75,7 +110,9 @@ def main() -> int:
     summary = {}
     for name, rs in runs.items():
         epochs = [s for r in rs for s in r["epoch_s"]]
+        board = [sum(r["board_s"].values()) / len(r["epoch_s"]) for r in rs]
         summary[name] = {
+            "board_s_per_epoch_median": statistics.median(board),
             "epoch_s_median": statistics.median(epochs),
             "wall_s_median": statistics.median(r["wall_s"] for r in rs),
         }
@@ -84,6 +121,7 @@ def main() -> int:
             f"{summary[name]['wall_s_median']:.2f} s ({len(rs)} runs of {args.epochs} epochs, "
             f"{args.limit_train} images)"
         )
+        print(f"{'':8} in the board's calls: median {statistics.median(board) * 1e3:.1f} ms an epoch")
     call = per_call_us()
     print(f"Board.batch: {call:.1f} us a call (once a step on the CPU)")
     result = {
