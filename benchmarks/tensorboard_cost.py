@@ -30,7 +30,7 @@ from mnistlab.training import fit
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-CALLS = ("batch", "record", "saved")  # what a run calls on its board (saved closes it at the end)
+CALLS = ("batch", "record", "finished")  # what a run calls on its board
 
 
 @contextlib.contextmanager

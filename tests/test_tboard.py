@@ -136,7 +136,7 @@ def test_without_a_folder_nothing_is_written_or_said(tmp_path, capsys, monkeypat
     board = tboard.Board(None)  # no --out, or a rank other than 0 (Run gives those no folder)
     board.batch(1, torch.tensor(0.5), lambda step: 0.1)
     board.record(1, {})
-    board.saved(1, get_recipe("default"))
+    board.finished(1, get_recipe("default"))
     board.pictures(1)
     board.resumed(1)
     assert capsys.readouterr().err == "" and not list(tmp_path.iterdir())
@@ -147,8 +147,7 @@ def test_batch_losses_are_kept_every_n_steps_without_reading_them(tmp_path, inst
     for step in range(1, 61):
         board.batch(step, torch.tensor(float(step)), lambda s: s / 100)
     assert [(s, lr) for s, lr, _ in board._batches] == [(20, 0.19), (40, 0.39), (60, 0.59)]
-    assert not (tmp_path / RunDir.TENSORBOARD).exists()  # nothing written until the next evaluation or checkpoint
-    board.saved(60)
-    board.close()
+    assert not (tmp_path / RunDir.TENSORBOARD).exists()  # nothing written until the next evaluation or the end
+    board.finished(60, get_recipe("default"))
     acc = accumulated(tmp_path)
     assert [(e.step, e.value) for e in acc.Scalars("train/batch_loss")] == [(20, 20.0), (40, 40.0), (60, 60.0)]

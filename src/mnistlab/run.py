@@ -247,7 +247,6 @@ class Run:
             return
         if self._meter is not None:
             raise RuntimeError("evaluate before saving: a checkpoint holds the record of its last steps")
-        self.board.saved(self.step, self.recipe if self.done else None)
         if self.step % self.steps_per_epoch and self.done:
             self.folder.write_metrics(self.history.records)
             return

@@ -82,6 +82,7 @@ def export(run: Run, path: str | Path | None = None) -> Path | None:
         path = run.folder / RunDir.WEIGHTS
     path = Path(path)
     checkpoints.save_weights(run.model, path, card(run))
+    run.board.finished(run.step, run.recipe)  # the hparams (or, without tensorboard, the line that says so)
     return path
 
 

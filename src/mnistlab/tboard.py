@@ -35,13 +35,15 @@ MISSING = (
 class Board:
     """The run's event files, in the run folder's tensorboard/ (`RunDir.TENSORBOARD`). Without a folder (no `out`,
     or a rank other than 0) or without the package every call does nothing; a board with a folder but without the
-    package says so on stderr when it is made. The writer opens at the first write (each opening starts a new event
-    file beside the others) and writes its queue out at every checkpoint."""
+    package says so on stderr at the run's end (so that a run that fails still fails in one line). The writer
+    opens at the first write (each opening starts a new event file beside the others) and writes its queue out at
+    every evaluation."""
 
     def __init__(self, folder: RunDir | None, *, every: int = 1):
         self.folder, self.every = folder, every
         self._writer: Any = None  # a SummaryWriter while open
-        self._off = folder is None or not _installed()
+        self._off = folder is None or importlib.util.find_spec("tensorboard") is None  # (found, not imported)
+        self._missing = folder is not None and self._off  # the package: said at the end
         self._batches: list[tuple[int, float, torch.Tensor]] = []  # (step, lr, loss) not written yet
 
     @property
@@ -54,10 +56,9 @@ class Board:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # installed but broken
-                self._off = True
-                print(MISSING, file=sys.stderr, flush=True)
+                self._off = self._missing = True
                 return None
-            self._writer = SummaryWriter(str(self.path), max_queue=100, flush_secs=600)  # flushed at checkpoints
+            self._writer = SummaryWriter(str(self.path), max_queue=100, flush_secs=600)  # see record
         return self._writer
 
     def batch(self, step: int, loss: torch.Tensor, lr_at: Callable[[int], float]) -> None:
@@ -74,6 +75,7 @@ class Board:
         self._write_batches(w)
         for key, tag in SCALARS.items():
             w.add_scalar(tag, record[key], step)
+        w.flush()  # on disk at each evaluation: a few hundred bytes, none written during the steps
 
     def _write_batches(self, w) -> None:
         if self._batches:
@@ -83,15 +85,15 @@ class Board:
                 w.add_scalar("train/lr", lr, step)
             self._batches = []
 
-    def saved(self, step: int, recipe: Recipe | None = None) -> None:
-        """At a checkpoint: write out what is queued. At the run's end (`recipe` given) first the recipe as hparams,
-        for the HParams tab, whose metrics (`METRICS`) are the scalars' last values; then close the file."""
+    def finished(self, step: int, recipe: Recipe) -> None:
+        """At the run's end (`Run.export`): the recipe as hparams, for the HParams tab, whose metrics (`METRICS`) are
+        the scalars' last values; then close the file. Without the package: the one line that says so."""
         if (w := self._open()) is None:
+            if self._missing:
+                print(MISSING, file=sys.stderr, flush=True)
+                self._missing = False
             return
         self._write_batches(w)
-        if recipe is None:
-            w.flush()
-            return
         from torch.utils.tensorboard.summary import hparams
 
         params = {
@@ -139,11 +141,3 @@ class Board:
                     for r in kept:
                         RecordWriter(f).write(r)
                 os.replace(tmp, path)
-
-
-def _installed() -> bool:
-    """Whether the tensorboard package is there (without importing it); if not, say so on stderr."""
-    if importlib.util.find_spec("tensorboard") is not None:
-        return True
-    print(MISSING, file=sys.stderr, flush=True)
-    return False
