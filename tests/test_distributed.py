@@ -159,6 +159,15 @@ def test_two_processes_train_the_model_of_one(two_ranks, data_dir, mirror, one_t
     assert log.count("Epoch 1\n") == 1, "one writer"
 
 
+def test_rank_0_alone_writes_the_tensorboard_event_files(two_ranks):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    (events,) = (two_ranks / "tensorboard").iterdir()  # one writer opened one file (another rank: another file)
+    steps = [(v.tag, e.step) for e in EventFileLoader(str(events)).Load() for v in e.summary.value]
+    assert [s for t, s in steps if t == "eval/accuracy"] == [8, 16, 24]  # the world's evaluations, written once
+
+
 def test_a_global_batch_in_two_shards_gives_the_gradient_of_one(one_thread):
     """The first step, before training amplifies anything: the difference is float rounding alone."""
     torch.manual_seed(0)

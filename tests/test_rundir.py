@@ -62,3 +62,13 @@ def test_a_restarted_worker_group_reclaims_its_own_folder(tmp_path, monkeypatch)
     assert not folder.holds_recipe(dataclasses.replace(recipe, seed=2))
     (folder / checkpoints.CHECKPOINT).write_bytes(b"")
     assert not folder.restarted_claim()  # a checkpoint: resume it instead
+
+
+def test_claiming_again_starts_the_tensorboard_events_over(tmp_path):
+    recipe = get_recipe("default", device="cpu")
+    folder = RunDir(tmp_path / "run")
+    folder.claim(recipe)
+    (folder / RunDir.TENSORBOARD).mkdir()
+    (folder / RunDir.TENSORBOARD / "events.out.tfevents.1.host.1.0").write_bytes(b"steps 1 to 3")
+    folder.claim(recipe, again=True)  # a worker group restarted before its first checkpoint
+    assert not (folder / RunDir.TENSORBOARD).exists() and (folder / RunDir.RECIPE).is_file()

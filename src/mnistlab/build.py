@@ -6,16 +6,20 @@ import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from mnistlab import data, datasets, distributed, folders
+from mnistlab import data, datasets, distributed, folders, loops
 from mnistlab.errors import UserError
 from mnistlab.loaders import Augment, DeviceLoader, seed_loader
 from mnistlab.recipes import Recipe
 from mnistlab.robust import RobustAugment
 from mnistlab.robust import criterion as robust_criterion
+
+if TYPE_CHECKING:
+    from mnistlab.run import Run
 
 
 @dataclass(frozen=True)
@@ -158,3 +162,13 @@ def use_cuda_graphs(recipe: Recipe, device: torch.device) -> bool:
     if recipe.cuda_graphs == "off" or device.type != "cuda" or recipe.pipeline != "resident":
         return False
     return recipe.optimizer == "adamw" and not recipe.compile
+
+
+def build_stepper(run: Run) -> Callable:
+    """`loops.train_step` on (images, labels), or its CUDA graph on the batch's indices (cuda_graph.py)."""
+    step = functools.partial(loops.train_step, run.train_model, run.optimizer, run.criterion, dtype=run.dtype)
+    if not run.graphs:
+        return step
+    from mnistlab.cuda_graph import CUDAGraphStep
+
+    return CUDAGraphStep(step, run.train_loader, run.model, run.optimizer)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from typing import cast
 import torch
 import torch.nn as nn
 
-from mnistlab import checkpoints, distributed, loops, runcard
+from mnistlab import build, checkpoints, distributed, loops, runcard, tboard
 from mnistlab.build import build_criterion, build_loaders, build_optimizer, load_data, resolve, use_cuda_graphs
 from mnistlab.errors import UserError
 from mnistlab.model import Net
@@ -74,6 +73,7 @@ class Run:
         self.step = 0  # the steps trained: the run's clock, from which its epoch and learning rate follow
         self.saved_epoch = 0  # the epoch of the last checkpoint written or resumed from
         self.log_every = 1 if self.device.type == "cpu" else 20  # steps between bar refreshes (each syncs)
+        self.board = tboard.Board(folder, every=self.log_every)  # the TensorBoard event files, beside metrics.jsonl
         self._batches: Iterator | None = None  # the current epoch's batches
         self._meter: loops.Meter | None = None  # the steps since the last evaluation, and their bar
         self._last: tuple[loops.EpochResult, float] | None = None  # the last closed span and its first lr
@@ -115,6 +115,7 @@ class Run:
         run._set_lr()
         if run.folder is not None:  # rank 0 alone writes
             folder.resumed(run.history.records, run.recipe)
+            run.board.resumed(run.step)
         run.log(f"Resuming {folder} after epoch {run.saved_epoch}")
         run._log_start()
         return run
@@ -163,7 +164,7 @@ class Run:
         epoch, first = divmod(self.step, self.steps_per_epoch)
         if first == 0:  # an epoch starts: its batches are drawn now, after the last one's checkpoint
             if self._stepper is None:  # a CUDA graph is captured before them
-                self._stepper = self._build_stepper()
+                self._stepper = build.build_stepper(self)
             self._batches = loops.epoch_batches(self.train_loader, epoch + 1, indices=self.graphs)
             self.log(f"Epoch {epoch + 1}")
         if self._meter is None:
@@ -177,15 +178,7 @@ class Run:
         loss, correct = self._stepper(*batch)
         self._meter.add(loss, correct, batch[-1].shape[0])
         self.step += 1
-
-    def _build_stepper(self) -> Callable:
-        """`loops.train_step` on (images, labels), or its CUDA graph on the batch's indices (cuda_graph.py)."""
-        step = functools.partial(loops.train_step, self.train_model, self.optimizer, self.criterion, dtype=self.dtype)
-        if not self.graphs:
-            return step
-        from mnistlab.cuda_graph import CUDAGraphStep
-
-        return CUDAGraphStep(step, self.train_loader, self.model, self.optimizer)
+        self.board.batch(self.step, loss, self.lr_at)
 
     def _set_lr(self) -> None:
         loops.set_lr(self.optimizer, self.lr_at(self.step))
@@ -232,7 +225,7 @@ class Run:
         eval_time = time.perf_counter() - t0
         self.log(loops.test_line(loss, correct, total))
         res, lr = self._last
-        return self.history.add(
+        record = self.history.add(
             epoch=self.epochs_trained,
             train_loss=res.loss,
             train_acc=res.accuracy,
@@ -243,6 +236,8 @@ class Run:
             imgs_per_s=res.images / res.seconds if res.seconds > 0 else 0.0,
             eval_time_s=eval_time,
         )
+        self.board.record(self.step, record)
+        return record
 
     def save(self) -> None:
         """Checkpoint everything needed to continue (then metrics.jsonl, so the two agree). Epoch boundaries only,

@@ -82,6 +82,7 @@ def export(run: Run, path: str | Path | None = None) -> Path | None:
         path = run.folder / RunDir.WEIGHTS
     path = Path(path)
     checkpoints.save_weights(run.model, path, card(run))
+    run.board.finished(run.step, run.recipe)  # the hparams (or, without tensorboard, the line that says so)
     return path
 
 
@@ -93,6 +94,7 @@ def plot(run: Run) -> None:
     mean, std = run.recipe.mean, run.recipe.std
     assert mean is not None and std is not None  # the recipe was resolved when the run started
     run.folder.plot(run.history, x, y, pred, mean=mean, std=std, classes=run.classes)
+    run.board.pictures(run.step)  # the pictures just drawn, into the TensorBoard event files too
 
 
 def summary(run: Run) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 from mnistlab import checkpoints, distributed
@@ -21,6 +22,7 @@ class RunDir:
     CHECKPOINT = checkpoints.CHECKPOINT  # model, optimizer, step, RNG and history; rewritten every epoch
     WEIGHTS = checkpoints.WEIGHTS  # the final weights with the model card in their metadata
     EVALUATION = "evaluation.json"  # written by `mnistlab evaluate`
+    TENSORBOARD = "tensorboard"  # a folder: the TensorBoard event files (tboard.py), with the tensorboard extra
     CURVES, SAMPLES, MISCLASSIFIED, CONFUSION = "curves.png", "samples.png", "misclassified.png", "confusion_matrix.png"
 
     def __init__(self, path: str | os.PathLike):
@@ -46,6 +48,8 @@ class RunDir:
         `again`: the run claimed this folder before and was restarted before its first checkpoint; start it over."""
         if not again:
             self.check_free()
+        else:  # the first attempt's TensorBoard events go too: the run's steps start again from 1
+            shutil.rmtree(self / self.TENSORBOARD, ignore_errors=True)
         self.path.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if again else os.O_EXCL)
         try:
