@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageChops, ImageDraw, ImageFile
+from scipy import ndimage
 
 import mnistlab.images
 import mnistlab.preprocess
@@ -607,3 +608,16 @@ def test_refused_images_do_not_keep_their_arrays():
     finally:
         tracemalloc.stop()
     assert len(errors) == 5 and kept < 1_000_000, kept
+
+
+def test_a_soft_low_resolution_scan_is_read_from_its_grey_levels_first():
+    """A small crop (a 0 drawn 10 px high, shown 4x: soft strokes) has a grey-level candidate, first, whose ink is
+    one unbroken ring; an image the size of a page has none."""
+    small = Image.new("L", (8, 10), 235)
+    ImageDraw.Draw(small).ellipse((1, 0, 6, 9), outline=60, width=1)
+    scan = np.asarray(small.resize((32, 40), Image.BICUBIC))
+    found = mnistlab.preprocess.candidates(scan)
+    assert found[0].kind == "grey levels"
+    assert ndimage.label(found[0].seen > 0.3)[1] == 1
+    page = np.pad(np.asarray(small.resize((80, 100), Image.BICUBIC)), 60, constant_values=235)
+    assert all(c.kind != "grey levels" for c in mnistlab.preprocess.candidates(page))

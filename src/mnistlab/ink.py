@@ -23,6 +23,10 @@ SPECK = 0.02  # parts under this fraction of the largest part's area are specks
 LINE = 0.6  # a straight run of ink this fraction of the image's side long is a line (ruled, squared, margin, frame)
 SPAN = 0.85  # ... when the runs, joined, cross this fraction of it (ruled paper does; a stroke drawn on a pad not)
 NEAR = 0.3  # parts within this fraction of the main part's longer side belong with it (a 5's bar, a broken stroke)
+# The grey-level reading of a small crop (`grey_ink`): the paper is the level this share of the pixels reach ...
+GREY_PAPER = 0.9
+GREY_DARK = 0.01  # ... the ink's the level this share of them reach; between the two, the depth runs from 0 to 1 ...
+GREY_LOW, GREY_HIGH = 0.15, 0.6  # ... and depths under GREY_LOW are paper (noise, a blur's skirt), over GREY_HIGH ink
 
 
 def work_copy(g: np.ndarray) -> np.ndarray:
@@ -66,6 +70,18 @@ def find_ink(v: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     mask = apply_hysteresis_threshold(flat, low, max(low, HIGH * level))
     soft = np.clip((flat - low) / max(level - low, 1e-6), 0, 1).astype(np.float32)
     return soft, mask
+
+
+def grey_ink(s: np.ndarray, light: bool) -> np.ndarray | None:
+    """The ink of a small crop (a soft, low-resolution scan) read from its grey levels alone, in [0, 1]; None when
+    there is too little contrast. No paper window, no hysteresis: on such scans `find_ink`'s soft ink comes out
+    broken into dots (its paper window, a third of a narrow image's side, is about as wide as a blurred stroke)."""
+    v = s if light else 1.0 - s
+    paper, ink = np.quantile(v, [1 - GREY_PAPER, 1 - GREY_DARK])
+    if ink - paper < MIN_CONTRAST:
+        return None
+    depth = (v - paper) / (ink - paper)
+    return np.clip((depth - GREY_LOW) / (GREY_HIGH - GREY_LOW), 0, 1).astype(np.float32)
 
 
 def _lines(mask: np.ndarray) -> np.ndarray:

@@ -17,9 +17,11 @@ score (`Classifier.predict`). The pipeline:
 6. candidates, each made MNIST-style by `field.to_field` (the ink's box scaled to 20 px, its centre of mass at
    (14, 14)): all the ink; the parts that do not touch the border; the ink without lines crossing the image (ruled
    or squared paper, a margin line); the parts inside a frame; the largest group of nearby parts; the other
-   polarity; for a narrow crop where nothing stands out locally, one global (Otsu) threshold. Before them all comes
+   polarity; for a narrow crop where nothing stands out locally, one global (Otsu) threshold. Before them comes
    the rule-based photo reading of `photo_path.py` where it reads the image (it is the most reliable on photos of a
-   page; it refuses tight crops and soft scans, which the others read).
+   page; it refuses tight crops and some soft scans, which the others read), and before that, for a small crop
+   where the others found ink, its ink read from the grey levels alone (`ink.grey_ink`: a soft, low-resolution
+   scan's blurred strokes, which the thresholded readings break into dots).
 
 A 28x28 image that is already white on black (an MNIST digit) is used exactly as given: one candidate.
 Images with no ink at all raise `NoInkError`; ink no digit makes (a strip of an image, a speck) `NoDigitError`.
@@ -46,7 +48,7 @@ from mnistlab.errors import NoDigitError, NoInkError, UserError
 from mnistlab.field import FIELD, MIN_SIDE, bbox, check_shape, to_field
 from mnistlab.gray import array_to_gray, to_grayscale
 from mnistlab.images import MAX_PIXELS, open_image
-from mnistlab.ink import MIN_CONTRAST, find_ink, groups, polarities, work_copy
+from mnistlab.ink import MIN_CONTRAST, find_ink, grey_ink, groups, polarities, work_copy
 from mnistlab.pixels import MEAN, STD, normalize
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ MIN_INK = 3  # ink whose box is under this many px on its longer side (in the wo
 class Candidate:
     """One reading of an image: which ink it keeps (`kind`) and the 28x28 image, floats in [0, 1], white on black."""
 
-    kind: str  # "as given", "all ink", "inside the border", "without lines", "main group", "other polarity"
+    kind: str  # "as given", "grey levels", "photo path", "all ink", "inside the border", "main group", ...
     seen: np.ndarray
 
 
@@ -132,7 +134,24 @@ def _candidates(g: np.ndarray, name: str) -> list[Candidate]:
             if errors
             else NoInkError(f"no ink found in {name}: the image is blank or has too little contrast")
         )
-    return found
+    return _grey_candidate(s, name) + found
+
+
+def _grey_candidate(s: np.ndarray, name: str) -> list[Candidate]:
+    """For a small crop (under CROP_SIDE), its ink read from the grey levels (`ink.grey_ink`), first: on soft,
+    low-resolution scans the thresholded candidates come out broken into dots. Only where the others found ink,
+    so it refuses nothing they would not."""
+    if min(s.shape) >= furniture.CROP_SIDE:
+        return []
+    ink = grey_ink(s, polarities(s)[0])
+    if ink is None or not (ink > 0).any():
+        return []
+    r0, r1, c0, c1 = bbox(ink > 0)
+    try:
+        _check_shape((r1 - r0, c1 - c0), s.shape, name)
+    except NoDigitError:
+        return []
+    return [Candidate("grey levels", _field(ink[r0:r1, c0:c1]))]
 
 
 def _photo_path(g: np.ndarray, name: str, errors: list) -> list[Candidate]:
