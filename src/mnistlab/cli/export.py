@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mnistlab.engine import is_onnx_file
 from mnistlab.errors import UserError
 
 HELP = "write a model as ONNX (or a torch.export program) for use outside mnistlab"
@@ -42,9 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not (args.onnx or args.torch_export or args.web):
         raise UserError("say what to write: --onnx FILE, --torch-export FILE and/or --web DIR")
-    if args.onnx and not args.onnx.lower().endswith(".onnx"):
+    if args.onnx and not is_onnx_file(args.onnx):
         raise UserError(f"--onnx must name a .onnx file (mnistlab.load reads it by that suffix), not {args.onnx!r}")
-    if args.model and str(args.model).lower().endswith(".onnx"):
+    if is_onnx_file(args.model):
         raise UserError("--model must be a run folder or a .safetensors file, not an ONNX file")
     from mnistlab import onnx_export, web_export
     from mnistlab.classifier import load

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from mnistlab.cli import args as types
+from mnistlab.engine import is_onnx_file
 from mnistlab.errors import UserError
 
 HELP = 'an HTTP API and a page to draw digits on (needs: pip install "mnistlab[serve]")'
@@ -51,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.model and str(args.model).lower().endswith(".onnx"):  # its Explain needs the torch network's gradients
+    if is_onnx_file(args.model):  # its Explain needs the torch network's gradients
         raise UserError(
             "mnistlab serve needs torch weights (a run folder or a .safetensors file), not an ONNX file; "
             "--engine onnx runs the bundled model's batches on onnxruntime"
