@@ -168,3 +168,22 @@ def test_a_failing_trial_is_recorded_with_its_one_line_error_and_the_next_one_st
     assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # counted: the loop ends after 2
     assert all(t.user_attrs["error"] == "the kernel failed" for t in study.trials)
     assert all(tune_study.counted(t) for t in study.trials)
+
+
+def test_a_trial_whose_worker_elsewhere_stopped_beating_is_failed_and_its_place_refilled(tmp_path, monkeypatch):
+    """A worker on another machine that dies leaves a RUNNING trial that this host cannot judge (no pid of its
+    own): once its heartbeat is GRACE_S old, the next worker fails it, and it does not count towards --trials."""
+    from mnistlab import tune_study
+
+    monkeypatch.setattr(tune_study, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(tune_study, "GRACE_S", 1)
+    storage = tune_study.storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, direction="maximize")
+    gone = study.ask()
+    gone.set_user_attr("worker", {"host": "another-machine", "pid": 1})
+    storage.record_heartbeat(gone._trial_id)
+    time.sleep(2.5)
+    tune_study.work(study, lambda trial, start: 0.5, get_recipe("default"), trials=1)
+    states = [t.state.name for t in study.trials]
+    assert states == ["FAIL", "COMPLETE"], states
+    assert not tune_study.counted(study.trials[0]) and tune_study.counted(study.trials[1])

@@ -142,6 +142,18 @@ def fail_lost(study) -> list[int]:
     return lost
 
 
+def _fail_stale(study) -> None:
+    """Fail the RUNNING trials whose worker, on any host, has not beaten for GRACE_S (Optuna's heartbeat check,
+    which `optimize` runs too, but only after the loop has counted the trials)."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def _alive(pid) -> bool:
     if not isinstance(pid, int):
         return True  # not ours to judge
@@ -167,6 +179,7 @@ def work(study, trainer: Trainer, start: Recipe, trials: int, timeout: float | N
     end = None if timeout is None else time.monotonic() + timeout
     fail_lost(study)
     while end is None or time.monotonic() < end:
+        _fail_stale(study)  # before counting: a silent worker's RUNNING trial must not hold a place
         ts = study.get_trials(deepcopy=False)
         if sum(counted(t) or t.state == TrialState.RUNNING for t in ts) >= trials:
             return
