@@ -621,3 +621,19 @@ def test_a_soft_low_resolution_scan_is_read_from_its_grey_levels_first():
     assert ndimage.label(found[0].seen > 0.3)[1] == 1
     page = np.pad(np.asarray(small.resize((80, 100), Image.BICUBIC)), 60, constant_values=235)
     assert all(c.kind != "grey levels" for c in mnistlab.preprocess.candidates(page))
+
+
+def test_a_tight_crop_mostly_ink_is_read_in_the_polarity_the_guess_got_wrong(bundled):
+    """A thick 0 cropped tight and shown soft, dark on light: its ink covers more of the crop than the paper, so the
+    likelier polarity is the wrong one. The grey reading of the other polarity is a candidate too, with a doubt to
+    overcome, and the model keeps it: a 0, read as a digit."""
+    small = Image.new("L", (8, 10), 235)
+    ImageDraw.Draw(small).ellipse((0, 0, 7, 9), outline=60, width=3)
+    scan = np.asarray(small.resize((32, 40), Image.BICUBIC))
+    s = mnistlab.preprocess.work_copy(scan.astype(np.float32) / 255)
+    assert mnistlab.preprocess.polarities(s)[0]  # "light ink": the guess is wrong here
+    found = mnistlab.preprocess.candidates(scan)
+    assert [c.kind for c in found[:2]] == ["grey levels", "grey levels, other polarity"]
+    assert found[0].doubt == 0 and found[1].doubt > 0
+    [p] = bundled.predict([scan])
+    assert (p.digit, p.is_digit, p.candidate) == (0, True, "grey levels, other polarity")

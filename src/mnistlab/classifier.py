@@ -99,8 +99,8 @@ class Classifier:
         """Like `predict`, but an image that cannot be used gives its `UserError` in its place, not a raise.
 
         Every image's candidate readings (`preprocess.candidates`) are scored in shared forward passes; each image
-        keeps the candidate with the best digit score (of those within `PREFER` of it, the first: the most
-        inclusive)."""
+        keeps the candidate with the best digit score, less its `doubt` (of those within `PREFER` of it, the
+        first: the most inclusive)."""
         top_k = _check_top_k(top_k)
         items = list(images) if isinstance(images, (list, tuple)) else [images]
         failed: dict[int, UserError] = {}
@@ -128,7 +128,8 @@ class Classifier:
         tensor on the CPU as `probabilities` gives it): the same NumPy arithmetic whichever engine made them."""
         probs = np.asarray(probs, dtype=np.float32)
         scores = digit_score(probs)
-        best = int(np.flatnonzero(scores >= scores.max() - PREFER)[0])  # the first (most inclusive) of the best
+        ranked_by = scores - np.array([c.doubt for c in found], dtype=np.float32)  # (a reading on a weaker premise)
+        best = int(np.flatnonzero(ranked_by >= ranked_by.max() - PREFER)[0])  # the first (most inclusive) of the best
         row = probs[best]
         order = np.argsort(-row, kind="stable")[: min(top_k, row.shape[0])]  # ties: the lower class first
         ranked = [(int(d), float(row[d])) for d in order]
