@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+
+# Before anything imports NumPy: its OpenBLAS starts a thread pool at import, ~50 ms of `mnistlab predict`'s 0.6 s
+# on 2 cores (measured, see docs/export.md), and the commands' NumPy work is elementwise, image-sized, never BLAS.
+# Torch has its own threads. A value the user set wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from mnistlab.about import version
 from mnistlab.cli import datasets, evaluate, export, predict, report, serve, summary, train, tune
