@@ -123,7 +123,9 @@ def pg_url():
 
 
 def test_two_worker_processes_share_one_postgresql_study(tmp_path, env, pg_url):
-    cmd = [sys.executable, "-m", "mnistlab", "tune", "--study", "pg", "--trials", 3, "--storage", pg_url, *TINY]
+    # trials of 800 images (TINY's 80 took 0.3 s: one worker could finish all three before the other had imported)
+    longer = ["--limit-train", 1600, "--epochs", 0.5, "--val", 200, "--device", "cpu"]
+    cmd = [sys.executable, "-m", "mnistlab", "tune", "--study", "pg", "--trials", 4, "--storage", pg_url, *longer]
     procs = [
         subprocess.Popen(list(map(str, cmd)), cwd=tmp_path / d, env=env, stderr=subprocess.PIPE, text=True)
         for d in ("a", "b")
@@ -132,7 +134,7 @@ def test_two_worker_processes_share_one_postgresql_study(tmp_path, env, pg_url):
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     trials = trials_of(pg_url, "pg")
-    assert_each_trial_once(trials, at_least=3)
+    assert_each_trial_once(trials, at_least=4)
     assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2
     r = run_main("tune", "--study", "pg", "--storage", pg_url, "--best", tmp_path / "best.json", env=env)
     assert r.returncode == 0, r.stderr
