@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, one_line_error, run_cli, run_main
+from conftest import REPO, examples, one_line_error, run_cli, run_main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -303,7 +303,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     key=st.sampled_from(["epochs", "batch_size", "lr", "seed", "scheduler", "device", "limit_train", "name", "x"]),
     value=JSON_VALUES,
@@ -328,7 +328,7 @@ def test_property_random_recipe_edits(tmp_path_factory, finished_run, data_dir, 
 META_PATHS = ["epoch", "history", "recipe", "optimizer", "scheduler", "rng", "format"]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck))
 @given(path=st.sampled_from(META_PATHS), inner=st.text(max_size=8), value=JSON_VALUES, depth=st.integers(0, 1))
 def test_property_random_checkpoint_metadata(
     tmp_path_factory, finished_run, data_dir, mirror, capsys, path, inner, value, depth
@@ -351,7 +351,7 @@ def test_property_random_checkpoint_metadata(
         assert snapshot(run) == before
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     option=st.sampled_from(["--epochs", "--batch-size", "--lr", "--seed", "--limit-train", "--limit-test"]),
     value=st.one_of(st.integers(-(2**70), 2**70).map(str), st.floats().map(repr), st.text(max_size=8)),

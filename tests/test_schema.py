@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 schemathesis = pytest.importorskip("schemathesis", reason="the schema test needs schemathesis (the test extra)")
+from conftest import examples  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import positive_data_acceptance  # noqa: E402
@@ -34,7 +35,7 @@ def test_the_api_keeps_its_schema(served):
             continue  # /healthz and /v1/model take nothing that could be invalid
 
         @given(case=op.as_strategy(generation_mode=mode))
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=examples(25), deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case):
             case.call_and_validate(excluded_checks=[positive_data_acceptance])
 

@@ -64,8 +64,9 @@ def read_answer(s: socket.socket) -> tuple[int, dict, bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-def closed_by_server(s: socket.socket, timeout: float = 5.0) -> bool:
-    """Whether the server closes `s` within `timeout` (a reset counts: it had unread bytes from us)."""
+def closed_by_server(s: socket.socket, timeout: float = 60.0) -> bool:
+    """Whether the server closes `s` (a reset counts: it had unread bytes from us). `timeout` only ends a test whose
+    server never does: a request that never completes is closed by nothing but the server's own timeout."""
     s.settimeout(timeout)
     try:
         return s.recv(100) == b""
@@ -97,19 +98,17 @@ def test_slow_half_open_and_malformed_clients_cannot_lock_the_server_out(tmp_pat
             s = socket.create_connection(addr)
             s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
             half_open.append(s)
-        started = time.monotonic()
-        for s in half_open:  # every one is closed by the server within the header timeout
+        for s in half_open:  # every one is closed by the server: their headers never end, so only its timeout can
             assert closed_by_server(s)
-        assert time.monotonic() - started < 4
         status, _, body = exchange(addr, post(addr, SEVEN))
         assert status == 200 and json.loads(body)["digit"] == 7
 
-        with socket.create_connection(addr, timeout=10) as s:  # a slow upload: 1 byte of 1,000, then nothing
+        with socket.create_connection(addr, timeout=60) as s:  # a slow upload: 1 byte of 1,000, then nothing
             s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
-            started, answer = time.monotonic(), b""
+            answer = b""
             while chunk := s.recv(65536):  # the server closes after its answer
                 answer += chunk
-        assert answer.startswith(b"HTTP/1.1 408") and b'"error"' in answer and time.monotonic() - started < 4
+        assert answer.startswith(b"HTTP/1.1 408") and b'"error"' in answer  # (the body never ends: the timeout's)
 
         with socket.create_connection(addr) as s:  # abandoned halfway
             s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + SEVEN[:200])
@@ -131,15 +130,13 @@ def test_slow_half_open_and_malformed_clients_cannot_lock_the_server_out(tmp_pat
 def test_sigterm_drains_within_drain_s_with_a_slow_upload_in_flight(tmp_path):
     """Row 2 and the shutdown: with an upload trickling in, SIGTERM ends the server within --drain-s (plus start-up
     of the shutdown), not when the client gives up."""
-    with server(tmp_path, "--drain-s", 1, "--body-timeout-s", 60) as (h, port, p, log):
+    with server(tmp_path, "--drain-s", 1, "--body-timeout-s", 3600) as (h, port, p, log):
         slow = socket.create_connection((h, port))
         slow.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxx")
         time.sleep(0.3)
-        started = time.monotonic()
         p.send_signal(signal.SIGTERM)
-        p.wait(20)
+        p.wait(300)  # it ends by --drain-s 1: the upload's own timeout is an hour away (this only bounds a broken one)
         slow.close()
-        assert time.monotonic() - started < 15  # --drain-s 1, not the upload's 60 s (a loaded machine stops slowly)
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
@@ -199,15 +196,14 @@ def test_an_image_that_overruns_is_a_422_and_healthz_says_when_nothing_can_be_pr
     app = app_module.create_app(mnistlab.load(device="cpu"), prepare_workers=1, prepare_timeout_s=0.5)
     with TestClient(app) as c:
         assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7
-        started = time.monotonic()
-        r = c.post("/v1/predict", content=b"slow")
+        r = c.post("/v1/predict", content=b"slow")  # (held for 30 s: only the deadline answers it sooner)
         assert r.status_code == 422 and "took over 0.5 s to prepare" in r.json()["error"]
-        assert time.monotonic() - started < 5
+        assert not release.is_set()
         r = c.get("/healthz")
         assert r.status_code == 503 and "stuck" in r.json()["error"]
         assert c.post("/v1/predict", content=SEVEN).status_code == 503
         release.set()
-        for _ in range(200):
+        for _ in range(6000):  # the stuck worker ends at once; a loaded machine may take a while to run it
             if c.get("/healthz").status_code == 200:
                 break
             time.sleep(0.01)

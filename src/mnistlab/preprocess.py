@@ -74,6 +74,9 @@ MIN_INK = 3  # ink whose box is under this many px on its longer side (in the wo
 # inverted fog or low-contrast field can look about as digit-like (on validation digits with fog: 97.5% read right
 # without it, 98.1% with it; soft scans 98.95% and 98.9%)
 OTHER_DOUBT = 0.05
+# The grey reading's box (scaled to 20 px) is of its ink over this level: fainter pixels at a stroke's end, a blur's
+# skirt, vanish once scaled, and a 20 px digit boxed with them came out 18 px (issue 31)
+SKIRT = 0.1
 
 
 @dataclass
@@ -156,7 +159,7 @@ def _grey_candidate(s: np.ndarray, name: str) -> list[Candidate]:
         ink = grey_ink(s, side)
         if ink is None or not (ink > 0).any():
             continue
-        r0, r1, c0, c1 = bbox(ink > 0)
+        r0, r1, c0, c1 = bbox(ink > SKIRT)
         try:
             _check_shape((r1 - r0, c1 - c0), s.shape, name)
         except NoDigitError:
