@@ -35,6 +35,13 @@ def salt(share: float = 0.05, side: int = SIDE, seed: int = 0) -> np.ndarray:
     return 255 - random_dots(share, side, seed)
 
 
+def squares(step: int = 4, side: int = SIDE) -> np.ndarray:
+    """White with nested 1-px black squares every `step` px: many frames, each enclosing all the smaller ones."""
+    y, x = np.indices((side, side))
+    ring = np.minimum(np.minimum(y, x), np.minimum(side - 1 - y, side - 1 - x))
+    return np.where(ring % step == step - 1, 0, 255).astype(np.uint8)
+
+
 def png(a: np.ndarray) -> bytes:
     """The picture as PNG bytes."""
     import io
@@ -52,4 +59,5 @@ PICTURES = {  # name -> picture
     "2% random dots": lambda: random_dots(0.02),
     "1-px checkerboard": lambda: checkerboard(1),
     "5% salt noise on black": lambda: salt(0.05),
+    "nested squares every 4 px": lambda: squares(4),
 }
