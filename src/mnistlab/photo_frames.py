@@ -109,6 +109,14 @@ def peel(part: Part, labels: np.ndarray, inward: np.ndarray, speck: float) -> li
     return found
 
 
+def _largest(parts: list[Part]) -> list[Part]:
+    """At most MAX_PARTS of `parts`, the largest, in the order they came."""
+    if len(parts) <= MAX_PARTS:
+        return parts
+    top = {id(q) for q in sorted(parts, key=lambda q: q.area, reverse=True)[:MAX_PARTS]}
+    return [q for q in parts if id(q) in top]
+
+
 def find_frames(parts: list[Part], labels: np.ndarray, speck: float) -> list[Part]:
     """Mark the frames among `parts` (candidates so far): a box drawn around the digit, closed (a ring shaped like a
     rectangle, or a ring whose hole holds other ink) or open (a sparse part whose bounding box holds another part
@@ -143,7 +151,7 @@ def find_frames(parts: list[Part], labels: np.ndarray, speck: float) -> list[Par
             if o.area >= FRAME_ENCLOSED * p.area and np.count_nonzero(within & theirs) >= 0.9 * o.area:
                 p.kind = "frame"
                 break
-    found = sorted(found, key=lambda q: q.area, reverse=True)[:MAX_PARTS]  # the pieces peeled off: the largest
+    found = _largest(found)  # the pieces peeled off
     for q in parts + found:  # pieces of a box broken where its pen was faint: each hugs one side of the rest
         for f in (f for f in parts if f.kind == "frame" and not q.kind):
             band = FRAME_BAND * min(s.stop - s.start for s in f.box)
