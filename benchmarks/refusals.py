@@ -3,6 +3,9 @@ timing assertions in tests/test_preprocess.py). Prints a table and writes JSON.
 
     python benchmarks/refusals.py                       # writes benchmarks/results/refusals-DATE.json
     python benchmarks/refusals.py --repeats 3 --out /tmp/r.json
+
+The pictures of many equal ink parts (issue 28, row 1: dots, a checkerboard, salt noise) are read from their PNG
+bytes, as `mnistlab predict` reads a file; they come from tests/hostile.py.
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistlab.errors import UserError
-from mnistlab.images import open_image
-from mnistlab.preprocess import candidates
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import hostile  # noqa: E402
+
+from mnistlab.errors import UserError  # noqa: E402
+from mnistlab.images import open_image  # noqa: E402
+from mnistlab.preprocess import candidates  # noqa: E402
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -55,6 +62,9 @@ def cases(folder: Path) -> dict:
     }
     for name, a in arrays.items():
         out[name] = lambda a=a: candidates(a)
+    for name, make in hostile.PICTURES.items():
+        data = hostile.png(make())
+        out[f"{name} ({len(data):,} B PNG)"] = lambda data=data: candidates(data)
     return out
 
 
@@ -62,10 +72,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5, help="timed calls per case (default: 5)")
     p.add_argument("--out", help="JSON path (default: benchmarks/results/refusals-DATE.json)")
+    p.add_argument("--only", help="only the cases whose name holds this text")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, call in cases(Path(tmp)).items():
+            if args.only and args.only not in name:
+                continue
             times, outcome = [], ""
             for _ in range(args.repeats):
                 t = time.perf_counter()

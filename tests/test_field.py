@@ -7,7 +7,7 @@ import pytest
 from conftest import centre_of_mass
 
 from mnistlab.errors import NoDigitError
-from mnistlab.field import BOX, FIELD, bbox, check_shape, stroke_width, to_field
+from mnistlab.field import BOX, FIELD, bbox, check_shape, largest, stroke_width, to_field
 
 
 def test_to_field_scales_the_longer_side_to_the_box_and_centres_the_mass():
@@ -45,3 +45,10 @@ def test_check_shape_refuses_what_no_digit_makes(ink, image, why):
     with pytest.raises(NoDigitError, match=why):
         check_shape(ink, image, "x.png", min_ink=3)
     check_shape((20, 12), (200, 200), "x.png", min_ink=3)  # a digit's box passes
+
+
+def test_largest_keeps_the_largest_parts_and_of_equal_ones_the_first():
+    areas = np.array([0, 5, 9, 5, 1, 9, 5])
+    keep = np.array([False, True, True, True, True, True, False])
+    assert largest(areas, keep, limit=3).tolist() == [False, True, True, False, False, True, False]
+    assert largest(areas, keep, limit=5) is keep  # no more than the limit: as it was

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+import hostile
 import numpy as np
 import pytest
 from conftest import draw_seven
+from scipy import ndimage
 
-from mnistlab.errors import NoInkError
+from mnistlab import furniture, ink, photo_frames, photo_path
+from mnistlab.errors import NoInkError, UserError
+from mnistlab.field import MAX_PARTS
 from mnistlab.ink import find_ink, groups, polarities, work_copy
+from mnistlab.preprocess import candidates
 
 
 def seven(**kw) -> np.ndarray:
@@ -49,3 +56,53 @@ def test_groups_drop_a_frame_and_keep_the_digit():
     assert furnished and inks
     for m in inks.values():
         assert not m[31, 100] and m[60, 100]  # the frame's top side is in no group; the seven's bar is
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Issue 28, row 1: a picture of thousands of equal ink parts (a 1.1 KB PNG of dots) took 50 s, `_inside_frame`
+# comparing every part with every other. The work is counted, not timed: each step that examines parts one by one
+# or compares them in pairs is wrapped, and every picture stays within a bound set by MAX_PARTS alone.
+
+
+def _counting(monkeypatch) -> Counter:
+    """Wrap the steps that examine parts: calls per step, and the most parts one call was handed ("... parts")."""
+    counts: Counter = Counter()
+
+    def wrap(module, name: str, parts=None) -> None:
+        f = getattr(module, name)
+
+        def counted(*args, **kwargs):
+            counts[name] += 1
+            if parts is not None:
+                counts[f"{name} parts"] = max(counts[f"{name} parts"], parts(*args))
+            return f(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+
+    for name in ("is_frame", "is_sheet_edge"):
+        wrap(furniture, name)
+    wrap(photo_frames, "elongation")
+    wrap(photo_frames, "inside")  # one pair of parts compared
+    wrap(photo_frames, "find_frames", lambda parts, *_: len(parts))
+    wrap(photo_path, "_choose", lambda parts, *_: len(parts))
+    for name in ("_inside_frame", "_main_group"):
+        wrap(ink, name, lambda labels, keep: int(np.count_nonzero(keep)))
+    return counts
+
+
+@pytest.mark.parametrize("name", list(hostile.PICTURES))
+def test_a_picture_of_many_equal_parts_is_read_within_a_bound_on_counted_work(name, monkeypatch):
+    picture = hostile.PICTURES[name]()
+    parts = max(ndimage.label(side, structure=np.ones((3, 3), bool))[1] for side in (picture < 128, picture >= 128))
+    if "dots" in name or "salt" in name:
+        assert parts > 10 * MAX_PARTS  # (what made the reading quadratic: the bound below is exercised)
+    counts = _counting(monkeypatch)
+    try:
+        candidates(hostile.png(picture), name=name)  # read from the PNG's bytes, as `predict` reads a file
+    except UserError:
+        pass  # refused in one line: a bound on the work is all this test asks
+    each = ("_inside_frame parts", "_main_group parts", "find_frames parts", "_choose parts")
+    assert all(counts[k] <= MAX_PARTS for k in each[:3]) and counts["_choose parts"] <= 2 * MAX_PARTS, counts
+    assert counts["is_frame"] <= 2 * MAX_PARTS and counts["is_sheet_edge"] <= 2 * MAX_PARTS, counts  # 2 polarities
+    assert counts["elongation"] <= 2 * MAX_PARTS, counts  # (`photo_path._parts` runs twice where a line is cut)
+    assert counts["inside"] <= 2 * MAX_PARTS**2, counts  # pairs compared by `find_frames`

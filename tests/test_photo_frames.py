@@ -7,6 +7,7 @@ import pytest
 from conftest import draw_seven
 from scipy import ndimage
 
+from mnistlab import photo_frames
 from mnistlab.photo_frames import Part, elongation, find_frames, inside, line_pixels, rectangularity
 
 
@@ -58,3 +59,19 @@ def test_line_pixels_keep_the_strokes_crossing_a_ruled_line():
     ink[20:90, 140:150] = True  # a pen stroke across it, 10 px wide
     lines = line_pixels(ink, width=3)
     assert lines[50, 10] and lines[51, 290] and not lines[50, 145] and not lines[30, 145]
+
+
+def test_peeled_pieces_are_cut_to_the_largest_max_parts_in_their_order(monkeypatch):
+    monkeypatch.setattr(photo_frames, "MAX_PARTS", 3)
+    box = (slice(0, 1), slice(0, 1))
+    parts = [Part(k, area, box) for k, area in enumerate([4, 9, 1, 9, 7], start=1)]
+    assert [p.label for p in photo_frames._largest(parts)] == [2, 4, 5]
+    assert photo_frames._largest(parts[:3]) == parts[:3]
+
+
+def test_rectangularity_of_a_filled_shape_from_its_outline():
+    square = np.ones((10, 10), bool)
+    assert rectangularity(square) == pytest.approx(1.0)
+    yy, xx = np.indices((61, 61))
+    disc = (yy - 30) ** 2 + (xx - 30) ** 2 <= 30**2
+    assert rectangularity(disc) == pytest.approx(np.pi / 4, abs=0.02)

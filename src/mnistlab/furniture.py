@@ -77,8 +77,10 @@ def is_sheet_edge(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int]) -> boo
 def furniture(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """[is furniture] for each label of `labels` (index 0, the background, is False), tested on the kept parts."""
     out = np.zeros(len(keep), bool)
-    for k, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None or not keep[k]:
+    boxes = ndimage.find_objects(labels)
+    for k in np.flatnonzero(keep[1:]) + 1:
+        box = boxes[k - 1]
+        if box is None:
             continue
         ys, xs = np.nonzero(labels[box] == k)
         ys, xs = ys + box[0].start, xs + box[1].start

@@ -11,6 +11,7 @@ from skimage.filters import apply_hysteresis_threshold
 
 from mnistlab import furniture
 from mnistlab.errors import NoInkError
+from mnistlab.field import largest
 
 WORK_SIDE = 512  # the working copy's longer side at most (a digit 5% of a photo's side is still 25 px there)
 SMOOTH_SIDE = 64  # reduced working copies at least this large are smoothed (Gaussian, sigma 1 px)
@@ -122,6 +123,7 @@ def groups(mask: np.ndarray) -> tuple[dict[str, np.ndarray], bool]:
     areas[0] = 0
     keep = areas >= SPECK * areas.max()
     keep[0] = False
+    keep = largest(areas, keep)  # (MAX_PARTS: the rest are specks; every step below examines only these)
     # in a crop (under CROP_SIDE) a stroke crossing the image is the digit's own, not ruled paper
     lines = _lines(mask) if min(mask.shape) >= furniture.CROP_SIDE else np.zeros_like(mask)
     if lines.any() and furniture.only_ruled_lines(mask, lines):
@@ -138,14 +140,7 @@ def groups(mask: np.ndarray) -> tuple[dict[str, np.ndarray], bool]:
     if inside.any() and border[keep].any():
         out["inside the border"] = inside[labels]
     if lines.any():
-        rest = keep[labels] & ~lines
-        lab, m = ndimage.label(rest, structure=np.ones((3, 3), bool))
-        if m:
-            a = np.bincount(lab.ravel(), minlength=m + 1)
-            a[0] = 0
-            ok = a >= SPECK * a.max()
-            ok[0] = False
-            out["without lines"] = _main_group(lab, ok)
+        out["without lines"] = _without_lines(keep[labels] & ~lines)
     framed = _inside_frame(labels, keep)
     if framed is not None:
         out["inside a frame"] = framed
@@ -157,18 +152,30 @@ def groups(mask: np.ndarray) -> tuple[dict[str, np.ndarray], bool]:
     return unique, bool(found.any())
 
 
+def _without_lines(rest: np.ndarray) -> np.ndarray:
+    """The main group of the ink left once the lines are taken out (`rest`, a mask), its specks dropped and at most
+    MAX_PARTS of its parts examined."""
+    labels, n = ndimage.label(rest, structure=np.ones((3, 3), bool))
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    areas[0] = 0
+    keep = areas >= SPECK * areas.max() if n else np.zeros(n + 1, bool)
+    keep[0] = False
+    return _main_group(labels, largest(areas, keep))
+
+
 def _inside_frame(labels: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
     """The main group of the parts lying wholly inside the box of the largest part that encloses others (a frame
-    drawn around the digit, a box on a form), without that part; None when no part encloses another."""
+    drawn around the digit, a box on a form), without that part; None when no part encloses another. Compares the
+    kept parts' boxes pairwise: `keep` holds at most MAX_PARTS (`groups`)."""
     boxes = ndimage.find_objects(labels)
     areas = np.bincount(labels.ravel(), minlength=len(boxes) + 1)
-    for k in sorted((k for k in range(1, len(boxes) + 1) if keep[k]), key=lambda k: -areas[k]):
-        (y0, y1), (x0, x1) = ((s.start, s.stop) for s in boxes[k - 1])
-        inner = np.zeros_like(keep)
-        for j, b in enumerate(boxes, start=1):
-            if j != k and keep[j] and b[0].start > y0 and b[0].stop < y1 and b[1].start > x0 and b[1].stop < x1:
-                inner[j] = True
-        if inner.any():
+    kept = np.flatnonzero(keep)
+    b = np.array([[s.start for s in boxes[k - 1]] + [s.stop for s in boxes[k - 1]] for k in kept]).reshape(-1, 4)
+    for i in np.argsort(-areas[kept], kind="stable"):  # (y0, x0, y1, x1) of each: those strictly inside part i's
+        held = (b[:, :2] > b[i, :2]).all(axis=1) & (b[:, 2:] < b[i, 2:]).all(axis=1)
+        if held.any():
+            inner = np.zeros_like(keep)
+            inner[kept[held]] = True
             return _main_group(labels, inner)
     return None
 
@@ -177,7 +184,8 @@ def _main_group(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """The largest kept part and the kept parts near it (gaps up to NEAR of the group's longer side), grown."""
     boxes = ndimage.find_objects(labels)
     areas = np.bincount(labels.ravel(), minlength=len(boxes) + 1)
-    order = [k for k in np.argsort(-areas) if k > 0 and keep[k]]
+    ranked = np.argsort(-areas)
+    order = [int(k) for k in ranked[keep[ranked] & (ranked > 0)]]  # (at most MAX_PARTS: the loop below is quadratic)
     if not order:
         return np.zeros(labels.shape, bool)
     chosen = {order[0]}
@@ -194,4 +202,6 @@ def _main_group(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
                 chosen.add(k)
                 y0, y1, x0, x1 = min(y0, py0), max(y1, py1), min(x0, px0), max(x1, px1)
                 grew = True
-    return np.isin(labels, list(chosen))
+    mine = np.zeros(len(keep), bool)
+    mine[list(chosen)] = True
+    return mine[labels]

@@ -7,18 +7,25 @@ import csv
 import io
 import json
 import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from mnistlab.errors import UserError
 
 
+def escaped(text: str) -> str:
+    """`text` with its control characters (a newline, an ANSI escape in a file name) written as backslash escapes:
+    what a terminal line or a CSV cell shows of a name, so that no name breaks a line or drives a terminal."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+
+
 def printable(text: str) -> str:
-    """`text` safe for one terminal line: control characters (a newline in a file name) escaped, and bytes that
-    are not valid in the terminal's encoding shown as backslash escapes instead of crashing the print."""
-    text = "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+    """`text` safe for one terminal line: control characters escaped (`escaped`), and bytes that are not valid in
+    the terminal's encoding shown as backslash escapes instead of crashing the print."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    return text.encode(encoding, "backslashreplace").decode(encoding, "replace")
+    return escaped(text).encode(encoding, "backslashreplace").decode(encoding, "replace")
 
 
 def result_row(file: str, result, classes: list[str] | None = None) -> dict:
@@ -35,24 +42,82 @@ def result_row(file: str, result, classes: list[str] | None = None) -> dict:
     return row | {"probabilities": result.probabilities, "top_k": top} | verdict
 
 
-def save_seen(folder: Path, files, results, rows: list[dict]) -> None:
-    """Each prepared image as folder/<image name>.png (28x28, white on black), its path added to its row."""
-    import numpy as np
-    from PIL import Image
+SEEN_MARK = "mnistlab predict --show"  # the PNG text (Software) of a seen image: the only files --show replaces
 
-    folder.mkdir(parents=True, exist_ok=True)
+
+def seen_paths(folder: Path, files) -> list[Path]:
+    """Where each input's seen image goes: folder/<image name>.png, then <name>-2.png, ... for a name met again."""
     used: set[str] = set()
-    for file, result, row in zip(files, results, rows):
-        if "error" in row or result.seen is None:
-            continue
+    out = []
+    for file in files:
         stem, n = Path(file).stem, 1
         name = f"{stem}.png"
         while name in used:  # the same name in two input folders
             n += 1
             name = f"{stem}-{n}.png"
         used.add(name)
-        path = folder / name
-        Image.fromarray(np.rint(np.clip(result.seen, 0, 1) * 255).astype(np.uint8), mode="L").save(path)
+        out.append(folder / name)
+    return out
+
+
+def check_show(folder: Path, files) -> list[Path]:
+    """The seen images' paths (`seen_paths`), once it is sure that writing them destroys nothing a user had:
+    refused (in one line, before any work) when `folder` is an input's own folder, is no folder, or holds, at a
+    name to be written, anything but a seen image an earlier run wrote (a photo, a link, a folder)."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--show {folder}: exists and is not a folder")
+    if folder.is_dir():
+        here = folder.resolve()
+        for file in files:
+            if Path(file).resolve().parent == here:
+                raise UserError(
+                    f"--show {folder} is the folder of {file}: the 28x28 images would go among your images; "
+                    "name a folder of their own"
+                )
+    paths = seen_paths(folder, files)
+    for path in paths:
+        if os.path.lexists(path) and not _seen_image(path):
+            what = "a link" if path.is_symlink() else "a folder" if path.is_dir() else "a file --show did not write"
+            raise UserError(f"--show would replace {path}, {what}; name another folder, or move it away")
+    return paths
+
+
+def _seen_image(path: Path) -> bool:
+    """Whether `path` is a regular file (not a link) that --show wrote: a PNG carrying SEEN_MARK."""
+    from PIL import Image
+
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with Image.open(path, formats=["PNG"]) as im:
+            return im.info.get("Software") == SEEN_MARK
+    except (OSError, ValueError, SyntaxError):  # not a PNG, or a damaged one
+        return False
+
+
+def save_seen(folder: Path, files, results, rows: list[dict], paths: list[Path] | None = None) -> None:
+    """Each prepared image as folder/<image name>.png (28x28, white on black; `paths`, from `check_show`, say
+    where), its path added to its row. Each is written to a temporary file, then renamed over its path: a link
+    there is replaced, never followed, and a failed write leaves what was there."""
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    folder.mkdir(parents=True, exist_ok=True)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", SEEN_MARK)
+    for path, result, row in zip(paths or seen_paths(folder, files), results, rows):
+        if "error" in row or result.seen is None:
+            continue
+        img = Image.fromarray(np.rint(np.clip(result.seen, 0, 1) * 255).astype(np.uint8), mode="L")
+        fd, tmp = tempfile.mkstemp(prefix=".seen-", suffix=".png.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                img.save(f, format="PNG", pnginfo=info)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         row["seen"] = str(path)
 
 
@@ -69,9 +134,8 @@ def write_results(path: Path, rows: list[dict]) -> None:
         for row in rows:
             probs = row.get("probabilities", [""] * k)
             verdict = [row.get("digit_score", ""), row.get("is_digit", "")]
-            writer.writerow(
-                [row["file"], row.get("digit", ""), row.get("label", ""), *verdict, *probs, row.get("error", "")]
-            )
+            cells = [row["file"], row.get("digit", ""), row.get("label", ""), *verdict, *probs, row.get("error", "")]
+            writer.writerow([escaped(c) if isinstance(c, str) else c for c in cells])
         text = buf.getvalue()
     path.write_text(text, encoding="utf-8", errors="backslashreplace")
 

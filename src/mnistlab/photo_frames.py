@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from mnistlab.field import MAX_PARTS
+
 LINE_ELONGATION = 10.0  # a part this many times longer than wide (by its second moments) ...
 LINE_ANGLE = 30.0  # ... lying within this many degrees of horizontal is a ruled line (a "1" stands upright)
 LINE_CUT = 1.5  # a ruled line crossing the digit is cut out of it: its pixels in vertical runs up to this many times
@@ -54,14 +56,16 @@ def elongation(mine: np.ndarray) -> tuple[float, float]:
 
 
 def rectangularity(filled: np.ndarray) -> float:
-    """The filled shape's area over that of its smallest bounding rectangle (turned in 3-degree steps)."""
-    ys, xs = np.nonzero(filled)
+    """The filled shape's area over that of its smallest bounding rectangle (turned in 3-degree steps). The turned
+    extents are those of its outline's pixels: work along its perimeter, not its area, for each turn."""
+    area = np.count_nonzero(filled)
+    ys, xs = np.nonzero(filled & ~ndimage.binary_erosion(filled))
     best = math.inf
     for deg in range(-45, 45, 3):
         t = math.radians(deg)
         u, v = xs * math.cos(t) + ys * math.sin(t), ys * math.cos(t) - xs * math.sin(t)
         best = min(best, float((np.ptp(u) + 1) * (np.ptp(v) + 1)))
-    return len(ys) / best
+    return area / best
 
 
 def inside(inner: tuple[slice, slice], outer: tuple[slice, slice], room: int = 0) -> bool:
@@ -105,11 +109,19 @@ def peel(part: Part, labels: np.ndarray, inward: np.ndarray, speck: float) -> li
     return found
 
 
+def _largest(parts: list[Part]) -> list[Part]:
+    """At most MAX_PARTS of `parts`, the largest, in the order they came."""
+    if len(parts) <= MAX_PARTS:
+        return parts
+    top = {id(q) for q in sorted(parts, key=lambda q: q.area, reverse=True)[:MAX_PARTS]}
+    return [q for q in parts if id(q) in top]
+
+
 def find_frames(parts: list[Part], labels: np.ndarray, speck: float) -> list[Part]:
     """Mark the frames among `parts` (candidates so far): a box drawn around the digit, closed (a ring shaped like a
     rectangle, or a ring whose hole holds other ink) or open (a sparse part whose bounding box holds another part
     with room around it). A rectangular ring that the digit touches is peeled: its inner pixels become new parts,
-    returned."""
+    returned (the MAX_PARTS largest). The parts are compared pairwise: `photo_path` passes at most MAX_PARTS."""
     found: list[Part] = []
     for p in list(parts):
         mine = labels[p.box] == p.label
@@ -139,6 +151,7 @@ def find_frames(parts: list[Part], labels: np.ndarray, speck: float) -> list[Par
             if o.area >= FRAME_ENCLOSED * p.area and np.count_nonzero(within & theirs) >= 0.9 * o.area:
                 p.kind = "frame"
                 break
+    found = _largest(found)  # the pieces peeled off
     for q in parts + found:  # pieces of a box broken where its pen was faint: each hugs one side of the rest
         for f in (f for f in parts if f.kind == "frame" and not q.kind):
             band = FRAME_BAND * min(s.stop - s.start for s in f.box)

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from mnistlab import photo_frames as frames
 from mnistlab.errors import NoDigitError, NoInkError
-from mnistlab.field import FIELD, bbox, check_shape, to_field
+from mnistlab.field import FIELD, bbox, check_shape, largest, to_field
 from mnistlab.photo_frames import Part
 
 __all__ = ["NoDigitError", "NoInkError", "mnistify"]
@@ -179,17 +179,20 @@ def _parts(weak: np.ndarray, seeds: np.ndarray, speck: float) -> tuple[np.ndarra
     seeded = np.zeros(n + 1, bool)
     seeded[labels[seeds]] = True
     seeded[0] = False
+    boxes = ndimage.find_objects(labels)
+    wide = np.array([0] + [b[1].stop - b[1].start for b in boxes]) >= frames.LINE_RUN * weak.shape[1]
     width, parts = 0.0, []
-    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+    for k in np.flatnonzero(largest(areas, (seeded | wide) & (np.arange(n + 1) > 0))):  # MAX_PARTS, largest first
+        box = boxes[k - 1]
         long = box[1].stop - box[1].start
-        if not seeded[k] and long < frames.LINE_RUN * weak.shape[1]:
-            continue
         ratio, angle = frames.elongation(labels[box] == k)
         line = ratio >= frames.LINE_ELONGATION and abs(angle) <= frames.LINE_ANGLE
         if line and long >= frames.LINE_RUN * weak.shape[1] and contact[k] < EDGE_CONTACT * min(weak.shape):
             width = max(width, areas[k] / long)
         if seeded[k] and max(sl.stop - sl.start for sl in box) >= speck:
-            parts.append(Part(k, int(areas[k]), (box[0], box[1]), "line" if line else "border" if contact[k] else ""))
+            parts.append(
+                Part(int(k), int(areas[k]), (box[0], box[1]), "line" if line else "border" if contact[k] else "")
+            )
     labels[~seeded[labels]] = 0
     return labels, parts, contact, width
 

@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--show",
         metavar="DIR",
         help="save the 28x28 image the network saw for each input as DIR/<image name>.png (white on black), and "
-        "name it next to the answer",
+        "name it next to the answer; DIR is not an input's folder, and only images an earlier --show wrote there "
+        "are replaced",
     )
     types.add_model_args(p, onnx=True)
 
@@ -47,12 +48,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output and not args.output.lower().endswith((".csv", ".jsonl")):
         raise UserError(f"--output must name a .csv or a .jsonl file, not {args.output!r}")
-    classifier = load(args.model, device=args.device, engine=types.chosen_engine(args))
     files = image_files(args.images)
+    seen = output.check_show(Path(args.show), files) if args.show else None  # before any work: nothing is lost
+    classifier = load(args.model, device=args.device, engine=types.chosen_engine(args))
     results = classifier.predict_each(files, top_k=args.top_k)
     rows = [output.result_row(str(f), r, classifier.classes) for f, r in zip(files, results)]
     if args.show:
-        output.save_seen(Path(args.show), files, results, rows)
+        output.save_seen(Path(args.show), files, results, rows, seen)
     output.print_results(rows, as_json=args.json)
     if args.output:
         output.write_results(Path(args.output), rows)
