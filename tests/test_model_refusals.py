@@ -96,7 +96,7 @@ def no_session(monkeypatch):
         ("10^8 classes", "declares 100,000,000 classes; a mnistlab ONNX model has 2 to 10,000"),
         ("10^9 classes", "declares 1,000,000,000 classes"),
         ("0 classes", "declares 0 classes"),
-        ("1 class", "declares 1 classes"),
+        ("1 class", "declares 1 class;"),
         ("N x 784 input", "its one input must be image: batch x 1 x 28 x 28, FLOAT (it has image: batch x 784, FLOAT)"),
         ("float64 input", "(it has image: batch x 1 x 28 x 28, DOUBLE)"),
         ("4 TB ConstantOfShape", "its value 'filled' would hold 1,000,000,000,000 elements"),

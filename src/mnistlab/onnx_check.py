@@ -105,7 +105,9 @@ def _check_signature(graph, path: Path, input_name: str) -> tuple[str, int]:
             f"{'; '.join(map(_describe, graph.output)) or 'none'})"
         )
     if not 2 <= out[1] <= MAX_CLASSES:
-        raise UserError(f"{path} declares {out[1]:,} classes; a mnistlab ONNX model has 2 to {MAX_CLASSES:,}")
+        raise UserError(
+            f"{path} declares {out[1]:,} class{'es' * (out[1] != 1)}; a mnistlab ONNX model has 2 to {MAX_CLASSES:,}"
+        )
     return image[0], out[1]
 
 
