@@ -77,3 +77,13 @@ def test_an_onnx_file_whose_output_is_nan_is_refused_at_load(tmp_path):
     assert "gives NaN or infinite outputs" in one_line_error(
         run_main("predict", "--model", hostile_onnx.write(hostile_onnx.nan_output(), tmp_path / "nan.onnx"), SEVEN)
     )
+
+
+def test_a_torch_model_of_more_than_max_classes_is_refused():
+    from mnistlab.classifier import Classifier
+    from mnistlab.model import Net
+    from mnistlab.onnx_check import MAX_CLASSES
+
+    with pytest.raises(UserError, match=f"has {MAX_CLASSES + 1:,} classes; a mnistlab model has at most"):
+        Classifier(Net(num_classes=MAX_CLASSES + 1), "cpu")
+    assert len(Classifier(Net(num_classes=MAX_CLASSES), "cpu").classes) == MAX_CLASSES

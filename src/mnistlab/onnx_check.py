@@ -119,7 +119,7 @@ def _check_values(graph, path: Path, batch: str) -> None:
     names = [name for node in graph.node for name in node.output if name] + list(shapes)
     for name in dict.fromkeys(names):
         dims = shapes.get(name)
-        if dims is None or any(d is None or (isinstance(d, str) and d != batch) for d in dims):
+        if dims is None or any(d is None or (d != batch if isinstance(d, str) else d < 0) for d in dims):
             raise UserError(f"{path}: the size of its value {name!r} cannot be known before it runs ({dims})")
         if dims.count(batch) > 1:
             raise UserError(f"{path}: its value {name!r} grows as a power of the batch ({dims})")
