@@ -1,5 +1,6 @@
 """How long refusing hostile images takes: pixel bombs, damaged files, extreme shapes (the figures that used to be
-timing assertions in tests/test_preprocess.py). Prints a table and writes JSON.
+timing assertions in tests/test_preprocess.py), and hostile ONNX models (tests/hostile_onnx.py: `mnistlab.load`,
+refused before onnxruntime reads them). Prints a table and writes JSON.
 
     python benchmarks/refusals.py                       # writes benchmarks/results/refusals-DATE.json
     python benchmarks/refusals.py --repeats 3 --out /tmp/r.json
@@ -27,7 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import hostile  # noqa: E402
+import hostile_onnx  # noqa: E402
 
+import mnistlab  # noqa: E402
 from mnistlab.errors import UserError  # noqa: E402
 from mnistlab.images import open_image  # noqa: E402
 from mnistlab.preprocess import candidates  # noqa: E402
@@ -65,20 +68,24 @@ def cases(folder: Path) -> dict:
     for name, make in hostile.PICTURES.items():
         data = hostile.png(make())
         out[f"{name} ({len(data):,} B PNG)"] = lambda data=data: candidates(data)
-    return out
+    return out | onnx_cases(folder)
+
+
+def onnx_cases(folder: Path) -> dict:
+    """name -> loading one of tests/hostile_onnx.py's files (issue 28 rows 6 and 7), the first timed call included
+    (onnx imported once before, as the checks' own cost, not the file's)."""
+    return {f"ONNX: {name}": lambda p=p: mnistlab.load(p) for name, p in hostile_onnx.files(folder).items()}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5, help="timed calls per case (default: 5)")
     p.add_argument("--out", help="JSON path (default: benchmarks/results/refusals-DATE.json)")
-    p.add_argument("--only", help="only the cases whose name holds this text")
+    p.add_argument("--match", default="", help="only the cases whose name holds this text (e.g. ONNX)")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, call in cases(Path(tmp)).items():
-            if args.only and args.only not in name:
-                continue
+        for name, call in ((n, c) for n, c in cases(Path(tmp)).items() if args.match in n):
             times, outcome = [], ""
             for _ in range(args.repeats):
                 t = time.perf_counter()

@@ -10,6 +10,7 @@ from PIL import Image
 
 from mnistlab.classifier import Classifier, Prediction, image_files
 from mnistlab.errors import UserError
+from mnistlab.pixels import MEAN, STD
 
 
 def test_bundled_weights_read_a_drawn_seven(bundled):
@@ -34,8 +35,12 @@ def test_a_card_sets_classes_temperature_and_normalisation(bundled):
     card = {"classes": list("abcdefghij"), "temperature": 2.0, "recipe": {"mean": 0.5, "std": 0.25}}
     clf = Classifier(bundled.model, torch.device("cpu"), card)
     assert clf.classes == list("abcdefghij") and clf.temperature == 2.0 and (clf.mean, clf.std) == (0.5, 0.25)
-    bad = Classifier(bundled.model, torch.device("cpu"), {"classes": ["x"], "temperature": -1, "recipe": {"std": 0}})
-    assert bad.classes == [str(i) for i in range(10)] and bad.temperature == 1.0 and bad.threshold == 0.0
+    old = Classifier(bundled.model, torch.device("cpu"), {"classes": ["x"], "temperature": "?", "recipe": {"std": 1}})
+    assert old.classes == [str(i) for i in range(10)] and old.temperature == 1.0 and old.threshold == 0.0
+    assert (old.mean, old.std) == (MEAN, STD)  # a recipe without its mean: MNIST's
+    for damaged in ({"temperature": -1}, {"temperature": float("nan")}, {"recipe": {"mean": 0.1, "std": 0}}):
+        with pytest.raises(UserError, match="card"):  # a number no card can hold is a damaged card, not a default
+            Classifier(bundled.model, torch.device("cpu"), damaged)
     seen = np.zeros((2, 28, 28), np.float32)
     assert torch.allclose(clf.inputs(seen), torch.full((2, 1, 28, 28), -2.0))
     cold = Classifier(bundled.model, torch.device("cpu"), card | {"temperature": 0.5})

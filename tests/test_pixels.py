@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import torch
+from conftest import REPO
 
 from mnistlab import datasets
 from mnistlab.pixels import MEAN, STD, is_tensor, normalize
@@ -30,3 +31,52 @@ def test_is_tensor_without_importing_torch():
     code += "print(is_tensor(numpy.zeros(1)), 'torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.split() == ["False", "False"], r.stderr
+
+
+HALF_IMPORTED = """
+import sys, threading
+import numpy as np
+sys.path.insert(0, sys.argv[1])  # a package named torch that stops half-way through its import, until released
+import gate
+importing = threading.Thread(target=__import__, args=("torch",))
+importing.start()
+gate.halfway.wait(60)
+assert "torch" in sys.modules and not hasattr(sys.modules["torch"], "Tensor")
+import mnistlab
+from mnistlab.calibration import calibrated, digit_score
+from mnistlab.pixels import is_tensor
+from mnistlab.serve.state import Limits, State
+state = State(Limits())
+state.classifier = clf = mnistlab.load(None, engine="onnx")
+probs = state.forward([np.zeros((2, 28, 28), np.float32), np.ones((1, 28, 28), np.float32)])
+score = digit_score(np.exp(calibrated(np.zeros((1, 10)))))
+print(is_tensor(np.zeros(1)), [p.shape for p in probs], clf.predict(sys.argv[2])[0].digit, score.shape)
+gate.release.set()
+importing.join(60)
+print(is_tensor(sys.modules["torch"].Tensor()), is_tensor(np.zeros(1)))
+"""
+
+
+def test_a_half_imported_torch_is_no_tensor_and_predictions_go_on(tmp_path):
+    """serve --engine onnx: the first explanation imports torch in a thread while predictions run. A package named
+    torch that waits half-way through its import (before Tensor exists) stands in for it, deterministically: the
+    predictions, calibration and the server's batch split run meanwhile, and is_tensor answers no."""
+    package = tmp_path / "torch"
+    package.mkdir()
+    (tmp_path / "gate.py").write_text("import threading\nhalfway, release = threading.Event(), threading.Event()\n")
+    (package / "__init__.py").write_text(
+        "import gate\ngate.halfway.set()\ngate.release.wait(60)\n\nclass Tensor:\n    pass\n"
+    )
+    seven = REPO / "examples" / "digits" / "seven_pen.png"
+    r = subprocess.run(
+        [sys.executable, "-c", HALF_IMPORTED, str(tmp_path), str(seven)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["False [(2, 10), (1, 10)] 7 (1,)", "True False"], r.stdout
+
+
+def test_is_tensor_of_a_module_without_tensor_is_no(monkeypatch):
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # what a half-made import looks like
+    assert not is_tensor(np.zeros(1))

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 ACCEPT = 0.995  # the share of held-out digits that must score at least the threshold
 BINS = 15  # equal-width confidence bins for the expected calibration error
+# The temperatures `fit_temperature` searches, and so the only ones a model card can hold: far outside them a card
+# is damaged (at 1e-300 the logits divide to infinities, and every probability is NaN).
+TEMPERATURES = (0.05, 20.0)
 
 
 def calibrated(log_probs, temperature: float = 1.0):
@@ -57,9 +60,9 @@ def nll(log_probs: torch.Tensor, labels: torch.Tensor, temperature: float) -> fl
 
 
 def fit_temperature(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
-    """The T in [0.05, 20] that minimises the NLL of `labels` (golden-section search on log T; NLL in T is
+    """The T in TEMPERATURES that minimises the NLL of `labels` (golden-section search on log T; NLL in T is
     unimodal for a fixed set of logits)."""
-    lo, hi = math.log(0.05), math.log(20.0)
+    lo, hi = map(math.log, TEMPERATURES)
     g = (math.sqrt(5) - 1) / 2
     a, b = hi - g * (hi - lo), lo + g * (hi - lo)
     fa, fb = nll(log_probs, labels, math.exp(a)), nll(log_probs, labels, math.exp(b))

@@ -15,12 +15,14 @@ import numpy as np
 from PIL import Image
 
 from mnistlab import engine as engines
-from mnistlab.calibration import calibrated, digit_score
+from mnistlab.calibration import TEMPERATURES, calibrated, digit_score
 from mnistlab.errors import UserError
 from mnistlab.images import IMAGE_EXTENSIONS
+from mnistlab.onnx_check import MAX_CLASSES
 from mnistlab.onnx_net import OnnxNet
 from mnistlab.pixels import MEAN, STD, is_tensor, normalize
 from mnistlab.preprocess import Candidate, candidates
+from mnistlab.recipe_schema import check_setting
 
 if TYPE_CHECKING:
     import torch
@@ -72,10 +74,17 @@ class Classifier:
             if not isinstance(head, nn.Linear):
                 raise TypeError(f"a Classifier's model needs a Linear class head, fc2, not {type(head).__name__}")
             n = head.out_features
+        if n > MAX_CLASSES:
+            raise UserError(f"{self.named} has {n:,} classes; a mnistlab model has at most {MAX_CLASSES:,}")
         self.classes = _class_names(self.card.get("classes"), n)
-        self.temperature = _number(self.card.get("temperature"), 1.0, positive=True)  # fitted on held-out digits
+        self.temperature = _temperature(self.card.get("temperature"), self.named)  # fitted on held-out digits
         self.threshold = _number(self.card.get("digit_threshold"), 0.0)  # none stored: every image is a digit
-        self.mean, self.std = _normalisation(self.card.get("recipe"))
+        self.mean, self.std = _normalisation(self.card.get("recipe"), self.named)
+
+    @property
+    def named(self) -> str:
+        """The model as a message names it: its file, or "the bundled model"."""
+        return {None: "the model", "bundled": "the bundled model"}.get(self.source, str(self.source))
 
     def __repr__(self) -> str:
         return f"Classifier(source={self.source!r}, device={str(self.device)!r}, engine={self.engine!r})"
@@ -142,13 +151,24 @@ class Classifier:
     def probabilities(self, seen: np.ndarray):
         """The calibrated class probabilities (N x classes, float32 on the CPU) of N prepared images (N x 28 x 28
         floats in [0, 1], as `prepare` makes them), in one forward pass, at the weights' temperature: a torch
-        tensor on the torch engine, a NumPy array on onnxruntime."""
-        if isinstance(self.model, OnnxNet):  # raw pixels in, its normalisation in the graph
-            return np.exp(calibrated(self.model(seen), self.temperature))
-        import torch
+        tensor on the torch engine, a NumPy array on onnxruntime.
 
-        with torch.inference_mode():
-            return calibrated(self.model(self.inputs(seen)).float(), self.temperature).exp().cpu()
+        A model that gives NaN or infinite probabilities is a `UserError` (`load` checks that on `probe()`)."""
+        if isinstance(self.model, OnnxNet):  # raw pixels in, its normalisation in the graph
+            probs = np.exp(calibrated(self.model(seen), self.temperature))
+            finite = bool(np.isfinite(probs).all())
+        else:
+            import torch
+
+            with torch.inference_mode():
+                probs = calibrated(self.model(self.inputs(seen)).float(), self.temperature).exp().cpu()
+            finite = bool(torch.isfinite(probs).all())
+        if not finite:
+            raise UserError(
+                f"{self.named} gives NaN or infinite outputs, so it cannot predict anything (its training diverged, "
+                "or its card's temperature, mean or std is extreme)"
+            )
+        return probs
 
     def inputs(self, seen: np.ndarray) -> torch.Tensor:
         """The torch network's input for N prepared images (N x 28 x 28 floats in [0, 1]): normalised as in
@@ -175,14 +195,25 @@ def load(source: str | os.PathLike | None = None, device: str = "auto", engine: 
     """
     chosen, file = engines.choose(source, device, engine)
     if chosen == "onnx" and file is not None:  # (choose always names the ONNX file it picks)
-        net = OnnxNet(file, device)
-        return Classifier(net, "cpu", net.card, "bundled" if source is None else str(source))
-    from mnistlab.runtime import get_device
-    from mnistlab.weights import load_model
+        net = OnnxNet(file, device, check=source is not None)
+        classifier = Classifier(net, "cpu", net.card, "bundled" if source is None else str(source))
+    else:
+        from mnistlab.runtime import get_device
+        from mnistlab.weights import load_model
 
-    dev = get_device(device)
-    model, meta = load_model(source, dev)
-    return Classifier(model, dev, meta, "bundled" if source is None else str(source))
+        dev = get_device(device)
+        model, meta = load_model(source, dev)
+        classifier = Classifier(model, dev, meta, "bundled" if source is None else str(source))
+    classifier.probabilities(probe())  # a model that gives NaN or infinite outputs is refused here, at load
+    return classifier
+
+
+def probe() -> np.ndarray:
+    """Three prepared images every model's outputs must be finite on: blank, all ink, and a stroke."""
+    images = np.zeros((3, 28, 28), np.float32)
+    images[1] = 1.0
+    images[2, 4:24, 13:15] = 1.0
+    return images
 
 
 def image_files(paths) -> list[Path]:
@@ -210,9 +241,9 @@ def _is_real(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _number(v: object, default: float, positive: bool = False) -> float:
+def _number(v: object, default: float) -> float:
     """A finite number from a model card, else `default` (older weights have no calibration)."""
-    if _is_real(v) and math.isfinite(v) and (v > 0 or not positive):
+    if _is_real(v) and math.isfinite(v):
         return float(v)
     return default
 
@@ -224,11 +255,28 @@ def _class_names(names: object, n: int) -> list[str]:
     return [str(i) for i in range(n)]
 
 
-def _normalisation(recipe: object) -> tuple[float, float]:
-    """The (mean, std) a model card's recipe trained with, else MNIST's (older weights record none)."""
-    mean = recipe.get("mean") if isinstance(recipe, dict) else None
-    std = recipe.get("std") if isinstance(recipe, dict) else None
-    return (float(mean), float(std)) if _is_real(mean) and _is_real(std) and std > 0 else (MEAN, STD)
+def _temperature(v: object, named: str) -> float:
+    """A model card's temperature; 1 where it holds none (older weights have no calibration). A number outside
+    TEMPERATURES (where every fitted one lies) is a damaged card: a `UserError`."""
+    if not _is_real(v):
+        return 1.0
+    lo, hi = TEMPERATURES
+    if not lo <= v <= hi:  # (NaN too)
+        raise UserError(f"{named}'s card has temperature {v!r}; a fitted one lies in [{lo:g}, {hi:g}]")
+    return float(v)
+
+
+def _normalisation(recipe: object, named: str) -> tuple[float, float]:
+    """The (mean, std) a model card's recipe trained with, else MNIST's (older weights record none). Values a
+    recipe could not hold (recipe_schema's ranges) are a damaged card: a `UserError`."""
+    if not isinstance(recipe, dict):
+        return MEAN, STD
+    mean, std = recipe.get("mean"), recipe.get("std")
+    for key, v in (("mean", mean), ("std", std)):
+        why = check_setting(key, v)
+        if why:
+            raise UserError(f"{named}'s card: its recipe's {key} {why}")
+    return (float(mean), float(std)) if mean is not None and std is not None else (MEAN, STD)
 
 
 def _check_top_k(top_k) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from mnistlab.errors import UserError, one_line
+from mnistlab.onnx_check import check_graph
 
 # The file's contract, written by mnistlab.onnx_export (which imports these; this module imports no torch).
 INPUT = "image"  # N x 1 x 28 x 28 float32 pixels in [0, 1], white ink on black: normalised inside the graph
@@ -26,15 +27,22 @@ def _runtime():
 
 class OnnxNet:
     """A mnistlab ONNX file's network on the CPU: called on N prepared images (N x 28 x 28 floats in [0, 1]), it
-    gives their log-probabilities (N x classes, float32). `card` is the model card stored in the file."""
+    gives their log-probabilities (N x classes, float32). `card` is the model card stored in the file.
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu"):
+    The file's graph is checked before onnxruntime reads it (`onnx_check.check_graph`: its input and output, no
+    control flow, every value's size bounded), but with `check=False`: the bundled model, the package's own file,
+    skips the check and the 0.6 s that importing onnx for it takes."""
+
+    def __init__(self, path: str | os.PathLike, device: str = "cpu", check: bool = True):
         if device not in ("auto", "cpu"):
             raise UserError(f"an ONNX model runs on the CPU here, not on {device!r}")
         path = Path(path)
         if not path.is_file():
             raise UserError(f"{path} does not exist; pass an ONNX file made by mnistlab export --onnx")
         ort = _runtime()
+        if check:
+            check_graph(path, INPUT)
+        self.path = path
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only
         # One thread that sleeps when idle: a batch of 28x28 digits is a few ms, and onnxruntime's default pool
@@ -61,7 +69,14 @@ class OnnxNet:
 
     def __call__(self, seen: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(seen, dtype=np.float32)[:, None]
-        return self.session.run(None, {INPUT: x})[0]
+        try:
+            out = self.session.run(None, {INPUT: x})[0]
+        except Exception as e:  # onnxruntime's own types: the graph failed on these images
+            raise UserError(f"{self.path} failed to run on {len(x)} images: {one_line(e)}") from None
+        if not isinstance(out, np.ndarray) or out.shape != (len(x), self.num_classes) or out.dtype != np.float32:
+            got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+            raise UserError(f"{self.path} gave {got} for {len(x)} images, not {len(x)} x {self.num_classes} float32")
+        return out
 
 
 def _json(text: str | None):

@@ -9,9 +9,13 @@ MEAN, STD = 0.1307, 0.3081  # MNIST's training-set pixel mean and std (on 0..1):
 
 def is_tensor(x: object) -> bool:
     """Whether `x` is a torch tensor, without importing torch: a tensor can only exist once torch is imported, so
-    when it is not in sys.modules the answer is no (the reading path on ONNX never imports it)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
+    when it is not in sys.modules the answer is no (the reading path on ONNX never imports it).
+
+    While another thread imports torch (serve's first explanation on the onnx engine), sys.modules already holds
+    the half-made module, without `Tensor` until torch/_tensor.py has run: no tensor of that class can exist yet,
+    so a module without it answers no, rather than raising AttributeError in the predictions running meanwhile."""
+    tensor = getattr(sys.modules.get("torch"), "Tensor", None)
+    return isinstance(tensor, type) and isinstance(x, tensor)
 
 
 def normalize(x, mean: float = MEAN, std: float = STD):
