@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 
+import slow_work  # noqa: E402
 from conftest import REPO  # noqa: E402
 
 SEVEN = (REPO / "examples" / "digits" / "seven_pen.png").read_bytes()
@@ -177,41 +177,34 @@ def test_sigterm_under_load_answers_every_request_in_flight_and_exits_0(tmp_path
     assert drained == [f"drain-{i}" for i in range(n)] and all(r["status"] == 200 for r in logged)
 
 
-def test_an_image_that_overruns_is_a_422_and_healthz_says_when_nothing_can_be_prepared(monkeypatch):
-    """Issue 19's preparation pool: an image that takes longer than `prepare_timeout_s` is answered 422 and its
-    worker replaced; with every worker stuck, /healthz and predictions say 503 at once; once the stuck work ends,
-    both recover. The forward pass runs in its own thread, so it is never queued behind preparation."""
+def test_an_image_that_overruns_is_a_422_its_worker_killed_and_the_server_answers_at_once(monkeypatch, tmp_path):
+    """Issue 19's preparation pool, and issue 28 row 1: an image that takes longer than `prepare_timeout_s` is
+    answered 422, the worker process preparing it is killed (it does not run on) and a new one takes its place:
+    with a single worker, /healthz and the next prediction are answered at once, not when the stalled work ends."""
     from fastapi.testclient import TestClient
+    from test_serve_pool import alive
 
     import mnistlab
     from mnistlab.serve import app as app_module
     from mnistlab.serve import state as state_module
 
-    release = threading.Event()
-    real = state_module.prepare_upload
-
-    def prepare(data, max_pixels):
-        if data == b"slow":
-            release.wait(30)
-        return real(data, max_pixels)
-
-    monkeypatch.setattr(state_module, "prepare_upload", prepare)
-    app = app_module.create_app(mnistlab.load(device="cpu"), prepare_workers=1, prepare_timeout_s=0.5)
+    monkeypatch.setattr(state_module, "prepare_upload", slow_work.slow_or_real)  # a worker process imports it
+    app = app_module.create_app(mnistlab.load(device="cpu"), prepare_workers=1, prepare_timeout_s=1)
+    pid_file = tmp_path / "pid"
     with TestClient(app) as c:
         assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7
-        started = time.monotonic()
-        r = c.post("/v1/predict", content=b"slow")
-        assert r.status_code == 422 and "took over 0.5 s to prepare" in r.json()["error"]
-        assert time.monotonic() - started < 5
-        r = c.get("/healthz")
-        assert r.status_code == 503 and "stuck" in r.json()["error"]
-        assert c.post("/v1/predict", content=SEVEN).status_code == 503
-        release.set()
-        for _ in range(200):
-            if c.get("/healthz").status_code == 200:
-                break
-            time.sleep(0.01)
+        r = c.post("/v1/predict", content=f"stall:{pid_file}".encode())
+        assert r.status_code == 422 and "took over 1 s to prepare" in r.json()["error"]
+        assert c.get("/healthz").status_code == 200
         assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7
+        pool = app.state.mnistlab.pool
+        assert (pool.killed, pool.started) == (1, 2)
+    stalled = int(pid_file.read_text())
+    for _ in range(500):
+        if not alive(stalled):
+            break
+        time.sleep(0.01)
+    assert not alive(stalled)
 
 
 def test_mime_base64_with_line_breaks_is_read():

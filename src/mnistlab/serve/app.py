@@ -63,8 +63,8 @@ def create_app(
     /healthz says 503 until it is there). Concurrent predictions are batched (`max_batch` images, waiting at most
     `max_wait_ms` for a batch to fill; `max_batch=1` turns batching off); at most `max_queue` requests are handled
     at once (more get 503); bodies over `max_body` bytes and images over `max_pixels` get 413, bodies slower than
-    `body_timeout_s` 408. Images are prepared by `prepare_workers` threads, each within `prepare_timeout_s` (422
-    past it; 503 when every worker is stuck). Once the model is there, one warm-up batch runs through the batcher
+    `body_timeout_s` 408. Images are prepared by `prepare_workers` processes, each within `prepare_timeout_s` (422
+    past it, and the worker is killed and replaced). Once the model is there, one warm-up batch runs through the batcher
     (/readyz says 503 until it has). Every answer carries an X-Request-ID; `access_log` (off, text or json) writes
     a line per request to stderr; /metrics counts them."""
     if access_log not in ACCESS_LOGS:  # (checked here: the middleware is only built when the app starts)
@@ -110,6 +110,7 @@ def _lifespan(s: State, classifier: Classifier | Callable[[], Classifier]):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         s.start()
+        await s.pool.start()
         if isinstance(classifier, Classifier):
             s.ready(classifier)
             s.loading = asyncio.get_running_loop().create_task(s.warm_up())
@@ -121,5 +122,6 @@ def _lifespan(s: State, classifier: Classifier | Callable[[], Classifier]):
             if s.loading is not None:
                 s.loading.cancel()
             await s.batcher.stop()
+            await s.pool.close()
 
     return lifespan

@@ -21,7 +21,7 @@ from mnistlab.pixels import is_tensor
 from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import Batcher
 from mnistlab.serve.metrics import Metrics
-from mnistlab.serve.pool import Overrun, PoolFull, PreparePool
+from mnistlab.serve.pool import Overrun, PoolFull, PreparePool, WorkerLost
 from mnistlab.serve.uploads import NAME, ApiError, image_bytes, prepare_upload
 
 MAX_BODY = 8 * 2**20  # bytes: a phone's JPEG fits, an upload that only wastes memory does not
@@ -39,8 +39,8 @@ class Limits:
     max_body: int = MAX_BODY
     max_pixels: int = MAX_PIXELS
     body_timeout_s: float = 30.0  # a body must arrive in full within this long (8 MB at 2 Mbit/s does)
-    prepare_workers: int = 4  # images prepared at once, each in a thread of its own ...
-    prepare_timeout_s: float = 10.0  # ... within this long (a 16 MP photo takes about 1 s)
+    prepare_workers: int = 4  # images prepared at once, each in a worker process of its own ...
+    prepare_timeout_s: float = 10.0  # ... within this long (a 16 MP photo takes about 1 s), else the worker is killed
 
 
 class State:
@@ -156,6 +156,8 @@ class State:
             raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
         except Overrun as e:
             raise ApiError(422, f"{NAME} could not be read: {e}", reason="overran") from None
+        except WorkerLost as e:
+            raise ApiError(422, f"{NAME} could not be read: {e}", reason="worker_lost") from None
 
 
 def state(request: Request) -> State:

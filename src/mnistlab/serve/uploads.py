@@ -1,5 +1,5 @@
-"""Reading an upload: the body within its size and time limits, the image out of multipart, JSON or raw bytes, and
-its candidate readings, each problem as an `ApiError` with its status."""
+"""Reading an upload: the body within its size and time limits, the image out of multipart, JSON or raw bytes (its
+candidate readings are made by `reading.prepare_upload`, in a worker process), each problem an `ApiError`."""
 
 from __future__ import annotations
 
@@ -12,20 +12,10 @@ from fastapi import Request
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from mnistlab.errors import NoDigitError, NoInkError, UserError, one_line
-from mnistlab.images import ImageTooLarge, open_image
-from mnistlab.preprocess import Candidate, candidates
+from mnistlab.errors import one_line
+from mnistlab.serve.reading import NAME, ApiError, prepare_upload
 
-NAME = "the uploaded image"  # how error messages name the image
-
-
-class ApiError(Exception):
-    """An answer other than 200: its status, its one-line message, any extra headers, and for /metrics the reason
-    an image was refused (empty: the status's usual one, see `metrics.refusal_reason`)."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, reason: str = ""):
-        super().__init__(message)
-        self.status, self.message, self.headers, self.reason = status, message, headers or {}, reason
+__all__ = ["NAME", "ApiError", "image_bytes", "prepare_upload", "read_body"]  # the first and last: from `reading`
 
 
 async def read_body(request: Request, cap: int, timeout_s: float = 30.0) -> bytes:
@@ -96,23 +86,3 @@ async def image_bytes(request: Request, cap: int, timeout_s: float = 30.0) -> by
     if not data:
         raise ApiError(400, "no image: the body (or its file) is empty")
     return data
-
-
-def prepare_upload(data: bytes, max_pixels: int) -> list[Candidate]:
-    """The candidate 28x28 images, as `mnistlab predict` makes them: 413 for an image over `max_pixels` (from its
-    header, before decoding), 415 for what is not an image (or a damaged one), 422 for an image without a digit.
-    Runs in one of the preparation pool's threads."""
-    try:
-        img = open_image(data, NAME, max_pixels=max_pixels)
-    except ImageTooLarge as e:
-        raise ApiError(413, str(e)) from None
-    except UserError as e:
-        raise ApiError(415, str(e)) from None
-    try:
-        return candidates(img, name=NAME)
-    except NoDigitError as e:  # (before NoInkError: a NoDigitError is one)
-        raise ApiError(422, str(e), reason="no_digit") from None
-    except NoInkError as e:
-        raise ApiError(422, str(e), reason="no_ink") from None
-    except UserError as e:
-        raise ApiError(422, str(e), reason="unreadable") from None
