@@ -90,5 +90,5 @@ def run(args: argparse.Namespace) -> int:
     http = HttpLimits(args.header_timeout_s, args.keep_alive_s, args.drain_s, args.max_connections)
     where = f"{classifier.source} on {classifier.engine}"
     print(f"mnistlab: serving {where} at {url(sock)} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    serve(app, sock, http)
+    serve(app, sock, http, log=args.access_log)
     return 0

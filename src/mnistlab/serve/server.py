@@ -7,10 +7,11 @@ import json
 import logging
 import signal
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 
-from mnistlab.serve.observe import error_body
+from mnistlab.serve.observe import LogLines, error_body
 
 RESERVED_FDS = 64  # open files kept back from the connection cap: the model, images, logs, the loop's own
 
@@ -118,14 +119,29 @@ class _CutShort(logging.Filter):
         return True
 
 
-def serve(app, sock: socket.socket, limits: HttpLimits | None = None) -> None:
-    """Answer with `app` on `sock` until Ctrl-C or SIGTERM, then give requests in flight `drain_s` to finish."""
+def own_log(kind: str) -> logging.Handler | None:
+    """With an access log (`text` or `json`), uvicorn's own records and any other library's go to stderr in the same
+    form (`LogLines`), so that a JSON log stays one object a line (issue 28: "Invalid HTTP request received" was
+    plain text); the handler installed, to be removed with `logging.getLogger().removeHandler` after. None: off."""
+    if kind == "off":
+        return None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogLines(kind))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def serve(app, sock: socket.socket, limits: HttpLimits | None = None, log: str = "off") -> None:
+    """Answer with `app` on `sock` until Ctrl-C or SIGTERM, then give requests in flight `drain_s` to finish.
+    `log`: the access log's kind (off, text, json), which the server's own log records follow."""
     import uvicorn
 
     limits = limits or HttpLimits()
     logging.getLogger("uvicorn.error").addFilter(_CutShort())
+    handler = own_log(log)
     config = uvicorn.Config(
         app,
+        log_config=None if handler else uvicorn.config.LOGGING_CONFIG,
         log_level="warning",
         http=protocol(limits, connection_cap(limits.max_connections)),
         timeout_keep_alive=max(1, round(limits.keep_alive_s)),
@@ -138,6 +154,8 @@ def serve(app, sock: socket.socket, limits: HttpLimits | None = None) -> None:
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
         if main and previous is not None:  # (None: a handler set outside Python, which cannot be put back)
             signal.signal(signal.SIGTERM, previous)
 
