@@ -47,9 +47,11 @@ def refusal_reason(status: int, reason: str = "") -> str:
 
 class Metrics:
     """The metrics of one app, in a registry of its own (several apps may live in one process, as in the tests).
-    `in_flight` and `queue_depth` are read when /metrics is scraped."""
+    `in_flight`, `queue_depth` and `reading` are read when /metrics is scraped."""
 
-    def __init__(self, in_flight: Callable[[], float], queue_depth: Callable[[], float]):
+    def __init__(
+        self, in_flight: Callable[[], float], queue_depth: Callable[[], float], reading: Callable[[], float] = lambda: 0
+    ):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -77,6 +79,10 @@ class Metrics:
             "mnistlab_queue_depth", "requests waiting in the batcher for a forward pass", registry=r
         )
         self.queue_depth.set_function(queue_depth)
+        self.reading = Gauge(
+            "mnistlab_bodies_reading", "requests whose body is being read (before they are admitted)", registry=r
+        )
+        self.reading.set_function(reading)
 
     def answered(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method_label(method), status_label(status)).inc()

@@ -148,10 +148,12 @@ async def model_info(s: Served):
 async def predict(request: Request, s: Served, top_k: TopK = 3):
     """The digit in one image, prepared as `mnistlab predict` prepares it; concurrent requests are batched."""
 
+    data = await s.upload(request)  # before a place is taken: a slow body holds none
+
     async def handle():
         s.predicting += 1
         try:
-            clf, found = await s.candidates(request)
+            clf, found = await s.candidates(data)
             probs = await s.batcher.submit(np.stack([c.seen for c in found]))
         except QueueFull as e:
             raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
@@ -176,9 +178,11 @@ async def explain(
     """The prediction and a heat-map of what drove it (input gradients); with `layer`, `row` and `col`, the
     square of the input that unit of that layer's output sees (its size from the receptive-field walk)."""
 
+    data = await s.upload(request)
+
     async def handle():
         box = rf_box(await asyncio.to_thread(lambda: s.layers), layer, row, col) if layer is not None else None
-        clf, found = await s.candidates(request)
+        clf, found = await s.candidates(data)
         probs = await asyncio.to_thread(clf.probabilities, np.stack([c.seen for c in found]))
         out, seen = prediction(clf, probs, found, top_k)
         heat = await asyncio.to_thread(lambda: explanation(s.torch_model(), seen))
