@@ -182,7 +182,10 @@ def test_sigterm_under_load_answers_every_request_in_flight_and_exits_0(tmp_path
 def test_an_image_that_overruns_is_a_422_its_worker_killed_and_the_server_answers_at_once(monkeypatch, tmp_path):
     """Issue 19's preparation pool, and issue 28 row 1: an image that takes longer than `prepare_timeout_s` is
     answered 422, the worker process preparing it is killed (it does not run on) and a new one takes its place:
-    with a single worker, /healthz and the next prediction are answered at once, not when the stalled work ends."""
+    with a single worker, /healthz and the next prediction are answered at once, not when the stalled work ends.
+    /healthz never waits for the pool: it answers while the only worker is stalled."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from fastapi.testclient import TestClient
     from test_serve_pool import alive
 
@@ -191,22 +194,28 @@ def test_an_image_that_overruns_is_a_422_its_worker_killed_and_the_server_answer
     from mnistlab.serve import state as state_module
 
     monkeypatch.setattr(state_module, "prepare_upload", slow_work.slow_or_real)  # a worker process imports it
-    app = app_module.create_app(mnistlab.load(device="cpu"), prepare_workers=1, prepare_timeout_s=1)
+    app = app_module.create_app(mnistlab.load(device="cpu"), prepare_workers=1, prepare_timeout_s=3)
     pid_file = tmp_path / "pid"
-    with TestClient(app) as c:
+    with TestClient(app) as c, ThreadPoolExecutor(1) as pool:
         assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7
-        r = c.post("/v1/predict", content=f"stall:{pid_file}".encode())
-        assert r.status_code == 422 and "took over 1 s to prepare" in r.json()["error"]
+        stalled = pool.submit(c.post, "/v1/predict", content=f"stall:{pid_file}".encode())
+        for _ in range(3000):  # (bounded) until the only worker holds the stalled image
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.01)
+        assert c.get("/healthz").status_code == 200 and not stalled.done()
+        r = stalled.result(60)
+        assert r.status_code == 422 and "took over 3 s to prepare" in r.json()["error"]
         assert c.get("/healthz").status_code == 200
         assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7
-        pool = app.state.mnistlab.pool
-        assert (pool.killed, pool.started) == (1, 2)
-    stalled = int(pid_file.read_text())
+        pool_ = app.state.mnistlab.pool
+        assert (pool_.killed, pool_.started) == (1, 2)
+    pid = int(pid_file.read_text())
     for _ in range(500):
-        if not alive(stalled):
+        if not alive(pid):
             break
         time.sleep(0.01)
-    assert not alive(stalled)
+    assert not alive(pid)
 
 
 def test_trickling_bodies_hold_no_place_and_the_json_log_stays_one_object_a_line(tmp_path):
