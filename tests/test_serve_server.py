@@ -80,7 +80,7 @@ def test_a_closed_connection_is_not_kept_by_its_header_timer():
         for _ in range(10):  # the server's side of the last connection sees it closed
             await asyncio.sleep(0)
         gc.collect()
-        live = sum(isinstance(o, cls) for o in gc.get_objects())
+        live = sum(type(o) is cls for o in gc.get_objects())
         server.close()
         await server.wait_closed()
         return live
