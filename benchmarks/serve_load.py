@@ -12,6 +12,11 @@ posting the next test digit (a 28x28 PNG) as soon as its previous answer came ba
     python benchmarks/serve_load.py --clients 1 8 --seconds 2 --out /tmp/smoke.json   # smoke
     python benchmarks/serve_load.py --clients 8 --seconds 10 --scrape paired           # /metrics off, then on
     python benchmarks/serve_load.py --clients 8 --seconds 8 --engine onnx torch         # onnxruntime vs torch
+    python benchmarks/serve_load.py --trickle 256 --seconds 45                          # slow bodies (issue 28)
+
+`--trickle N` measures instead what N clients trickling their bodies (1 byte a second, reconnecting whenever the
+server answers them, e.g. 408) leave to a normal client: one fresh connection posting a digit every second, its
+answers counted by status.
 """
 
 from __future__ import annotations
@@ -47,9 +52,11 @@ def digits(n: int) -> list[bytes]:
     return out
 
 
-def start(max_batch: int, max_wait_ms: float, device: str, engine: str = "auto") -> tuple[subprocess.Popen, str]:
+def start(
+    max_batch: int, max_wait_ms: float, device: str, engine: str = "auto", max_queue: int = 1024
+) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "mnistlab", "serve", "--port", "0", "--max-batch", str(max_batch)]
-    cmd += ["--max-wait-ms", str(max_wait_ms), "--max-queue", "1024", "--device", device, "--engine", engine]
+    cmd += ["--max-wait-ms", str(max_wait_ms), "--max-queue", str(max_queue), "--device", device, "--engine", engine]
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     line = p.stderr.readline()
     m = re.search(r"(http://\S+/)", line)
@@ -167,6 +174,58 @@ async def load(url: str, images: list[bytes], clients: int, seconds: float, scra
     }
 
 
+async def trickler(host: str, port: int, stop: float, every_s: float = 1.0) -> int:
+    """A client announcing a 100 KB body and sending a byte of it every `every_s` until `stop`, on a new connection
+    whenever the server answers or closes this one: how many connections it opened."""
+    opened = 0
+    while time.perf_counter() < stop:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(every_s)
+            continue
+        opened += 1
+        try:
+            writer.write(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
+            while time.perf_counter() < stop:
+                try:
+                    await asyncio.wait_for(reader.read(1), every_s)
+                    break  # answered (408) or closed: reconnect
+                except asyncio.TimeoutError:
+                    writer.write(b"x")
+        except OSError:
+            pass
+        finally:
+            writer.close()
+    return opened
+
+
+async def trickled(url: str, image: bytes, slow: int, seconds: float) -> dict:
+    """A normal client's answers, one fresh connection a second, while `slow` clients trickle their bodies."""
+    host, port = re.match(r"http://([^/:]+):(\d+)/", url).groups()
+    stop = time.perf_counter() + seconds
+    statuses: dict[str, int] = {}
+
+    async def probe() -> None:
+        await asyncio.sleep(min(5.0, seconds / 4))  # the slow clients connect first
+        while time.perf_counter() < stop:
+            conn = Connection(host, int(port))
+            try:
+                what = str(await asyncio.wait_for(conn.post("/v1/predict", image), 30))
+            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError) as e:
+                what = type(e).__name__
+            finally:
+                conn.close()
+            statuses[what] = statuses.get(what, 0) + 1
+            await asyncio.sleep(1.0)
+
+    opened = await asyncio.gather(probe(), *(trickler(host, int(port), stop) for _ in range(slow)))
+    probes = sum(statuses.values())
+    ok = statuses.get("200", 0)
+    return {"trickling": slow, "seconds": seconds, "probes": probes, "statuses": statuses,
+            "success_rate": round(ok / max(probes, 1), 3), "slow_connections": sum(opened[1:])}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 64])
@@ -184,7 +243,10 @@ def main() -> None:
     )
     ap.add_argument("--scrape-s", type=float, default=1.0, help="with --scrape paired: seconds between scrapes")
     ap.add_argument("--out", help="JSON file (default: benchmarks/results/serve-DATE.json)")
+    ap.add_argument("--trickle", type=int, nargs="+", help="instead: a normal client's answers under N slow bodies")
     args = ap.parse_args()
+    if args.trickle:
+        return trickle_rows(args)
 
     images = digits(args.images)
     scrapes = (None, args.scrape_s) if args.scrape == "paired" else (None,)  # without, then with /metrics scraped
@@ -213,6 +275,28 @@ def main() -> None:
             p.terminate()
             p.wait(30)
 
+    write(args, rows)
+
+
+def trickle_rows(args) -> None:
+    """One row per `--trickle N`: a normal client's success rate while N clients trickle their bodies."""
+    image = digits(1)[0]
+    rows = []
+    for slow in args.trickle:
+        p, url = start(args.max_batch, args.max_wait_ms, args.device, args.engine[0], max_queue=256)  # its default
+        try:
+            asyncio.run(load(url, [image], 1, 1.0))  # warm-up, not recorded
+            row = {"engine": model_info(url)["engine"], **asyncio.run(trickled(url, image, slow, args.seconds))}
+            row["load_average"] = os.getloadavg()
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        finally:
+            p.terminate()
+            p.wait(30)
+    write(args, rows)
+
+
+def write(args, rows: list[dict]) -> None:
     import torch
     from bench import machine
 

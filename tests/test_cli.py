@@ -208,11 +208,13 @@ def test_serve_help_shows_the_limits_the_server_gets(env):
     defaults = {k: v.default for k, v in inspect.signature(create_app).parameters.items()}
     defaults |= {f.name: f.default for f in dataclasses.fields(HttpLimits)}
     defaults["max_body_mb"] = defaults.pop("max_body") / 2**20
+    defaults["max_reading_mb"] = defaults.pop("max_reading") / 2**20
     for name in (
         "max_batch",
         "max_wait_ms",
         "max_queue",
         "max_body_mb",
+        "max_reading_mb",
         "body_timeout_s",
         "prepare_workers",
         "prepare_timeout_s",

@@ -102,3 +102,35 @@ def test_images_too_large_are_counted_by_reason(bundled):
         m = scrape(c)
     assert value(m, "mnistlab_images_refused_total", status="413", reason="too_large") == 2
     assert value(m, "mnistlab_requests_total", route="/v1/explain", method="POST", status="413") == 1
+
+
+def test_label_values_stay_bounded_whatever_clients_send(bundled):
+    """Issue 28 row 2: every request with a method and path of its own (and a long method) adds no label value:
+    methods come from a closed set, unknown paths are `other`, statuses a closed set or their class."""
+    from mnistlab.serve.metrics import METHODS, STATUSES, method_label, status_label
+
+    assert method_label("GET") == "GET" and method_label("X" * 60_000) == "other"
+    assert [status_label(s) for s in (404, 418, 299, 999)] == ["404", "4xx", "2xx", "other"]
+    app = create_app(bundled)
+    registry = app.state.mnistlab.metrics.registry
+
+    def series() -> set:  # (metric, its labels) without the histograms' buckets
+        return {(s.name, frozenset((k, v) for k, v in s.labels.items() if k != "le"))
+                for f in registry.collect() for s in f.samples}  # fmt: skip
+
+    def bogus(c, i: int) -> None:
+        c.request(f"BOGUS{i}{'M' * (i * 50)}", f"/nowhere/{i}/{'p' * i}")
+        c.get(f"/static/missing-{i}.js")
+
+    with TestClient(app) as c:
+        for i in range(5):
+            bogus(c, i)
+        after_5 = series()
+        for i in range(5, 300):
+            bogus(c, i)
+        after_300 = series()
+    assert after_300 == after_5  # 590 more distinct methods and paths: not one series more
+    values = {k: {v for _, ls in after_300 for k2, v in ls if k2 == k} for k in ("method", "route", "status")}
+    assert values["method"] <= METHODS | {"other"} and "other" in values["method"]
+    assert values["status"] <= {str(s) for s in STATUSES} | {"1xx", "2xx", "3xx", "4xx", "5xx", "other"}
+    assert not any(r.startswith("/nowhere") for r in values["route"])

@@ -15,7 +15,7 @@ from conftest import REPO  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from mnistlab.serve import create_app  # noqa: E402
-from mnistlab.serve.observe import MAX_ID, access_line, request_id  # noqa: E402
+from mnistlab.serve.observe import MAX_ID, MAX_LOGGED, LogLines, access_line, escaped, request_id  # noqa: E402
 
 SEVEN = (REPO / "examples" / "digits" / "seven_pen.png").read_bytes()
 BLANK = (REPO / "examples" / "digits" / "blank.png").read_bytes()
@@ -28,7 +28,8 @@ def is_made(rid: str) -> bool:
 def test_a_sane_request_id_is_kept_and_anything_else_replaced():
     assert request_id("req-42/abc:1") == "req-42/abc:1"
     assert request_id("x" * MAX_ID) == "x" * MAX_ID
-    for bad in (None, "", "x" * (MAX_ID + 1), "a\tb", "caf\u00e9", " padded ", "a\x00b"):
+    forged = "forged POST /v1/predict 200 3.2ms"  # issue 28 row 8: an id with spaces forged its line's fields
+    for bad in (None, "", "x" * (MAX_ID + 1), "a\tb", "caf\u00e9", " padded ", "a\x00b", forged, "a\x1b[31m"):
         assert is_made(request_id(bad)), bad
     assert request_id(None) != request_id(None)
 
@@ -143,3 +144,37 @@ def test_a_bug_is_a_500_with_the_request_id_and_the_server_goes_on():
 def test_an_unknown_access_log_kind_is_refused_at_once(bundled):
     with pytest.raises(ValueError, match="off, text, json"):
         create_app(bundled, access_log="xml")
+
+
+def test_a_forged_path_is_one_escaped_line_of_the_text_log(bundled, capsys):
+    """Issue 28 row 8: `GET /%0A<a forged log line>%0A%1B[31m` wrote a whole forged line and a raw terminal code;
+    now one request is one line, its control characters (and spaces, which would forge fields) escaped."""
+    forged = "/%0A2026-12-07T00:00:00.000Z%20x%20POST%20/v1/predict%20200%203.2ms%0A%1B[31m"
+    with TestClient(create_app(bundled, access_log="text")) as c:
+        capsys.readouterr()
+        c.get(forged, headers={"X-Request-ID": "forged POST /v1/predict 200 3.2ms"})
+        c.request("X" * 5000, "/healthz")
+        err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 2 and "\x1b" not in err and "\r" not in err
+    fields = lines[0].split(" ")
+    assert len(fields) == 6 and is_made(fields[1]) and fields[2] == "GET" and fields[4] == "404"
+    assert fields[3] == "/\\x0a2026-12-07T00:00:00.000Z\\x20x\\x20POST\\x20/v1/predict\\x20200\\x203.2ms\\x0a\\x1b[31m"
+    assert len(lines[1].split(" ")[2]) == MAX_LOGGED + 3  # a 5,000-character method: its first MAX_LOGGED, "..."
+
+
+def test_escaped_and_the_servers_own_log_records_in_the_access_logs_form():
+    import logging
+    import sys
+
+    assert escaped("a b\\\n\x1b\u00e9") == "a\\x20b\\\\\\x0a\\x1b\\xe9"
+    assert escaped("a b\n", spaces=True) == "a b\\x0a" and escaped("y" * 300, 10) == "y" * 10 + "..."
+    try:
+        raise ValueError("bad\nline")
+    except ValueError:
+        record = logging.LogRecord("uvicorn.error", logging.ERROR, "x", 1, "Invalid %s", ("\x1b[31m",), sys.exc_info())
+    row = json.loads(LogLines("json").format(record))
+    assert "\n" not in LogLines("json").format(record) and row["message"] == "Invalid \x1b[31m"
+    assert row["level"] == "error" and row["logger"] == "uvicorn.error" and "ValueError: bad" in row["traceback"]
+    text = LogLines("text").format(record)
+    assert "\n" not in text and "\x1b" not in text and "uvicorn.error: Invalid \\x1b[31m\\x0aTraceback" in text

@@ -1,64 +1,79 @@
-"""mnistlab.serve.pool: preparation in threads of their own, each image against a deadline."""
+"""mnistlab.serve.pool: preparation in worker processes, each image against a deadline; an overrun kills its worker."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import os
+import time
 
 import pytest
 
 pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip install "mnistlab[serve]"')
 
-from mnistlab.serve.pool import Overrun, PoolFull, PreparePool  # noqa: E402
+import slow_work  # noqa: E402
+
+from mnistlab.serve.pool import Overrun, PreparePool  # noqa: E402
 
 
-def test_results_and_errors_come_back_to_the_caller():
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_results_and_errors_come_back_from_a_worker_process():
     async def main():
-        pool = PreparePool(2, timeout_s=5)
-        assert await pool.run(lambda a, b: (a + b, threading.current_thread().name), 2, 3) == (5, "mnistlab-prepare")
-        with pytest.raises(KeyError, match="missing"):
-            await pool.run(lambda: {}["missing"])
-        return pool.healthy()
+        pool = PreparePool(2, timeout_s=30)
+        await pool.start()
+        try:
+            pid, total = await pool.run(slow_work.pid_and_sum, 2, 3)
+            with pytest.raises(KeyError, match="missing"):
+                await pool.run(slow_work.missing)
+            return pid, total, pool.healthy()
+        finally:
+            await pool.close()
 
-    assert asyncio.run(main())
-
-
-def test_an_overrun_is_answered_at_once_and_its_worker_counted_stuck():
-    release = threading.Event()
-
-    async def main():
-        pool = PreparePool(1, timeout_s=0.05)
-        with pytest.raises(Overrun, match="over 0.05 s"):
-            await pool.run(release.wait, 10)
-        assert not pool.healthy() and len(pool.stuck) == 1
-        with pytest.raises(PoolFull, match="all 1 image workers are stuck"):
-            await pool.run(lambda: 1)
-        release.set()
-        for _ in range(100):  # the stuck thread ends: the pool is healthy again
-            if pool.healthy():
-                break
-            await asyncio.sleep(0.01)
-        return await pool.run(lambda: "again")
-
-    assert asyncio.run(main()) == "again"
+    pid, total, healthy = asyncio.run(main())
+    assert total == 5 and pid != os.getpid() and healthy
 
 
-def test_at_most_workers_run_at_once():
-    active, peak = [0], [0]
-    lock = threading.Lock()
-    pair = threading.Barrier(2, timeout=5)  # each worker waits for a second one: two must run side by side
-
-    def work():
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        pair.wait()
-        with lock:
-            active[0] -= 1
+def test_an_overrun_kills_its_worker_and_a_new_one_takes_its_place(tmp_path):
+    """Issue 28 row 1: the worker that overran is really stopped (its process is gone), and the pool's one place
+    is free at once for the next image, in a new process."""
+    pid_file = tmp_path / "pid"
 
     async def main():
-        pool = PreparePool(2, timeout_s=10)
-        await asyncio.gather(*(pool.run(work) for _ in range(6)))
+        pool = PreparePool(1, timeout_s=1)
+        await pool.start()
+        try:
+            with pytest.raises(Overrun, match="over 1 s"):
+                await pool.run(slow_work.stall, str(pid_file))
+            assert pool.killed == 1 and pool.healthy()
+            pid, total = await pool.run(slow_work.pid_and_sum, 1, 1)  # no wait for the stalled one
+            return pid, total
+        finally:
+            await pool.close()
 
-    asyncio.run(main())
-    assert peak[0] == 2
+    pid, total = asyncio.run(main())
+    stalled = int(pid_file.read_text())
+    for _ in range(500):  # killed with SIGKILL, reaped in a thread
+        if not alive(stalled):
+            break
+        time.sleep(0.01)
+    assert not alive(stalled) and pid != stalled and total == 2
+
+
+def test_at_most_workers_processes():
+    async def main():
+        pool = PreparePool(2, timeout_s=30)
+        await pool.start()
+        try:
+            pids = await asyncio.gather(*(pool.run(slow_work.pid_after, 0.05) for _ in range(8)))
+            return set(pids), pool.started
+        finally:
+            await pool.close()
+
+    pids, started = asyncio.run(main())
+    assert 1 <= len(pids) <= 2 and started == 2

@@ -57,3 +57,21 @@ def test_the_router_answers_head_wherever_it_answers_get_and_serves_the_page():
     assert {"GET", "HEAD"} <= methods["/healthz"] and {"GET", "HEAD"} <= methods["/"]
     assert methods["/v1/predict"] == {"POST"} and methods["/v1/explain"] == {"POST"}
     assert static_dir().joinpath("index.html").is_file()
+
+
+def test_v1_model_shows_the_model_file_name_not_where_it_lies_on_the_server():
+    """Issue 28 (minor): /v1/model showed the model's absolute path on the server; a folder dataset's too."""
+    from fastapi.testclient import TestClient
+
+    import mnistlab
+    from mnistlab.serve import create_app
+    from mnistlab.serve.routes import shown
+
+    clf = mnistlab.load(device="cpu")
+    clf.source = "/srv/secret/place/runs/r1/model.safetensors"
+    clf.card = clf.card | {"dataset": "folder:/home/alice/digits", "recipe": {"name": "r", "dataset": "folder:/x/d"}}
+    with TestClient(create_app(clf)) as c:
+        info = c.get("/v1/model").json()
+    assert info["source"] == "model.safetensors" and info["dataset"] == "folder:digits"
+    assert info["recipe"]["dataset"] == "folder:d" and "/srv" not in str(info) and "alice" not in str(info)
+    assert (shown("bundled"), shown("mnist"), shown("runs/r1")) == ("bundled", "mnist", "r1")

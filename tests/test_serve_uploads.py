@@ -96,3 +96,19 @@ def test_prepare_upload_statuses():
     with pytest.raises(ApiError) as e:
         prepare_upload(encoded(Image.new("L", (64, 64), 255)), max_pixels=10**6)
     assert e.value.status == 422 and "no ink" in e.value.message
+
+
+def test_the_bodies_being_read_hold_at_most_their_budget_and_give_it_back():
+    """Issue 28 row 3: bodies are read before a request takes a place, within `Reading`'s bytes (only bytes that
+    arrived count); past it a 503, and what a body held is given back however its reading ends."""
+    from mnistlab.serve.uploads import Reading
+
+    reading = Reading(max_bytes=10)
+    assert asyncio.run(read_body(request(b"x" * 8, chunks=4), cap=100, reading=reading)) == b"x" * 8
+    assert (reading.bytes, reading.bodies) == (0, 0)
+    status, message = status_of(read_body(request(b"x" * 12, chunks=3), cap=100, reading=reading))
+    assert status == 503 and "busy" in message and (reading.bytes, reading.bodies) == (0, 0)
+    reading.take(6)  # another body holds 6 bytes: a 5-byte one no longer fits, a 4-byte one does
+    assert status_of(read_body(request(b"x" * 5), cap=100, reading=reading))[0] == 503
+    assert asyncio.run(read_body(request(b"x" * 4, length=4), cap=100, reading=reading)) == b"x" * 4
+    assert reading.bytes == 6

@@ -29,6 +29,7 @@ LIMITS = (
     ("--max-body-mb", types.positive_float, 8.0, "largest request body, in MB"),
     ("--header-timeout-s", types.positive_float, 10.0, "a connection's request headers must arrive within this"),
     ("--body-timeout-s", types.positive_float, 30.0, "a request's body must arrive within this; slower ones get 408"),
+    ("--max-reading-mb", types.positive_float, 256.0, "bodies being read, all together, in MB; past it 503"),
     ("--keep-alive-s", types.positive_float, 5.0, "idle kept-alive connections are closed after this"),
     ("--max-connections", types.positive_int, 1000, "open connections at most, kept below the open-file limit"),
     ("--prepare-workers", types.positive_int, 4, "images prepared at once; more get 503"),
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,
         max_body=int(args.max_body_mb * 2**20),
+        max_reading=int(args.max_reading_mb * 2**20),
         body_timeout_s=args.body_timeout_s,
         prepare_workers=args.prepare_workers,
         prepare_timeout_s=args.prepare_timeout_s,
@@ -90,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     http = HttpLimits(args.header_timeout_s, args.keep_alive_s, args.drain_s, args.max_connections)
     where = f"{classifier.source} on {classifier.engine}"
     print(f"mnistlab: serving {where} at {url(sock)} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    serve(app, sock, http)
+    serve(app, sock, http, log=args.access_log)
     return 0

@@ -18,7 +18,7 @@ from mnistlab.errors import one_line
 from mnistlab.serve.metrics import IMAGE_ROUTES
 from mnistlab.serve.observe import ACCESS_LOGS, Observed, error_body
 from mnistlab.serve.routes import router, static_dir
-from mnistlab.serve.state import MAX_BODY, MAX_PIXELS, Limits, State
+from mnistlab.serve.state import MAX_BODY, MAX_PIXELS, MAX_READING, Limits, State
 from mnistlab.serve.uploads import ApiError
 
 
@@ -54,6 +54,7 @@ def create_app(
     max_queue: int = 256,
     max_body: int = MAX_BODY,
     max_pixels: int = MAX_PIXELS,
+    max_reading: int = MAX_READING,
     body_timeout_s: float = Limits.body_timeout_s,
     prepare_workers: int = Limits.prepare_workers,
     prepare_timeout_s: float = Limits.prepare_timeout_s,
@@ -63,17 +64,20 @@ def create_app(
     /healthz says 503 until it is there). Concurrent predictions are batched (`max_batch` images, waiting at most
     `max_wait_ms` for a batch to fill; `max_batch=1` turns batching off); at most `max_queue` requests are handled
     at once (more get 503); bodies over `max_body` bytes and images over `max_pixels` get 413, bodies slower than
-    `body_timeout_s` 408. Images are prepared by `prepare_workers` threads, each within `prepare_timeout_s` (422
-    past it; 503 when every worker is stuck). Once the model is there, one warm-up batch runs through the batcher
-    (/readyz says 503 until it has). Every answer carries an X-Request-ID; `access_log` (off, text or json) writes
-    a line per request to stderr; /metrics counts them."""
+    `body_timeout_s` 408. A body is read in full before its request asks for a place; the bodies being read hold
+    at most `max_reading` bytes together (503 past it). Images are prepared by `prepare_workers` processes, each
+    within `prepare_timeout_s` (422 past it, and the worker is killed and replaced). Once the model is there, one
+    warm-up batch runs through the batcher (/readyz says 503 until it has). Every answer carries an X-Request-ID;
+    `access_log` (off, text or json) writes a line per request to stderr; /metrics counts them."""
     if access_log not in ACCESS_LOGS:  # (checked here: the middleware is only built when the app starts)
         raise ValueError(f"access_log must be one of {', '.join(ACCESS_LOGS)}, not {access_log!r}")
     s = State(
         Limits(
-            max_batch, max_wait_ms, max_queue, max_body, max_pixels, body_timeout_s, prepare_workers, prepare_timeout_s
+            max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, max_body=max_body,
+            max_pixels=max_pixels, max_reading=max_reading, body_timeout_s=body_timeout_s,
+            prepare_workers=prepare_workers, prepare_timeout_s=prepare_timeout_s,
         )
-    )
+    )  # fmt: skip
 
     app = FastAPI(
         title="mnistlab",
@@ -110,6 +114,7 @@ def _lifespan(s: State, classifier: Classifier | Callable[[], Classifier]):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         s.start()
+        await s.pool.start()
         if isinstance(classifier, Classifier):
             s.ready(classifier)
             s.loading = asyncio.get_running_loop().create_task(s.warm_up())
@@ -121,5 +126,6 @@ def _lifespan(s: State, classifier: Classifier | Callable[[], Classifier]):
             if s.loading is not None:
                 s.loading.cancel()
             await s.batcher.stop()
+            await s.pool.close()
 
     return lifespan

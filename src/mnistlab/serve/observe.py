@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sys
 import time
 import uuid
@@ -12,14 +14,36 @@ from mnistlab.errors import one_line
 from mnistlab.serve.metrics import Metrics, route_label
 
 ACCESS_LOGS = ("off", "text", "json")
-MAX_ID = 128  # characters: a request id longer than this, or holding unprintable ones, is replaced
+MAX_ID = 128  # characters: a request id longer than this, or holding others than SAFE_ID's, is replaced
+# a request id's characters: no space or control character, so that a client's id cannot forge its line's fields
+SAFE_ID = re.compile(r"[A-Za-z0-9._:/@+=-]+")
+# characters of a method or path (each) written in the access log, escaped: a client's 60 KB method made 60 KB lines
+MAX_LOGGED = 256
 
 
 def request_id(given: str | None) -> str:
-    """The client's request id when it is printable ASCII of 1 to MAX_ID characters, else a new one (uuid4, hex)."""
-    if given and len(given) <= MAX_ID and given.isascii() and given.isprintable() and given.strip() == given:
+    """The client's request id when it is 1 to MAX_ID of SAFE_ID's characters, else a new one (uuid4, hex)."""
+    if given and len(given) <= MAX_ID and SAFE_ID.fullmatch(given):
         return given
     return uuid.uuid4().hex
+
+
+def escaped(text: str, limit: int | None = MAX_LOGGED, spaces: bool = False) -> str:
+    """`text` as one field of a log line: anything but printable ASCII (a line break, a terminal code, a non-ASCII
+    character), the backslash and, unless `spaces`, the space written as Python escapes; at most `limit` characters
+    of `text` kept (then "...")."""
+    cut = limit is not None and len(text) > limit
+    kept = text[:limit] if cut else text
+    low = " " if spaces else "!"
+    out = "".join(ch if low <= ch <= "~" and ch != "\\" else _escape(ch) for ch in kept)
+    return out + "..." if cut else out
+
+
+def _escape(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    n = ord(ch)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def error_body(message: str, rid: str | None) -> dict:
@@ -31,10 +55,31 @@ def access_line(kind: str, rid: str, method: str, path: str, status: int, second
     """One line of the access log: `text` (space-separated) or `json` (one object)."""
     when = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     ms = round(seconds * 1000, 2)
-    if kind == "json":
+    if kind == "json":  # (json.dumps escapes control characters itself)
+        method, path = (v[:MAX_LOGGED] + "..." if len(v) > MAX_LOGGED else v for v in (method, path))
         fields = {"time": when, "request_id": rid, "method": method, "path": path, "status": status}
         return json.dumps(fields | {"duration_ms": ms})
-    return f"{when} {rid} {method} {path} {status} {ms}ms"
+    return f"{when} {escaped(rid)} {escaped(method)} {escaped(path)} {status} {ms}ms"
+
+
+class LogLines(logging.Formatter):
+    """The server's own log records (uvicorn's "Invalid HTTP request received", a request cut short, a traceback)
+    in the access log's form: `json`, one object a line (a traceback in its "traceback" field), or `text`, one line
+    with everything escaped."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+        message = record.getMessage()
+        trace = self.formatException(record.exc_info) if record.exc_info else ""
+        if self.kind == "json":
+            fields = {"time": when, "level": record.levelname.lower(), "logger": record.name, "message": message}
+            return json.dumps(fields | ({"traceback": trace} if trace else {}))
+        text = f"{message}\n{trace}" if trace else message
+        return f"{when} {record.levelname.lower()} {record.name}: {escaped(text, None, spaces=True)}"
 
 
 class Observed:

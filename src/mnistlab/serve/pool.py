@@ -1,67 +1,221 @@
-"""The server's preparation workers: a bounded number of threads, each image against a deadline (issue 19)."""
+"""The server's preparation workers: a few processes, each image against a deadline; one that overruns is killed and
+replaced (issues 19 and 28)."""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import signal
 import threading
 from collections.abc import Callable
 
+PRELOAD = "mnistlab.serve.reading"  # what every worker needs, imported once by the fork server: no torch, no FastAPI
+
 
 class PoolFull(Exception):
-    """Every worker is stuck on an image that overran: the request is answered 503 at once."""
+    """No worker process could be started (answered 503)."""
 
 
 class Overrun(Exception):
-    """An image took longer than the deadline to prepare: answered 422; its worker's place is given to a new one."""
+    """An image took longer than the deadline to prepare: answered 422; its worker was killed, a new one takes its
+    place."""
+
+
+class WorkerLost(Exception):
+    """The worker process died while preparing an image (a crash in C, the kernel's OOM killer): answered 422."""
+
+
+def _serve(conn) -> None:
+    """A worker process's loop: (function, args) in, (True, result) or (False, exception) out, until None or EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server decides, not us
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the server is gone
+            return
+        if job is None:
+            return
+        fn, args = job
+        try:
+            reply = (True, fn(*args))
+        except BaseException as e:  # handed to the request, raised there
+            reply = (False, e)
+        try:
+            conn.send(reply)
+        except (EOFError, OSError):
+            return
+        except Exception as e:  # an answer that cannot be pickled: its error, as a line
+            conn.send((False, RuntimeError(f"{type(e).__name__}: {e}")))
+
+
+def _context():
+    """The fork server where the platform has one (a worker is forked from a process that has imported PRELOAD
+    alone: a few ms, and no copy of the server's threads or torch), else spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([PRELOAD])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class Worker:
+    """One worker process and the pipe to it; `call` blocks (run it in a thread of its own)."""
+
+    def __init__(self, ctx) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child,), name="mnistlab-prepare", daemon=True)
+        self.process.start()
+        child.close()
+
+    def call(self, fn: Callable, args: tuple):
+        self.conn.send((fn, args))
+        ok, value = self.conn.recv()
+        if not ok:
+            raise value
+        return value
+
+    def kill(self) -> None:
+        """SIGKILL: C code (Pillow, SciPy) cannot be interrupted any other way; the process is reaped after."""
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.process.join(1)
+        self.kill()
 
 
 class PreparePool:
-    """Runs a function in a thread of its own, at most `workers` at once (others wait their turn; the server's
+    """Runs a function in a worker process, at most `workers` at once (others wait their turn; the server's
     `max_queue` bounds how many), each within `timeout_s` from its start.
 
-    Decoding and preparing run in C (Pillow, scipy) that Python cannot interrupt, so a worker that overruns is left
-    to finish on its own and a fresh thread takes its place; it is counted as `stuck` until it ends. With
-    `workers` of them stuck, the server cannot prepare anything in time: `healthy()` is False and /healthz says so.
-    Preparation never shares a thread with the forward pass (the batcher's own thread) or the event loop.
-    """
+    Decoding and preparing run in C that Python cannot interrupt, so the work runs in processes: one that overruns
+    is killed at its deadline (its CPU and memory are freed at once) and a fresh one started in its place, so an
+    image that overran holds nothing afterwards (issue 28: threads left running had kept every place, and /healthz
+    at 503, for about 170 s). `start` starts the workers; `healthy()` never waits."""
 
     def __init__(self, workers: int, timeout_s: float):
         self.workers, self.timeout_s = workers, timeout_s
         self.turns = asyncio.Semaphore(workers)
-        self.stuck: set[threading.Thread] = set()
+        self.idle: asyncio.Queue[Worker | None] = asyncio.Queue()  # None: a start failed (a waiter tries itself)
+        self.count = 0  # worker processes alive or being started, at most `workers`
+        self.started = self.killed = 0  # worker processes started, and killed for overrunning (tests count them)
+        self.error = ""  # why the last worker could not be started ("" once one has)
+        self._ctx = None
+        self._tasks: set[asyncio.Task] = set()
 
     def healthy(self) -> bool:
-        self.stuck = {t for t in self.stuck if t.is_alive()}
-        return len(self.stuck) < self.workers
+        return not self.error
+
+    async def start(self) -> None:
+        """Start the workers (in threads: the first start launches the fork server), the event loop going on."""
+        while self.count < self.workers:
+            self._replace()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        workers = []
+        while not self.idle.empty():
+            if (worker := self.idle.get_nowait()) is not None:
+                workers.append(worker)
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
 
     async def run(self, fn: Callable, *args):
-        if not self.healthy():
-            raise PoolFull(f"all {self.workers} image workers are stuck on images that overran")
         async with self.turns:
-            return await self._run(fn, *args)
+            worker = await self._take()
+            try:
+                result = await self._run(worker, fn, args)
+            except BaseException:  # overran, died, or the request was cancelled: the worker is not reused
+                self._later(asyncio.to_thread(worker.kill))
+                self.count -= 1
+                self._replace()
+                raise
+            self.idle.put_nowait(worker)
+            return result
 
-    async def _run(self, fn: Callable, *args):
+    async def _run(self, worker: Worker, fn: Callable, args: tuple):
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
         def work():
             try:
-                result, error = fn(*args), None
-            except BaseException as e:  # handed to the request, raised there
+                result, error = worker.call(fn, args), None
+            except (EOFError, OSError):  # killed, by us at its deadline or by something else
+                result, error = None, WorkerLost("the worker preparing the image died")
+            except BaseException as e:
                 result, error = None, e
             try:
                 loop.call_soon_threadsafe(_settle, done, result, error)
-            except RuntimeError:  # the server stopped while this image overran: nobody waits for it
+            except RuntimeError:  # the server stopped meanwhile: nobody waits for it
                 pass
 
-        thread = threading.Thread(target=work, name="mnistlab-prepare", daemon=True)
-        thread.start()
+        threading.Thread(target=work, name="mnistlab-prepare-wait", daemon=True).start()
         try:
             return await asyncio.wait_for(asyncio.shield(done), self.timeout_s)
         except TimeoutError:
             done.add_done_callback(lambda f: f.cancelled() or f.exception())  # its late error is nobody's
-            self.stuck.add(thread)  # its turn goes to the next image, in a new thread
+            self.killed += 1
             raise Overrun(f"the image took over {self.timeout_s:g} s to prepare") from None
+
+    async def _take(self) -> Worker:
+        """An idle worker that is alive (one may have been killed from outside), else a new one where fewer than
+        `workers` are there, else the next one to be started or freed."""
+        while True:
+            if self.idle.empty() and self.count < self.workers:
+                self.count += 1
+                try:
+                    return await self._new()
+                except BaseException:
+                    self.count -= 1
+                    raise
+            worker = await self.idle.get()
+            if worker is not None and worker.process.is_alive():
+                return worker
+            if worker is not None:
+                self._later(asyncio.to_thread(worker.kill))
+                self.count -= 1
+
+    async def _new(self) -> Worker:
+        try:
+            if self._ctx is None:
+                self._ctx = _context()
+            worker = await asyncio.to_thread(Worker, self._ctx)
+        except (OSError, ValueError, RuntimeError) as e:  # no memory, no processes left, ...
+            self.error = f"cannot start an image worker: {e}"
+            raise PoolFull(self.error) from None
+        self.started += 1
+        self.error = ""
+        return worker
+
+    def _replace(self) -> None:
+        """Start a worker in the background for a place that has none."""
+        self.count += 1
+
+        async def add():
+            try:
+                self.idle.put_nowait(await self._new())
+            except BaseException:  # said by /healthz; a waiting image tries again
+                self.count -= 1
+                self.idle.put_nowait(None)
+                raise
+
+        self._later(add())
+
+    def _later(self, work) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # (retrieved: a failed start is told by /healthz, not by asyncio's log)
 
 
 def _settle(done: asyncio.Future, result, error) -> None:

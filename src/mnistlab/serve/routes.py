@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 from importlib import resources
+from pathlib import PurePath
 from typing import Annotated
 
 import numpy as np
@@ -49,6 +50,13 @@ def rf_box(layers: list[dict], layer: str, row: int, col: int) -> dict:
     return {"layer": layer, "row": row, "col": col, "top": o + row * j, "left": o + col * j, "size": size}
 
 
+def shown(where: str) -> str:
+    """A path on the server as /v1/model shows it: its last part alone (the model file, a run folder's name, a
+    `folder:` dataset's folder), so that clients do not learn the server's file layout (issue 28)."""
+    kind, colon, path = where.partition(":") if where.startswith("folder:") else ("", "", where)
+    return kind + colon + PurePath(path.replace("\\", "/")).name if ("/" in path or "\\" in path) else where
+
+
 def png_data_url(seen: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.clip(np.rint(seen * 255), 0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
@@ -74,12 +82,11 @@ def explanation(classifier: Classifier, seen: np.ndarray) -> np.ndarray:
 
 @router.get("/healthz", response_model=HealthOut, responses={503: ERRORS[503]}, tags=["server"])
 async def healthz(s: Served):
-    """200 once the model is loaded and the server answers predictions; 503 before, or when every image worker
-    is stuck on an image that overran its deadline."""
+    """200 once the model is loaded and the server answers predictions; 503 before, or when no image worker could
+    be started (never waits for one: an image that overran had its worker killed)."""
     s.model()
     if not s.pool.healthy():
-        message = f"cannot prepare images: all {s.pool.workers} workers are stuck on images that overran"
-        raise ApiError(503, message, {"Retry-After": RETRY_AFTER})
+        raise ApiError(503, f"cannot prepare images: {s.pool.error}", {"Retry-After": RETRY_AFTER})
     return {"status": "ok"}
 
 
@@ -111,14 +118,17 @@ async def model_info(s: Served):
     acc = card.get("test_acc")
     stats = s.batcher.stats
     layers, params = await asyncio.to_thread(_layers_and_params, s)
+    if isinstance(recipe.get("dataset"), str):
+        recipe = recipe | {"dataset": shown(recipe["dataset"])}
+    dataset = card.get("dataset")
     return {
         "name": str(recipe.get("name", "")),
-        "source": clf.source or "",
+        "source": shown(clf.source or ""),
         "engine": clf.engine,
         "params": params,
         "classes": clf.classes,
         "recipe": recipe,
-        "dataset": card.get("dataset") if isinstance(card.get("dataset"), str) else None,
+        "dataset": shown(dataset) if isinstance(dataset, str) else None,
         "test_accuracy": float(acc) if isinstance(acc, (int, float)) and not isinstance(acc, bool) else None,
         "layers": layers,
         "batching": {
@@ -138,10 +148,12 @@ async def model_info(s: Served):
 async def predict(request: Request, s: Served, top_k: TopK = 3):
     """The digit in one image, prepared as `mnistlab predict` prepares it; concurrent requests are batched."""
 
+    data = await s.upload(request)  # before a place is taken: a slow body holds none
+
     async def handle():
         s.predicting += 1
         try:
-            clf, found = await s.candidates(request)
+            clf, found = await s.candidates(data)
             probs = await s.batcher.submit(np.stack([c.seen for c in found]))
         except QueueFull as e:
             raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
@@ -166,9 +178,11 @@ async def explain(
     """The prediction and a heat-map of what drove it (input gradients); with `layer`, `row` and `col`, the
     square of the input that unit of that layer's output sees (its size from the receptive-field walk)."""
 
+    data = await s.upload(request)
+
     async def handle():
         box = rf_box(await asyncio.to_thread(lambda: s.layers), layer, row, col) if layer is not None else None
-        clf, found = await s.candidates(request)
+        clf, found = await s.candidates(data)
         probs = await asyncio.to_thread(clf.probabilities, np.stack([c.seen for c in found]))
         out, seen = prediction(clf, probs, found, top_k)
         heat = await asyncio.to_thread(lambda: explanation(s.torch_model(), seen))

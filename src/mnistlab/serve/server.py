@@ -7,10 +7,11 @@ import json
 import logging
 import signal
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 
-from mnistlab.serve.observe import error_body
+from mnistlab.serve.observe import LogLines, error_body
 
 RESERVED_FDS = 64  # open files kept back from the connection cap: the model, images, logs, the loop's own
 
@@ -64,13 +65,16 @@ def connection_cap(wanted: int) -> int:
 def protocol(limits: HttpLimits, cap: int):
     """uvicorn's h11 protocol with three changes: headers must arrive within `header_timeout_s` (uvicorn times only
     idle kept-alive connections, so a client sending one header byte a second held a connection for ever); a
-    connection past `cap` is closed at once; and uvicorn's own 400 (a request h11 cannot parse) is JSON."""
+    connection past `cap` is closed at once; and uvicorn's own 400 (a request h11 cannot parse) is JSON. The header
+    timer is cancelled when the connection goes: left armed, it kept each closed connection (its buffers, a 60 KB
+    request line) in memory for `header_timeout_s` (issue 28: 1,000 such requests, +125 MB)."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class Protocol(H11Protocol):
         def connection_made(self, transport) -> None:
             self.answered = 0  # responses sent on this connection
+            self.header_timer: asyncio.TimerHandle | None = None
             if len(self.connections) >= cap:
                 self.transport = transport  # (connection_lost closes it)
                 transport.close()
@@ -79,7 +83,17 @@ def protocol(limits: HttpLimits, cap: int):
             self._arm_header_timer()
 
         def _arm_header_timer(self) -> None:
-            self.loop.call_later(limits.header_timeout_s, self._header_timeout, self.answered)
+            self._cancel_header_timer()
+            self.header_timer = self.loop.call_later(limits.header_timeout_s, self._header_timeout, self.answered)
+
+        def _cancel_header_timer(self) -> None:
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+                self.header_timer = None
+
+        def connection_lost(self, exc) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
 
         def _header_timeout(self, answered: int) -> None:
             # still waiting for the headers of the request that follows the `answered` ones the timer was armed after
@@ -118,14 +132,29 @@ class _CutShort(logging.Filter):
         return True
 
 
-def serve(app, sock: socket.socket, limits: HttpLimits | None = None) -> None:
-    """Answer with `app` on `sock` until Ctrl-C or SIGTERM, then give requests in flight `drain_s` to finish."""
+def own_log(kind: str) -> logging.Handler | None:
+    """With an access log (`text` or `json`), uvicorn's own records and any other library's go to stderr in the same
+    form (`LogLines`), so that a JSON log stays one object a line (issue 28: "Invalid HTTP request received" was
+    plain text); the handler installed, to be removed with `logging.getLogger().removeHandler` after. None: off."""
+    if kind == "off":
+        return None
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogLines(kind))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def serve(app, sock: socket.socket, limits: HttpLimits | None = None, log: str = "off") -> None:
+    """Answer with `app` on `sock` until Ctrl-C or SIGTERM, then give requests in flight `drain_s` to finish.
+    `log`: the access log's kind (off, text, json), which the server's own log records follow."""
     import uvicorn
 
     limits = limits or HttpLimits()
     logging.getLogger("uvicorn.error").addFilter(_CutShort())
+    handler = own_log(log)
     config = uvicorn.Config(
         app,
+        log_config=None if handler else uvicorn.config.LOGGING_CONFIG,
         log_level="warning",
         http=protocol(limits, connection_cap(limits.max_connections)),
         timeout_keep_alive=max(1, round(limits.keep_alive_s)),
@@ -138,6 +167,8 @@ def serve(app, sock: socket.socket, limits: HttpLimits | None = None) -> None:
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
         if main and previous is not None:  # (None: a handler set outside Python, which cannot be put back)
             signal.signal(signal.SIGTERM, previous)
 

@@ -21,12 +21,17 @@ from mnistlab.pixels import is_tensor
 from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import Batcher
 from mnistlab.serve.metrics import Metrics
-from mnistlab.serve.pool import Overrun, PoolFull, PreparePool
-from mnistlab.serve.uploads import NAME, ApiError, image_bytes, prepare_upload
+from mnistlab.serve.pool import Overrun, PoolFull, PreparePool, WorkerLost
+from mnistlab.serve.uploads import NAME, RETRY_AFTER, ApiError, Reading, image_bytes, prepare_upload
+
+__all__ = ["MAX_BODY", "MAX_PIXELS", "MAX_READING", "RETRY_AFTER", "Limits", "Served", "State", "state"]
 
 MAX_BODY = 8 * 2**20  # bytes: a phone's JPEG fits, an upload that only wastes memory does not
 MAX_PIXELS = 16_000_000  # an uploaded image's width x height, checked from its header (a 12 MP photo fits)
-RETRY_AFTER = "1"  # seconds, sent with every 503
+# bytes held by the request bodies being read, all together: bodies are read before a request takes an admission
+# place (issue 28: trickling bodies had held every place), so --max-queue no longer bounds their memory; this
+# does: 32 bodies of MAX_BODY arriving at once fit, and a slow client holds only the bytes it has sent
+MAX_READING = 256 * 2**20
 
 
 @dataclass
@@ -38,9 +43,10 @@ class Limits:
     max_queue: int = 256  # requests handled at once (admission); more get 503
     max_body: int = MAX_BODY
     max_pixels: int = MAX_PIXELS
+    max_reading: int = MAX_READING
     body_timeout_s: float = 30.0  # a body must arrive in full within this long (8 MB at 2 Mbit/s does)
-    prepare_workers: int = 4  # images prepared at once, each in a thread of its own ...
-    prepare_timeout_s: float = 10.0  # ... within this long (a 16 MP photo takes about 1 s)
+    prepare_workers: int = 4  # images prepared at once, each in a worker process of its own ...
+    prepare_timeout_s: float = 10.0  # ... within this long (a 16 MP photo takes about 1 s), else the worker is killed
 
 
 class State:
@@ -55,7 +61,10 @@ class State:
         self._layers: list[dict] | None = None
         self._torch_lock = threading.Lock()  # explanations run in threads: the torch network is loaded once
         self.predicting = 0  # requests in /v1/predict: read, prepared or waiting for their batch
-        self.metrics = Metrics(in_flight=lambda: self.in_flight, queue_depth=lambda: self.batcher.waiting)
+        self.metrics = Metrics(
+            in_flight=lambda: self.in_flight, queue_depth=lambda: self.batcher.waiting,
+            reading=lambda: self.reading.bodies,
+        )  # fmt: skip
         self.batcher = Batcher(
             self.forward, limits.max_batch, limits.max_wait_ms, limits.max_queue,
             expected=lambda: self.predicting, observe=self.metrics.batch,
@@ -63,6 +72,7 @@ class State:
         self.warm = False  # a warm-up batch has run through the batcher (/readyz)
         self.warm_error = ""
         self.admission = asyncio.Semaphore(limits.max_queue)
+        self.reading = Reading(limits.max_reading)
         self.pool = PreparePool(limits.prepare_workers, limits.prepare_timeout_s)
         self.loading: asyncio.Task | None = None
         self.load_error = ""
@@ -146,16 +156,23 @@ class State:
         async with self.admission:
             return await handler()
 
-    async def candidates(self, request: Request) -> tuple[Classifier, list[Candidate]]:
-        """(classifier, candidate readings) of a request's image, prepared in the pool."""
+    async def upload(self, request: Request) -> bytes:
+        """The image's bytes, read in full (within `max_body`, `body_timeout_s` and `max_reading`) before the request
+        asks for an admission place: a slow client holds a connection, never a place (issue 28)."""
+        self.model()
+        return await image_bytes(request, self.limits.max_body, self.limits.body_timeout_s, self.reading)
+
+    async def candidates(self, data: bytes) -> tuple[Classifier, list[Candidate]]:
+        """(classifier, candidate readings) of an image's bytes, prepared in the pool."""
         clf = self.model()
-        data = await image_bytes(request, self.limits.max_body, self.limits.body_timeout_s)
         try:
             return clf, await self.pool.run(prepare_upload, data, self.limits.max_pixels)
         except PoolFull as e:
             raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
         except Overrun as e:
             raise ApiError(422, f"{NAME} could not be read: {e}", reason="overran") from None
+        except WorkerLost as e:
+            raise ApiError(422, f"{NAME} could not be read: {e}", reason="worker_lost") from None
 
 
 def state(request: Request) -> State:

@@ -1,5 +1,5 @@
-"""Reading an upload: the body within its size and time limits, the image out of multipart, JSON or raw bytes, and
-its candidate readings, each problem as an `ApiError` with its status."""
+"""Reading an upload: the body within its size and time limits, the image out of multipart, JSON or raw bytes (its
+candidate readings are made by `reading.prepare_upload`, in a worker process), each problem an `ApiError`."""
 
 from __future__ import annotations
 
@@ -12,40 +12,61 @@ from fastapi import Request
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from mnistlab.errors import NoDigitError, NoInkError, UserError, one_line
-from mnistlab.images import ImageTooLarge, open_image
-from mnistlab.preprocess import Candidate, candidates
+from mnistlab.errors import one_line
+from mnistlab.serve.reading import NAME, ApiError, prepare_upload
 
-NAME = "the uploaded image"  # how error messages name the image
+RETRY_AFTER = "1"  # seconds, sent with every 503
+
+__all__ = [
+    "NAME",
+    "ApiError",
+    "Reading",
+    "image_bytes",
+    "prepare_upload",
+    "read_body",
+]  # the first and last: from `reading`
 
 
-class ApiError(Exception):
-    """An answer other than 200: its status, its one-line message, any extra headers, and for /metrics the reason
-    an image was refused (empty: the status's usual one, see `metrics.refusal_reason`)."""
+class Reading:
+    """The request bodies being read, before any admission place is taken (issue 28: a trickling body had held
+    one): how many (`bodies`, for /metrics) and their bytes received so far, all together at most `max_bytes`; a
+    body whose next bytes would pass that is refused with 503. Only bytes that arrived count, so slow clients
+    announcing large bodies hold next to nothing; one event loop changes it, so it needs no lock."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, reason: str = ""):
-        super().__init__(message)
-        self.status, self.message, self.headers, self.reason = status, message, headers or {}, reason
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.bytes, self.bodies = max_bytes, 0, 0
+
+    def take(self, n: int) -> None:
+        if self.bytes + n > self.max_bytes:
+            message = f"busy: {self.bodies} request bodies being read hold {self.bytes:,} bytes"
+            raise ApiError(503, message, {"Retry-After": RETRY_AFTER, "Connection": "close"})
+        self.bytes += n
 
 
-async def read_body(request: Request, cap: int, timeout_s: float = 30.0) -> bytes:
-    """The request's body, refused with 413 as soon as it is known to be over `cap` bytes, and with 408 when it has
-    not arrived in full within `timeout_s` (a slow upload holds one of the server's places meanwhile)."""
+async def read_body(request: Request, cap: int, timeout_s: float = 30.0, reading: Reading | None = None) -> bytes:
+    """The request's body, refused with 413 as soon as it is known to be over `cap` bytes, with 408 when it has
+    not arrived in full within `timeout_s`, and with 503 when the bodies being read (`reading`) hold too much."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > cap:
         raise ApiError(413, f"the body is {int(length):,} bytes; the limit is {cap:,}")
+    reading = reading or Reading(cap)
     chunks, size = [], 0
+    reading.bodies += 1
     try:
         async with asyncio.timeout(timeout_s):
             async for chunk in request.stream():
-                size += len(chunk)
-                if size > cap:
+                if size + len(chunk) > cap:
                     raise ApiError(413, f"the body is over the limit of {cap:,} bytes")
+                reading.take(len(chunk))
+                size += len(chunk)
                 chunks.append(chunk)
     except TimeoutError:
         raise ApiError(408, f"the body did not arrive within {timeout_s:g} s", {"Connection": "close"}) from None
     except ClientDisconnect:  # nobody is there to read the answer; it keeps the log free of a traceback
         raise ApiError(400, "the client went away before sending its whole body", reason="client_gone") from None
+    finally:
+        reading.bodies -= 1
+        reading.bytes -= size
     return b"".join(chunks)
 
 
@@ -61,10 +82,10 @@ def _decode_base64(text: str) -> bytes:
         raise ApiError(400, "image is not valid base64") from None
 
 
-async def image_bytes(request: Request, cap: int, timeout_s: float = 30.0) -> bytes:
+async def image_bytes(request: Request, cap: int, timeout_s: float = 30.0, reading: Reading | None = None) -> bytes:
     """The image's encoded bytes from a multipart form (field `file`), a JSON object {"image": base64 or data URL}
-    or the raw body. Malformed multipart or JSON, or no image at all, is a 400."""
-    body = await read_body(request, cap, timeout_s)
+    or the raw body (read as `read_body` reads it). Malformed multipart or JSON, or no image at all, is a 400."""
+    body = await read_body(request, cap, timeout_s, reading)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
 
@@ -96,23 +117,3 @@ async def image_bytes(request: Request, cap: int, timeout_s: float = 30.0) -> by
     if not data:
         raise ApiError(400, "no image: the body (or its file) is empty")
     return data
-
-
-def prepare_upload(data: bytes, max_pixels: int) -> list[Candidate]:
-    """The candidate 28x28 images, as `mnistlab predict` makes them: 413 for an image over `max_pixels` (from its
-    header, before decoding), 415 for what is not an image (or a damaged one), 422 for an image without a digit.
-    Runs in one of the preparation pool's threads."""
-    try:
-        img = open_image(data, NAME, max_pixels=max_pixels)
-    except ImageTooLarge as e:
-        raise ApiError(413, str(e)) from None
-    except UserError as e:
-        raise ApiError(415, str(e)) from None
-    try:
-        return candidates(img, name=NAME)
-    except NoDigitError as e:  # (before NoInkError: a NoDigitError is one)
-        raise ApiError(422, str(e), reason="no_digit") from None
-    except NoInkError as e:
-        raise ApiError(422, str(e), reason="no_ink") from None
-    except UserError as e:
-        raise ApiError(422, str(e), reason="unreadable") from None
