@@ -224,6 +224,9 @@ class Run:
         )
         eval_time = time.perf_counter() - t0
         self.log(loops.test_line(loss, correct, total))
+        if not math.isfinite(loss):  # weights still finite can give NaN outputs: a diverged run stops here
+            what = "val loss" if self.recipe.val else "test loss"
+            raise NonFiniteLoss(runcard.non_finite(self, loss, what))
         res, lr = self._last
         record = self.history.add(
             epoch=self.epochs_trained,
@@ -252,6 +255,7 @@ class Run:
             return
         if self.step % self.steps_per_epoch:
             raise RuntimeError("checkpoints are written at epoch boundaries; finish the epoch first")
+        self.check_finite_weights()
         self.saved_epoch = self.step // self.steps_per_epoch
         self.folder.save_checkpoint(
             model=self.model,
@@ -263,6 +267,11 @@ class Run:
             loader_generator=self.loader_generator,
         )
         self.folder.write_metrics(self.history.records)
+
+    def check_finite_weights(self) -> None:
+        """Raise `NonFiniteLoss` if any weight is NaN or infinite (one host sync: before a checkpoint or export)."""
+        if not bool(torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()):
+            raise NonFiniteLoss(runcard.non_finite(self, None))
 
     def card(self) -> dict:
         """The model card stored with exported weights (`runcard.card`)."""
