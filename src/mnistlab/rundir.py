@@ -46,6 +46,7 @@ class RunDir:
         """Create the folder and its recipe.json atomically: of two runs started on one folder, one wins.
 
         `again`: the run claimed this folder before and was restarted before its first checkpoint; start it over."""
+        text = recipe.validate().to_json() + "\n"  # before anything is created: a recipe that fails leaves nothing
         if not again:
             self.check_free()
         else:  # the first attempt's TensorBoard events go too: the run's steps start again from 1
@@ -57,7 +58,7 @@ class RunDir:
         except FileExistsError:
             raise UserError(f"{self} was claimed by another run just now; choose another --out") from None
         with os.fdopen(fd, "w") as f:
-            f.write(recipe.to_json() + "\n")
+            f.write(text)
         (self / self.METRICS).write_text("")
 
     def restarted_claim(self) -> bool:
