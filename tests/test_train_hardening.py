@@ -137,3 +137,82 @@ def test_a_recipe_over_the_size_limit_is_refused_before_training(tmp_path, data)
     with pytest.raises(UserError, match=f"more than the {RECIPE_MAX_BYTES:,} a recipe may hold"):
         get_recipe("default", tuned={"note": "x" * RECIPE_MAX_BYTES})
     get_recipe("default", tuned={"note": "x" * (RECIPE_MAX_BYTES // 2)})  # under it: fine
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Row 19: one process at a time trains in a run folder
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, data_dir, mirror) -> Path:
+    """A 1-epoch run folder of a 2-epoch StepLR recipe (resumable, a few seconds of training)."""
+    from mnistlab.training import fit
+
+    recipe = get_recipe("seed", epochs=1, limit_train=256, limit_test=128, batch_size=64, device="cpu")
+    run = tmp_path_factory.mktemp("finished") / "run"
+    fit(recipe, out=run, data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    return run
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def held(folder: Path):
+    """The folder's lock, taken by this (test) process as a `mnistlab train` running in it would."""
+    import fcntl
+
+    f = open(folder / RunDir.LOCK, "a")  # noqa: SIM115
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return f
+
+
+def test_a_second_resume_of_a_folder_in_use_is_refused(tmp_path, finished_run, data):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = snapshot(run)
+    with held(run):
+        msg = one_line_error(run_main(*TRAIN, "--resume", run, "--epochs", "2", *data))
+        assert f"{run} is in use: another process is training in it" in msg, msg
+        assert snapshot(run) == before  # train.log not doubled, metrics untouched
+    r = run_main(*TRAIN, "--resume", run, "--epochs", "2", *data)  # the lock let go: it resumes
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["epoch"] for line in (run / RunDir.METRICS).read_text().splitlines()] == [1, 2]
+    assert (run / RunDir.LOG).read_text().count("Resuming") == 1
+
+
+def test_a_fresh_run_into_a_folder_in_use_is_refused(tmp_path, data):
+    run = tmp_path / "run"
+    run.mkdir()
+    with held(run):
+        msg = one_line_error(run_main(*TRAIN, "--epochs", "0.25", "--limit-train", "64", "--out", run, *data))
+        assert "is in use" in msg, msg
+        assert {p.name for p in run.iterdir()} == {RunDir.LOCK}  # no recipe.json: the folder is free again after
+
+
+def test_a_run_made_step_by_step_holds_its_folder_until_released(tmp_path, data_dir, mirror):
+    from mnistlab.errors import UserError
+
+    run = _tiny_run(tmp_path, data_dir, mirror)
+    run.save()
+    with pytest.raises(UserError, match="is in use"):
+        Run.resume(tmp_path / "run", data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    run.release()
+    Run.resume(tmp_path / "run", data_dir=data_dir, mirror=str(mirror), progress=False, echo=False).release()
+
+
+def test_a_header_safetensors_refuses_is_not_called_a_full_disk(tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from mnistlab.errors import UserError
+
+    def refuse(*args, **kw):
+        raise SafetensorError("Error while serializing: header too large")
+
+    monkeypatch.setattr(checkpoints, "save_file", refuse)
+    with pytest.raises(UserError) as e:
+        checkpoints.atomic_save({"w": torch.zeros(2)}, tmp_path / "m.safetensors", {"big": "x"})
+    assert "header too large; the previous files are kept" in str(e.value) and "free" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
