@@ -216,3 +216,46 @@ def test_a_header_safetensors_refuses_is_not_called_a_full_disk(tmp_path, monkey
         checkpoints.atomic_save({"w": torch.zeros(2)}, tmp_path / "m.safetensors", {"big": "x"})
     assert "header too large; the previous files are kept" in str(e.value) and "free" not in str(e.value)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Row 9: the TensorBoard logger is optional: a folder it cannot write is said once, and the run goes on
+
+
+def _run_goes_on(r, run: Path) -> str:
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    [line] = r.stderr.strip().splitlines()  # once, however many writes it skipped
+    assert line.startswith("mnistlab: warning: TensorBoard event files are no longer written to "), line
+    assert str(run / RunDir.TENSORBOARD) in line and "the run goes on without them" in line, line
+    assert [json.loads(x)["epoch"] for x in (run / RunDir.METRICS).read_text().splitlines()] == [1, 2]
+    assert (run / RunDir.WEIGHTS).is_file()
+    return line
+
+
+def test_a_tensorboard_folder_that_cannot_be_made_is_said_once(tmp_path, data):
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / RunDir.TENSORBOARD).write_text("a file where the folder goes (as a read-only disk refuses it)")
+    line = _run_goes_on(run_main(*TRAIN, *TINY, "--out", run, *data), run)
+    assert "FileExistsError" in line, line
+
+
+def test_a_full_disk_under_tensorboard_is_said_once(tmp_path, data, monkeypatch):
+    pytest.importorskip("tensorboard")
+    import errno
+
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    written = []
+
+    def fill_up(self, data):  # the disk is full after the first few records
+        if len(written) >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(data)
+
+    monkeypatch.setattr(RecordWriter, "write", fill_up)
+    run = tmp_path / "run"
+    line = _run_goes_on(run_main(*TRAIN, *TINY, "--out", run, *data), run)
+    assert "[Errno 28] No space left on device" in line and len(written) == 3, line
