@@ -259,3 +259,29 @@ def test_a_full_disk_under_tensorboard_is_said_once(tmp_path, data, monkeypatch)
     run = tmp_path / "run"
     line = _run_goes_on(run_main(*TRAIN, *TINY, "--out", run, *data), run)
     assert "[Errno 28] No space left on device" in line and len(written) == 3, line
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Row 17: a label file changed behind mnistlab's back, its size and modification time kept, is never read as it is
+
+
+def test_labels_shifted_with_their_mtime_kept_are_extracted_again(tmp_path, data_dir):
+    import os
+    import shutil
+
+    import numpy as np
+
+    from mnistlab import data
+    from mnistlab.integrity import REHASH_MAX_BYTES
+
+    good_images, good = data.load_tensors(False, data_dir)
+    shutil.copytree(data_dir / "MNIST", tmp_path / "MNIST")  # a copy: the session's data stays as it is
+    labels = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    assert labels.stat().st_size <= REHASH_MAX_BYTES
+    st = labels.stat()
+    raw = labels.read_bytes()
+    labels.write_bytes(raw[:8] + np.roll(np.frombuffer(raw[8:], np.uint8), 1).tobytes())
+    os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns))  # as bit rot, or `cp -a` of a damaged folder, leaves it
+    images, got = data.load_tensors(False, tmp_path)
+    assert torch.equal(got, good) and torch.equal(images, good_images)  # read right, not 1% accuracy
+    assert labels.read_bytes() == raw  # extracted again from the verified .gz
