@@ -217,6 +217,13 @@ def test_a_header_safetensors_refuses_is_not_called_a_full_disk(tmp_path, monkey
     assert "header too large; the previous files are kept" in str(e.value) and "free" not in str(e.value)
     assert list(tmp_path.iterdir()) == []
 
+    def full(*args, **kw):  # what safetensors raises on a full disk: that one says how much space was needed
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(checkpoints, "save_file", full)
+    with pytest.raises(UserError, match="MB free there; the previous files are kept"):
+        checkpoints.atomic_save({"w": torch.zeros(2)}, tmp_path / "m.safetensors", {"big": "x"})
+
 
 # --------------------------------------------------------------------------------------------------------------
 # Row 9: the TensorBoard logger is optional: a folder it cannot write is said once, and the run goes on
