@@ -48,6 +48,7 @@ def test_a_checkpoint_written_with_a_torch_scheduler_resumes_bit_identically(tmp
     cut.train_epoch()
     cut.evaluate()
     cut.save()
+    cut.release()  # as the process's end would: the folder's lock
     path = tmp_path / "cut" / checkpoints.CHECKPOINT
     tensors, meta = checkpoints.read_safetensors(path)
     del meta["step"]

@@ -11,7 +11,7 @@ from mnistlab.recipe_schema import check_setting
     "name, value",
     [("batch_size", 1024), ("limit_train", None), ("lr", 0.01), ("momentum", 0.0), ("mean", None), ("amp", "off"),
      ("device", "cuda:1"), ("compile", False), ("dataset", "mnist"), ("dataset", "folder:x"), ("init", None),
-     ("name", "mine")],
+     ("name", "mine"), ("name", "fast99.v2_x-1"), ("name", "n" * 100), ("tuned", {"study": "s", "trial": 3})],
 )  # fmt: skip
 def test_what_a_recipe_may_hold(name, value):
     assert check_setting(name, value) is None
@@ -32,8 +32,14 @@ def test_what_a_recipe_may_hold(name, value):
      ("compile", "yes", "must be true or false"),
      ("dataset", "folder:", "or folder:PATH"),
      ("init", "", "run folder or weights file"),
-     ("name", "", "non-empty string")],
+     ("name", "", "letters, digits"),
+     ("name", "../up", "not starting with '.'"),
+     ("name", "a/b", "it names the run folder"),
+     ("name", "red\x1b[31m", "'red\\x1b[31m'"),
+     ("name", "n" * 101, "1 to 100"),
+     ("name", "x" * 10**6, "..."),
+     ("tuned", {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}, "more than 8 levels deep")],
 )  # fmt: skip
 def test_each_mistake_is_one_line(name, value, says):
     problem = check_setting(name, value)
-    assert problem is not None and says in problem and "\n" not in problem, problem
+    assert problem is not None and says in problem and "\n" not in problem and len(problem) < 300, problem

@@ -14,7 +14,7 @@ def fake_run(**kw):
     """The attributes runcard reads from a `Run`, without training one."""
     world = SimpleNamespace(distributed=False, world_size=1)
     base = dict(recipe=get_recipe("default"), world=world, device=torch.device("cpu"), dtype=None, graphs=False,
-                init_note=None, notes=[], folder=None, saved_epoch=0, epoch=2, history=None)  # fmt: skip
+                init_note=None, notes=[], folder=None, saved_epoch=0, epoch=2, step=9, history=None)  # fmt: skip
     return SimpleNamespace(**(base | kw))
 
 
@@ -37,6 +37,7 @@ def test_non_finite_says_where_the_last_good_checkpoint_is(tmp_path):
     kept = runcard.non_finite(fake_run(folder=tmp_path, saved_epoch=1), float("inf"))
     assert f"the last good checkpoint (epoch 1) is kept in {tmp_path}" in kept and "lower --lr" in kept
     assert "nothing was checkpointed yet" in runcard.non_finite(fake_run(folder=tmp_path), float("nan"))
+    assert "test loss became nan in epoch 2 (step 9)" in runcard.non_finite(fake_run(), float("nan"), "test loss")
 
 
 def test_export_without_a_folder_or_a_path_writes_nothing():

@@ -102,6 +102,7 @@ def test_a_resumed_run_writes_no_step_twice(tmp_path, data_dir, mirror, finished
     killed.train_epoch(batches=2)
     killed.evaluate()  # step 6: in the event files, not in the checkpoint
     killed.board.close()
+    killed.release()  # as a kill does: the run folder's lock
     board = tmp_path / "run" / RunDir.TENSORBOARD
     (old,) = board.iterdir()
     assert ("eval/accuracy", 6) in scalar_steps(raw_events(board))

@@ -174,6 +174,7 @@ def test_cuda_graph_run_resumes_from_its_checkpoint(tmp_path, data_dir, mirror):
     cut.train_epoch()
     cut.evaluate()
     cut.save()
+    cut.release()  # as the process's end would: the run folder's lock
     del cut
     resumed = fit(None, out=tmp_path / "cut", resume=True, **quiet)
     assert resumed.graphs and [r["epoch"] for r in resumed.history.records] == [1, 2]

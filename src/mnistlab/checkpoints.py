@@ -43,7 +43,11 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: str | Path, meta: dict |
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, SafetensorError) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)):
+        full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+        if isinstance(e, SafetensorError) and not ("I/O error" in str(e) or "os error" in str(e)):
+            # not the disk (a header over safetensors' 100 MB, say): no word of space
+            raise UserError(f"cannot write {path}: {one_line(e)}; the previous files are kept") from None
+        if isinstance(e, SafetensorError) or full:
             needed = sum(t.numel() * t.element_size() for t in tensors.values())
             raise UserError(f"cannot write {path}: {one_line(e)}; {space_report(path.parent, needed)}") from None
         raise

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistlab.errors import UserError, one_line
-from mnistlab.recipe_schema import check_setting
+from mnistlab.recipe_schema import RECIPE_MAX_BYTES, check_setting, shown
 
 
 @dataclass
@@ -81,6 +81,12 @@ class Recipe:
                 f"{source + ': ' if source else ''}epochs must be a whole number for the step schedule (it decays "
                 f"between epochs), not {self.epochs!r}"
             )
+        size = len(self.to_json().encode())  # (its fields checked first: `tuned` is shallow enough to write out)
+        if size > RECIPE_MAX_BYTES:
+            raise UserError(
+                f"{source + ': ' if source else ''}the recipe is {size:,} bytes of JSON, more than the "
+                f"{RECIPE_MAX_BYTES:,} a recipe may hold (it is stored in every checkpoint and model card)"
+            )
         return self
 
     def to_json(self) -> str:
@@ -94,18 +100,28 @@ class Recipe:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields - {"model"})
         if unknown:
-            raise UserError(f"{source}: unknown setting(s) {', '.join(map(repr, unknown))}")
+            more = f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else ""
+            raise UserError(f"{source}: unknown setting(s) {', '.join(map(shown, unknown[:5]))}{more}")
         if data.get("model", "net") != "net":  # mnistlab 0.1 wrote "model": "net"; no other network exists
-            raise UserError(f"{source}: model must be 'net' (the seed's Net), not {data['model']!r}")
+            raise UserError(f"{source}: model must be 'net' (the seed's Net), not {shown(data['model'])}")
         return cls(**{k: v for k, v in data.items() if k in fields}).validate(source)
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
         """Read and validate a recipe.json; every problem is a one-line UserError naming the file (and field)."""
         try:
-            data = json.loads(Path(path).read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            with open(path, "rb") as f:
+                raw = f.read(RECIPE_MAX_BYTES + 1)
+            if len(raw) > RECIPE_MAX_BYTES:
+                raise UserError(
+                    f"{path} is larger than the {RECIPE_MAX_BYTES:,} bytes a recipe file may hold (a recipe is "
+                    "about 1.5 KB); pass a recipe written by mnistlab"
+                )
+            data = json.loads(raw.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:  # ValueError: JSON's, and an over-long integer's
             raise UserError(f"cannot read {path}: {one_line(e)}") from None
+        except RecursionError:
+            raise UserError(f"cannot read {path}: its JSON nests too deeply to be a recipe") from None
         return cls.from_dict(data, str(path))
 
     def describe(self) -> str:

@@ -94,9 +94,13 @@ class Run:
             folder.check_free()
         run = cls(recipe, folder, **kw)  # a mistake found here leaves nothing behind
         if folder is not None and main:
-            folder.claim(run.recipe, again=again and folder.holds_recipe(run.recipe))
-        distributed.barrier()
-        run._log_start()
+            folder.claim(run.recipe, again=again and folder.holds_recipe(run.recipe))  # (and takes its lock)
+        try:
+            distributed.barrier()
+            run._log_start()
+        except BaseException:
+            run.release()
+            raise
         return run
 
     @classmethod
@@ -104,6 +108,16 @@ class Run:
         """The run in folder `out`, restored from its checkpoint. `epochs` lengthens a StepLR run; `device`
         moves it."""
         folder = RunDir(out)
+        if distributed.world().is_main and folder.has_checkpoint():  # (without one, resume_recipe says why not)
+            folder.lock()  # the one process that writes the folder: one at a time
+        try:
+            return cls._resumed(folder, epochs, device, **kw)
+        except BaseException:
+            folder.unlock()
+            raise
+
+    @classmethod
+    def _resumed(cls, folder: RunDir, epochs: int | None, device: str | None, **kw) -> Run:
         recipe, tensors, meta = folder.resume_recipe(epochs)
         run = cls(dataclasses.replace(recipe, device=device or recipe.device), folder, fresh=False, **kw)
         state = dict(model=run.model, optimizer=run.optimizer, loader_generator=run.loader_generator)
@@ -224,6 +238,9 @@ class Run:
         )
         eval_time = time.perf_counter() - t0
         self.log(loops.test_line(loss, correct, total))
+        if not math.isfinite(loss):  # weights still finite can give NaN outputs: a diverged run stops here
+            what = "val loss" if self.recipe.val else "test loss"
+            raise NonFiniteLoss(runcard.non_finite(self, loss, what))
         res, lr = self._last
         record = self.history.add(
             epoch=self.epochs_trained,
@@ -252,6 +269,7 @@ class Run:
             return
         if self.step % self.steps_per_epoch:
             raise RuntimeError("checkpoints are written at epoch boundaries; finish the epoch first")
+        self.check_finite_weights()
         self.saved_epoch = self.step // self.steps_per_epoch
         self.folder.save_checkpoint(
             model=self.model,
@@ -263,6 +281,16 @@ class Run:
             loader_generator=self.loader_generator,
         )
         self.folder.write_metrics(self.history.records)
+
+    def check_finite_weights(self) -> None:
+        """Raise `NonFiniteLoss` if any weight is NaN or infinite (one host sync: before a checkpoint or export)."""
+        if not bool(torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()):
+            raise NonFiniteLoss(runcard.non_finite(self, None))
+
+    def release(self) -> None:
+        """Let go of the run folder's lock (`RunDir.lock`), as this process's end would: `fit` does at its end."""
+        if self.folder is not None:
+            self.folder.unlock()
 
     def card(self) -> dict:
         """The model card stored with exported weights (`runcard.card`)."""

@@ -81,6 +81,7 @@ def export(run: Run, path: str | Path | None = None) -> Path | None:
             return None
         path = run.folder / RunDir.WEIGHTS
     path = Path(path)
+    run.check_finite_weights()  # no non-finite model is ever exported
     checkpoints.save_weights(run.model, path, card(run))
     run.board.finished(run.step, run.recipe)  # the hparams (or, without tensorboard, the line that says so)
     return path
@@ -106,10 +107,12 @@ def summary(run: Run) -> str:
     return f"{split} accuracy {100 * last['test_acc']:.2f}% after {epochs}, {seconds:.1f} s of training"
 
 
-def non_finite(run: Run, loss: float) -> str:
-    """What a run that stopped on a NaN or infinite training loss says: where its last good checkpoint is."""
+def non_finite(run: Run, loss: float | None, what: str = "training loss") -> str:
+    """What a run that stopped on a NaN or infinite loss (`what`: "training loss", "test loss", "val loss", or
+    "weights" with `loss` None) says: the step it stopped at, and where its last good checkpoint is."""
     folder = run.folder
     kept = f", the last good checkpoint (epoch {run.saved_epoch}) is kept in {folder}" if folder else ""
     if folder and not run.saved_epoch:
         kept = f"; nothing was checkpointed yet, so delete {folder} or choose another --out"
-    return f"training loss became {loss} in epoch {run.epoch}; stopped{kept} (try a lower --lr)"
+    became = "weights became NaN or infinite" if loss is None else f"{what} became {loss}"
+    return f"{became} in epoch {run.epoch} (step {run.step}); stopped{kept} (try a lower --lr)"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import shutil
 from pathlib import Path
+from typing import IO
 
 from mnistlab import checkpoints, distributed
 from mnistlab.errors import UserError
@@ -23,10 +25,12 @@ class RunDir:
     WEIGHTS = checkpoints.WEIGHTS  # the final weights with the model card in their metadata
     EVALUATION = "evaluation.json"  # written by `mnistlab evaluate`
     TENSORBOARD = "tensorboard"  # a folder: the TensorBoard event files (tboard.py), with the tensorboard extra
+    LOCK = "train.lock"  # flock'ed by the one process training in the folder, for as long as it does (`lock`)
     CURVES, SAMPLES, MISCLASSIFIED, CONFUSION = "curves.png", "samples.png", "misclassified.png", "confusion_matrix.png"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._lock: IO | None = None  # the open LOCK file while this process holds it
 
     def __str__(self) -> str:
         return str(self.path)
@@ -43,22 +47,52 @@ class RunDir:
             raise UserError(f"{self} already holds a run; pass --resume to continue it or choose another --out")
 
     def claim(self, recipe: Recipe, *, again: bool = False) -> None:
-        """Create the folder and its recipe.json atomically: of two runs started on one folder, one wins.
+        """Create the folder, take its lock (`lock`) and write its recipe.json atomically: of two runs started on one
+        folder, one wins.
 
         `again`: the run claimed this folder before and was restarted before its first checkpoint; start it over."""
+        text = recipe.validate().to_json() + "\n"  # before anything is created: a recipe that fails leaves nothing
         if not again:
             self.check_free()
-        else:  # the first attempt's TensorBoard events go too: the run's steps start again from 1
-            shutil.rmtree(self / self.TENSORBOARD, ignore_errors=True)
         self.path.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if again else os.O_EXCL)
+        self.lock()
         try:
-            fd = os.open(self / self.RECIPE, flags, 0o644)
-        except FileExistsError:
-            raise UserError(f"{self} was claimed by another run just now; choose another --out") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(recipe.to_json() + "\n")
-        (self / self.METRICS).write_text("")
+            if again:  # the first attempt's TensorBoard events go too: the run's steps start again from 1
+                shutil.rmtree(self / self.TENSORBOARD, ignore_errors=True)
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if again else os.O_EXCL)
+            try:
+                fd = os.open(self / self.RECIPE, flags, 0o644)
+            except FileExistsError:
+                raise UserError(f"{self} was claimed by another run just now; choose another --out") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            (self / self.METRICS).write_text("")
+        except BaseException:
+            self.unlock()
+            raise
+
+    def lock(self) -> None:
+        """Hold the folder's LOCK (an flock, let go by `unlock` or when this process ends, however it ends): one
+        process at a time trains in a run folder. One that another process holds is a UserError."""
+        if self._lock is not None:
+            return
+        f = open(self / self.LOCK, "a")  # noqa: SIM115 -- held open for the run's life
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise UserError(
+                f"{self} is in use: another process is training in it (it holds {self / self.LOCK}); wait for it "
+                "to end, or choose another --out"
+            ) from None
+        except OSError:  # a file system without locks (some network ones): the run goes on unlocked
+            pass
+        self._lock = f
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # (closing the file lets go of its flock)
+            self._lock = None
 
     def restarted_claim(self) -> bool:
         """Whether torchrun restarted this worker group after it claimed the folder but before its first checkpoint

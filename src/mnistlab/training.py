@@ -35,13 +35,16 @@ def fit(
     else:
         run = Run.create(recipe, out, **kw)
     when = loops.Intervals(run.steps_per_epoch, run.total_steps, evals_per_epoch, eval_every, checkpoint_every)
-    while not run.done:
-        run.train_step()
-        if when.evaluates(run.step):
-            record = run.evaluate()
-            if on_record is not None:
-                on_record(record)
-        if when.checkpoints(run.step):
-            run.save()
-    run.export()
+    try:
+        while not run.done:
+            run.train_step()
+            if when.evaluates(run.step):
+                record = run.evaluate()
+                if on_record is not None:
+                    on_record(record)
+            if when.checkpoints(run.step):
+                run.save()
+        run.export()
+    finally:
+        run.release()  # the run folder's lock: another process may resume it now
     return run
