@@ -61,8 +61,8 @@ def _secrets(url: str) -> set[str]:
     if u is not None and u.password is not None:
         found.add(u.password)
     if "@" in rest and (u is None or _ambiguous(u) or u.password is not None):
-        user = rest.rsplit("@", 1)[0]
-        found |= {user, user.split(":", 1)[-1]}
+        user = rest.rsplit("@", 1)[0]  # the user part runs to the last '@': a parser may stop at another
+        found |= {user, user.split(":", 1)[-1], *re.split(r"[@:/]", user.split(":", 1)[-1])}
     if u is None or _ambiguous(u):
         found.add(url)
     found |= {unquote(s) for s in found} | {quote(s, safe="") for s in found}
@@ -96,10 +96,15 @@ def storage_errors(url: str):
 
 
 def check_url(url: str) -> None:
-    """A URL whose password holds a raw '@' is refused (the parser would take a piece of it for the host, and
-    connect there), before any connection is tried."""
+    """A URL that does not parse, or whose password holds a raw '@' (the parser would take a piece of it for the
+    host, and connect there), is refused at once: before any connection is tried, and without retrying."""
     u = _parse(url)
-    if u is not None and _ambiguous(u):
+    if u is None:
+        raise UserError(
+            f"--storage {shown(url)} is not a database URL: give dialect[+driver]://user:password@host[:port]/db "
+            "(e.g. postgresql://...), or sqlite:///FILE"
+        )
+    if _ambiguous(u):
         raise UserError(
             f"--storage {shown(url)}: its password seems to hold an '@'; write it as %40 (and any '/', ':' or "
             "'%' as %2F, %3A, %25)"
@@ -122,7 +127,9 @@ def check_sqlite(url: str) -> None:
             columns = {row[1] for row in db.execute("PRAGMA table_info(studies)")}
         finally:
             db.close()
-    except sqlite3.Error as e:
+    except sqlite3.OperationalError:
+        return  # locked by a worker writing to it, say: not this check's to judge; Optuna waits or says so
+    except sqlite3.DatabaseError as e:
         raise UserError(
             f"{path} is not an SQLite database ({one_line(e)}); name another --study or --storage"
         ) from None

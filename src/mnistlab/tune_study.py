@@ -243,7 +243,7 @@ def summary(study, wall_s: float | None = None) -> dict:
 def plots(study, where: Path) -> list[Path]:
     """history.png, importances.png and intermediate.png (every trial's evaluations, pruned ones too: the val
     accuracy, or for time-to the val error): Optuna's matplotlib plots (Agg), in `where`; those with too few
-    finished trials to draw (the history: one) are left out."""
+    finished trials to draw (the history: one, the importances: two) are left out."""
     import warnings
 
     import matplotlib
@@ -260,10 +260,12 @@ def plots(study, where: Path) -> list[Path]:
     }
     from optuna.trial import TrialState
 
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if finished < 2:
+        del kinds["importances"]  # Optuna would warn, and draw every importance equal (or an empty frame)
+    if finished < 1:
         del kinds["history"]  # it would be an empty frame
-    with warnings.catch_warnings():  # expected with few trials, or long parameter names: not the user's to fix
-        warnings.filterwarnings("ignore", "The number of trials is too small", UserWarning)
+    with warnings.catch_warnings():  # long parameter names: matplotlib's margins, not the user's to fix
         warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
         for name, draw in kinds.items():
             try:
