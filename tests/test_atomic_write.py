@@ -61,3 +61,17 @@ def test_a_linked_folder_is_replaced_by_a_folder_of_its_own(tmp_path):
     (site / "file").write_text("x")
     with pytest.raises(UserError, match="is a file where a folder belongs"):
         real_folder(site / "file")
+
+
+def test_writes_their_disk_cannot_hold_are_refused_before_any_is_written(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from mnistlab.atomic_write import check_space
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 3_000_000, 3_000_000))
+    check_space({tmp_path / "a": 2_000_000, tmp_path / "new" / "b": 1_000_000})  # 3 MB of 3 MB free: fits
+    with pytest.raises(UserError, match=r"not enough space: 3\.0 MB to write, 3\.0 MB free") as e:
+        check_space({tmp_path / "a": 2_000_000, tmp_path / "new" / "b": 1_000_001})  # summed over one disk
+    assert "nothing was written" in str(e.value) and list(tmp_path.iterdir()) == []

@@ -95,3 +95,15 @@ def test_what_export_prints_has_its_control_characters_escaped(tmp_path, env):
     r = run_main("export", "--onnx", name, env=env)
     assert r.returncode == 0 and name.is_file(), r.stderr
     assert r.stderr.count("\n") == 1 and "\x1b" not in r.stderr and "a\\nb\\x1b[31mRED.onnx" in r.stderr, r.stderr
+
+
+def test_a_disk_too_full_for_all_destinations_is_told_before_anything_is_written(tmp_path, env, monkeypatch):
+    """Issue 28: onto a full disk, `--onnx` left a truncated file and `--web` a 0-byte model.onnx. Now the bytes
+    of every destination are made first, and a disk that cannot hold them all is refused before one is written."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**7, 10**7))  # 10 MB free
+    line = one_line_error(run_main("export", "--onnx", tmp_path / "m.onnx", "--web", tmp_path / "site", env=env))
+    assert "not enough space" in line and list(tmp_path.iterdir()) == []  # the site needs about 19 MB

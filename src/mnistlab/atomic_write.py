@@ -53,6 +53,31 @@ def _kept(path: Path) -> str:
     return f"{path.name} was left as it was" if os.path.lexists(path) else "nothing was left behind"
 
 
+def nearest_existing(path: Path) -> Path:
+    """`path`, or the nearest of its parents that exists."""
+    return next(p for p in (path, *path.absolute().parents) if p.exists())
+
+
+def check_space(writes: dict[Path, int]) -> None:
+    """Refuse, before anything is written, writes ({file: bytes}) that their disks cannot hold: the sizes are summed
+    per file system (a replaced file's old copy stays until the rename, so it is not counted as free)."""
+    needed: dict[int, tuple[Path, int]] = {}
+    for path, size in writes.items():
+        folder = nearest_existing(path.parent)
+        device = folder.stat().st_dev
+        needed[device] = (needed.get(device, (folder, 0))[0], needed.get(device, (folder, 0))[1] + size)
+    for folder, size in needed.values():
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            continue  # unknown: the writes themselves will tell
+        if size > free:
+            raise UserError(
+                f"not enough space: {size / 1e6:,.1f} MB to write, {free / 1e6:,.1f} MB free in {folder}; nothing "
+                "was written"
+            )
+
+
 def sync_folder(folder: Path) -> None:
     """fsync a folder, so that a rename in it survives a crash (where the platform can: not on Windows)."""
     try:

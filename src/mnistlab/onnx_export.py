@@ -90,9 +90,9 @@ def export_onnx(classifier, file: str | Path) -> Path:
     return write_bytes(file, onnx_bytes(classifier))
 
 
-def export_program(classifier, file: str | Path) -> Path:
-    """Write `classifier`'s network (normalisation included, any batch size) to `file` as a `torch.export`
-    program (.pt2), the metadata in its extra files: `torch.export.load(file).module()` runs it without mnistlab.
+def program_bytes(classifier) -> bytes:
+    """`classifier`'s network (normalisation included, any batch size) as a `torch.export` program's bytes (.pt2),
+    the metadata in its extra files: `torch.export.load(file).module()` runs it without mnistlab.
 
     torch.export rather than TorchScript: this torch deprecates `torch.jit.load` (a FutureWarning pointing to
     torch.export), and the program is the form PyTorch's own runtimes (AOTInductor, ExecuTorch) start from."""
@@ -101,4 +101,9 @@ def export_program(classifier, file: str | Path) -> Path:
     program = torch.export.export(module, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
     buffer = io.BytesIO()
     torch.export.save(program, buffer, extra_files=metadata(classifier))
-    return write_bytes(file, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def export_program(classifier, file: str | Path) -> Path:
+    """Write `classifier`'s `program_bytes` to `file`, whole or not at all."""
+    return write_bytes(file, program_bytes(classifier))

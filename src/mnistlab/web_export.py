@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from importlib import resources
 from pathlib import Path
 
-from mnistlab.atomic_write import real_folder, write_bytes
+from mnistlab.atomic_write import check_space, real_folder, write_bytes
 from mnistlab.errors import UserError
 
 # The site: the served page's index.html, marked class="static" (style.css then hides what needs the server), and
@@ -70,34 +71,51 @@ def _check_layout(target: Path) -> None:
             raise UserError(f"{path} is a folder where the site writes a file; move it away or name another folder")
 
 
-def write_runtime(dest: Path) -> None:
-    """Copy the vendored onnxruntime-web files to `dest`, each checked against SHA256SUMS."""
-    real_folder(dest)
+def runtime_files() -> dict[str, bytes]:
+    """The vendored onnxruntime-web files, each checked against SHA256SUMS."""
+    files = {}
     for name, digest in runtime_sums().items():
         data = _package().joinpath("web", RUNTIME, name).read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
             raise UserError(f"mnistlab's copy of onnxruntime-web is damaged ({name}); reinstall mnistlab")
-        write_bytes(dest / name, data)
+        files[name] = data
+    return files
 
 
-def export_site(classifier, directory: str | Path, force: bool = False) -> Path:
-    """Write the static drawing page for `classifier` to `directory` (see `check_target`); returns the folder.
-    Every file is written whole or not at all, into the folder itself: a link inside it where the site puts a file
-    or a folder is replaced, and what it pointed to is not touched."""
-    from mnistlab.onnx_export import onnx_bytes
-
-    target = check_target(directory, force)
-    model = onnx_bytes(classifier)  # first: without the onnx extra, it says so before anything is written
+def site_contents(model: bytes) -> dict[str, bytes]:
+    """Every file of the site for the ONNX `model` ({path in the site: bytes}), read before anything is written."""
     web, served = _package().joinpath("web"), _package().joinpath("serve", "static")
     page = served.joinpath("index.html").read_text(encoding="utf-8")
     assert page.count(MARK) == 1, "the served page's <html> tag is not the one marked here"
+    files = {"index.html": page.replace(MARK, '<html lang="en" class="static">').encode("utf-8"), MODEL: model}
+    files |= {f"{STATIC}/{name}": web.joinpath(name).read_bytes() for name in PAGE}
+    files |= {f"{STATIC}/{name}": served.joinpath(name).read_bytes() for name in SHARED}
+    return files | {f"{STATIC}/{RUNTIME}/{name}": data for name, data in runtime_files().items()}
+
+
+def write_site(target: Path, files: dict[str, bytes]) -> Path:
+    """Write `files` (`site_contents`) into `target`, each whole or not at all, into the folder itself: a link in
+    it where the site puts a file or a folder is replaced, and what it pointed to is not touched. If a write fails,
+    a folder this made is removed again."""
+    made = not os.path.lexists(target)
     target.mkdir(parents=True, exist_ok=True)
-    static = real_folder(target / STATIC)
-    write_bytes(target / MODEL, model)
-    write_bytes(target / "index.html", page.replace(MARK, '<html lang="en" class="static">').encode("utf-8"))
-    for name in PAGE:
-        write_bytes(static / name, web.joinpath(name).read_bytes())
-    for name in SHARED:
-        write_bytes(static / name, served.joinpath(name).read_bytes())
-    write_runtime(static / RUNTIME)
+    try:
+        for name, data in files.items():
+            for folder in reversed(Path(name).parents[:-1]):  # static, then static/ort: each a real folder
+                real_folder(target / folder)
+            write_bytes(target / name, data)
+    except BaseException:
+        if made:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     return target
+
+
+def export_site(classifier, directory: str | Path, force: bool = False) -> Path:
+    """Write the static drawing page for `classifier` to `directory` (see `check_target`); returns the folder."""
+    from mnistlab.onnx_export import onnx_bytes
+
+    target = check_target(directory, force)
+    files = site_contents(onnx_bytes(classifier))
+    check_space({target / name: len(data) for name, data in files.items()})
+    return write_site(target, files)

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if is_onnx_file(args.model):
         raise UserError("--model must be a run folder or a .safetensors file, not an ONNX file")
     from mnistlab import onnx_export, web_export
+    from mnistlab.atomic_write import check_space, write_bytes
     from mnistlab.classifier import load
     from mnistlab.output import printable
 
@@ -57,13 +58,18 @@ def run(args: argparse.Namespace) -> int:
     if args.onnx or args.web:
         onnx_export.require_onnx()
     classifier = load(args.model, device="cpu")
-    if args.onnx:
-        print(f"wrote {printable(str(onnx_export.export_onnx(classifier, args.onnx)))}", file=sys.stderr)
+    model = onnx_export.onnx_bytes(classifier) if args.onnx or args.web else b""
+    files = {Path(args.onnx): model} if args.onnx else {}
     if args.torch_export:
-        print(f"wrote {printable(str(onnx_export.export_program(classifier, args.torch_export)))}", file=sys.stderr)
+        files[Path(args.torch_export)] = onnx_export.program_bytes(classifier)
+    site = web_export.site_contents(model) if args.web else {}
+    sizes = {path: len(data) for path, data in files.items()}
+    check_space(sizes | {Path(args.web) / name: len(data) for name, data in site.items()})  # before any write
+    for path, data in files.items():
+        print(f"wrote {printable(str(write_bytes(path, data)))}", file=sys.stderr)
     if args.web:
-        site = printable(str(web_export.export_site(classifier, args.web, args.force)))
-        print(f"wrote {site}/ (serve it from any static host: python -m http.server -d {site})", file=sys.stderr)
+        where = printable(str(web_export.write_site(Path(args.web), site)))
+        print(f"wrote {where}/ (serve it from any static host: python -m http.server -d {where})", file=sys.stderr)
     return 0
 
 
