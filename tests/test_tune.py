@@ -227,7 +227,8 @@ def test_a_second_search_on_one_study_is_refused_in_one_line(env, tmp_path):
     db = tmp_path / "runs" / "tune-s" / "study.db"
     before = [(t.number, t.state, t.params) for t in trials_of(f"sqlite:///{db}", "s")]
     other = ["--recipe", "robust", "--epochs", 0.4, "--seed", 3]
-    line = one_line_error(untrained("s", *other, env=env, cwd=tmp_path))
+    # a process: before the refusal, Optuna's own log line ("Using an existing study") must not be printed either
+    line = one_line_error(run_cli("tune", "--study", "s", "--trials", 1, *TINY, *other, env=env, cwd=tmp_path))
     for part in ("--recipe default (this command: robust)", "--epochs 0.2 (this command: 0.4)", "(this command: 3)"):
         assert part in line, line
     assert [(t.number, t.state, t.params) for t in trials_of(f"sqlite:///{db}", "s")] == before

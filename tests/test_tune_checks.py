@@ -107,3 +107,11 @@ def test_a_second_search_on_one_study_is_refused_naming_what_differs():
     lr = tune_checks.search(Objective(), get_recipe("default", epochs=0.2, lr=0.02), "median", 5)
     with pytest.raises(UserError, match=r"the recipe's lr"):
         tune_checks.check_same_search("s", was, lr)
+
+
+def test_a_study_made_before_its_search_was_stored_is_checked_for_its_objective():
+    now = tune_checks.search(Objective(), get_recipe("default"), "median", 5)
+    tune_checks.check_study("s", {}, now)  # new
+    tune_checks.check_study("s", {"objective": "accuracy", "budget": 3}, now)
+    with pytest.raises(UserError, match="optimises time-to:0.99, not accuracy"):
+        tune_checks.check_study("s", {"objective": "time-to:0.99"}, now)

@@ -151,6 +151,18 @@ def search(objective, start: Recipe, pruner: str, evals_per_epoch: int) -> dict:
     return json.loads(json.dumps(settings))  # as the storage gives it back (tuples as lists)
 
 
+def check_study(name: str, attrs: dict, search: dict) -> None:
+    """The study `name` (its user attrs `attrs`; {} if new) may hold this command's `search`; one made before its
+    search was stored is checked for its objective only."""
+    if "search" in attrs:
+        check_same_search(name, attrs["search"], search)
+    elif attrs.get("objective", search["objective"]) != search["objective"]:
+        raise UserError(
+            f"study {name!r} optimises {attrs['objective']}, not {search['objective']}: give that --objective, or "
+            "another --study"
+        )
+
+
 def check_same_search(name: str, was: dict, now: dict) -> None:
     """A study is one search: `now` (this command's `search`) must be `was` (the study's); else a one-line
     UserError naming each setting that differs."""

@@ -70,23 +70,19 @@ def create(name: str, url: str, objective: Objective, start: Recipe, budget: flo
     import optuna
 
     store = storage(url)
-    # TPE after 5 trials, not 10: a tune on a CPU may hold few trials
-    sampler = optuna.samplers.TPESampler(n_startup_trials=5)
+    search = tune_checks.search(objective, start, pruner, evals_per_epoch)
     with tune_checks.storage_errors(url):  # a table of another program's, a lost connection: one line
+        tune_checks.check_study(name, _existing_attrs(store, name), search)  # before Optuna logs that it uses it
         study = optuna.create_study(
             study_name=name,
             storage=store,
             direction=objective.direction,
             load_if_exists=True,
             pruner=make_pruner(pruner),
-            sampler=sampler,
+            # TPE after 5 trials, not 10: a tune on a CPU may hold few trials
+            sampler=optuna.samplers.TPESampler(n_startup_trials=5),
         )
-    search = tune_checks.search(objective, start, pruner, evals_per_epoch)
-    if "search" in study.user_attrs:
-        tune_checks.check_same_search(name, study.user_attrs["search"], search)
-    was = study.user_attrs.get("objective")  # a study made before its search was stored: only the objective
-    if was is not None and was != str(objective):
-        raise UserError(f"study {name!r} optimises {was}, not {objective}: give that --objective, or another --study")
+    was = study.user_attrs.get("objective")
     if was is None:
         study.set_user_attr("search", search)
         study.set_user_attr("objective", str(objective))
@@ -94,6 +90,14 @@ def create(name: str, url: str, objective: Objective, start: Recipe, budget: flo
         study.set_user_attr("budget", budget)
         study.enqueue_trial(start_params(start, budget), user_attrs={"start": True})
     return study
+
+
+def _existing_attrs(store, name: str) -> dict:
+    """The user attrs of the study `name` in `store`, or {} if it has none (or is not there yet)."""
+    try:
+        return store.get_study_user_attrs(store.get_study_id_from_name(name))
+    except KeyError:
+        return {}
 
 
 def make_pruner(name: str):
