@@ -60,3 +60,50 @@ def test_predict_with_a_broken_onnx_file_is_one_line(tmp_path, env):
 def test_serve_refuses_an_onnx_model_in_one_line(tmp_path, env):
     r = run_main("serve", "--port", "0", "--model", tmp_path / "m.onnx", env=env)
     assert "needs torch weights" in one_line_error(r)
+
+
+def test_a_re_export_that_fails_midway_keeps_the_good_file_and_leaves_no_temporary_file(tmp_path, env):
+    """Issue 28: a failed write (a full disk: here a file-size limit, so the write stops after 1 MB) truncated the
+    good .onnx. Now the old file stays byte for byte, and nothing else is left in its folder."""
+    from test_atomic_write import file_size_limit
+
+    good = tmp_path / "model.onnx"
+    assert run_main("export", "--onnx", good, env=env).returncode == 0
+    before = good.read_bytes()
+    for flag, name in (("--onnx", "model.onnx"), ("--torch-export", "model.pt2")):
+        with file_size_limit(1_000_000):
+            line = one_line_error(run_main("export", flag, tmp_path / name, env=env))
+        assert "cannot write" in line and "File too large" in line, line
+    assert good.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_onnx_inside_the_web_folder_is_refused_before_anything_is_written(tmp_path, env):
+    """Issue 28: `--onnx D/model.onnx --web D` wrote the model, then refused D as "not empty"."""
+    d = tmp_path / "D"
+    d.mkdir()
+    line = one_line_error(run_main("export", "--onnx", d / "model.onnx", "--web", d, env=env))
+    assert "inside --web" in line and list(d.iterdir()) == []
+    line = one_line_error(run_main("export", "--onnx", tmp_path / "new" / "m.onnx", "--web", tmp_path / "new", env=env))
+    assert "does not exist" in line and not (tmp_path / "new").exists()
+    same = ["--onnx", tmp_path / "m.onnx", "--torch-export", tmp_path / "m.onnx"]
+    assert "the same file" in one_line_error(run_main("export", *same, env=env))
+    assert list(tmp_path.iterdir()) == [d]
+
+
+def test_what_export_prints_has_its_control_characters_escaped(tmp_path, env):
+    name = tmp_path / "a\nb\x1b[31mRED.onnx"
+    r = run_main("export", "--onnx", name, env=env)
+    assert r.returncode == 0 and name.is_file(), r.stderr
+    assert r.stderr.count("\n") == 1 and "\x1b" not in r.stderr and "a\\nb\\x1b[31mRED.onnx" in r.stderr, r.stderr
+
+
+def test_a_disk_too_full_for_all_destinations_is_told_before_anything_is_written(tmp_path, env, monkeypatch):
+    """Issue 28: onto a full disk, `--onnx` left a truncated file and `--web` a 0-byte model.onnx. Now the bytes
+    of every destination are made first, and a disk that cannot hold them all is refused before one is written."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**7, 10**7))  # 10 MB free
+    line = one_line_error(run_main("export", "--onnx", tmp_path / "m.onnx", "--web", tmp_path / "site", env=env))
+    assert "not enough space" in line and list(tmp_path.iterdir()) == []  # the site needs about 19 MB

@@ -189,3 +189,79 @@ def test_a_trial_whose_worker_elsewhere_stopped_beating_is_failed_and_its_place_
     states = [t.state.name for t in study.trials]
     assert states == ["FAIL", "COMPLETE"], states
     assert not tune_study.counted(study.trials[0]) and tune_study.counted(study.trials[1])
+
+
+PASSWORD = "S3cretPW"
+STORAGE_FORMS = [  # issue 28: the password in the query, a URL without its scheme, a raw '@' in it, '@' as %40
+    f"postgresql://127.0.0.1:1/db?user=alice&password={PASSWORD}",
+    f"alice:{PASSWORD}@db.example/db",  # never connected to: it does not parse
+    f"postgresql://alice:p@{PASSWORD}@127.0.0.1:1/db",  # refused before a connection to host 'S3cretPW@127.0.0.1'
+    f"postgresql://alice:p%40{PASSWORD}@127.0.0.1:1/db",  # port 1 refuses: the driver's own error is shown
+    f"postgresql://alice:{PASSWORD}@127.0.0.1:1/db",
+]
+
+
+@pytest.mark.parametrize("url", STORAGE_FORMS)
+def test_a_storage_password_never_reaches_the_terminal(url, env, tmp_path):
+    for args in (["--trials", 1], ["--best", "b.json"]):
+        r = run_main("tune", "--study", "x", "--storage", url, *args, env=env, cwd=tmp_path)
+        line = one_line_error(r)
+        assert PASSWORD not in r.stderr + r.stdout and "--storage" in line, line
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_a_storage_password_is_not_in_anything_a_tune_process_prints(env, tmp_path):
+    r = run_cli("--debug", "tune", "--study", "x", "--trials", 1, "--storage", STORAGE_FORMS[3], env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "Connection refused" in r.stderr, r.stderr  # the driver's error, with --debug's
+    assert PASSWORD not in r.stderr + r.stdout and "p%40" not in r.stderr and "p@" not in r.stderr
+
+
+def untrained(name: str, *args, env, cwd) -> subprocess.CompletedProcess:
+    """`mnistlab tune` on the study `name` that creates or checks it and starts no trial (--timeout passes at
+    once)."""
+    return run_main("tune", "--study", name, "--trials", 1, "--timeout", 1e-9, *TINY, *args, env=env, cwd=cwd)
+
+
+def test_a_second_search_on_one_study_is_refused_in_one_line(env, tmp_path):
+    assert untrained("s", env=env, cwd=tmp_path).returncode == 0
+    db = tmp_path / "runs" / "tune-s" / "study.db"
+    before = [(t.number, t.state, t.params) for t in trials_of(f"sqlite:///{db}", "s")]
+    other = ["--recipe", "robust", "--epochs", 0.4, "--seed", 3]
+    # a process: before the refusal, Optuna's own log line ("Using an existing study") must not be printed either
+    line = one_line_error(run_cli("tune", "--study", "s", "--trials", 1, *TINY, *other, env=env, cwd=tmp_path))
+    for part in ("--recipe default (this command: robust)", "--epochs 0.2 (this command: 0.4)", "(this command: 3)"):
+        assert part in line, line
+    assert [(t.number, t.state, t.params) for t in trials_of(f"sqlite:///{db}", "s")] == before
+    assert untrained("s", env=env, cwd=tmp_path).returncode == 0  # the same search goes on
+
+
+@pytest.mark.parametrize("tables", [("photos",), ("studies", "trials")])
+def test_another_programs_sqlite_file_as_study_db_is_one_line_and_untouched(env, tmp_path, tables):
+    import sqlite3
+
+    db = tmp_path / "runs" / "tune-o" / "study.db"
+    db.parent.mkdir(parents=True)
+    con = sqlite3.connect(db)
+    for table in tables:
+        con.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, path TEXT)")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    assert "another program's database" in one_line_error(untrained("o", env=env, cwd=tmp_path))
+    assert "another program's database" in one_line_error(
+        run_main("tune", "--study", "o", "--best", "b.json", env=env, cwd=tmp_path)
+    )
+    assert db.read_bytes() == before and sorted(p.name for p in db.parent.iterdir()) == ["study.db"]
+
+
+def test_a_study_with_fewer_than_two_finished_trials_draws_its_plots_without_warnings(tmp_path, recwarn):
+    """Issue 28: a successful tune printed Optuna's 'too few trials' warning (importances of one trial)."""
+    from mnistlab import tune_study
+
+    study = optuna.create_study(direction="maximize")
+    assert "importances.png" not in {p.name for p in tune_study.plots(study, tmp_path)}
+    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2) + t.suggest_float("pct_start", 0.1, 0.3), n_trials=1)
+    assert {p.name for p in tune_study.plots(study, tmp_path)} >= {"history.png"}
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, UserWarning)]
+    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2) + t.suggest_float("pct_start", 0.1, 0.3), n_trials=1)
+    assert "importances.png" in {p.name for p in tune_study.plots(study, tmp_path)}

@@ -268,3 +268,43 @@ def test_the_static_page_reads_digits_as_the_served_page_does(browser, static_ur
     expect(prediction).to_have_text("not a digit")
     expect(prediction).to_have_class(re.compile(r"\bnot-digit\b"))
     expect(static.get_by_test_id("message")).to_contain_text("digit score")
+
+
+def test_force_replaces_links_in_the_folder_and_never_writes_through_them(tmp_path):
+    """Issue 28: `export --web DIR --force` with links in DIR to files and a folder elsewhere replaced those."""
+    outside, site = tmp_path / "outside", tmp_path / "site"
+    (outside / "dir").mkdir(parents=True)
+    (outside / "victim.txt").write_text("my notes")
+    (outside / "dir" / "app.js").write_text("keep")
+    site.mkdir()
+    (site / "index.html").symlink_to(outside / "victim.txt")
+    (site / "model.onnx").symlink_to(outside / "victim.txt")
+    (site / "static").symlink_to(outside / "dir", target_is_directory=True)
+    r = run_main("export", "--web", site, "--force")
+    assert r.returncode == 0, r.stderr
+    assert (outside / "victim.txt").read_text() == "my notes" and (outside / "dir" / "app.js").read_text() == "keep"
+    assert sorted(p.name for p in (outside / "dir").iterdir()) == ["app.js"]
+    files = {str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()}
+    assert files == set(web_export.site_files()) and not [p for p in site.rglob("*") if p.is_symlink()]
+
+
+def test_a_site_rewrite_that_fails_midway_keeps_each_file_whole(site, tmp_path):
+    """A full disk under `--web DIR --force` (a file-size limit here: the 2.4 MB model and the 14 MB runtime fail):
+    every file is the old one or the new one, never a truncated one, and no temporary file is left."""
+    from test_atomic_write import file_size_limit
+
+    copy = tmp_path / "site"
+    shutil.copytree(site, copy)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    with file_size_limit(1_000_000):
+        line = one_line_error(run_main("export", "--web", copy, "--force"))
+    assert "cannot write" in line and "model.onnx" in line, line
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_a_folder_where_the_site_writes_a_file_is_refused_before_anything_is_written(tmp_path):
+    target = tmp_path / "site"
+    (target / "index.html").mkdir(parents=True)
+    line = one_line_error(run_main("export", "--web", target, "--force"))
+    assert "is a folder where the site writes a file" in line
+    assert [str(p.relative_to(target)) for p in target.rglob("*")] == ["index.html"]

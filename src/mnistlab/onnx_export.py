@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 
+from mnistlab.atomic_write import write_bytes
 from mnistlab.errors import UserError
 from mnistlab.onnx_net import CARD, INPUT, LAYERS, PARAMS
 
@@ -52,7 +55,7 @@ def metadata(classifier) -> dict[str, str]:
     }
 
 
-def _onnx():
+def require_onnx():
     try:
         import onnx
     except ImportError:
@@ -60,37 +63,47 @@ def _onnx():
     return onnx
 
 
-def export_onnx(classifier, file: str | Path) -> Path:
-    """Write `classifier`'s network to `file` as ONNX (opset `OPSET`, any batch size), metadata included."""
-    onnx = _onnx()
+def onnx_bytes(classifier) -> bytes:
+    """`classifier`'s network as an ONNX file's bytes (opset `OPSET`, any batch size), metadata included."""
+    onnx = require_onnx()
     module = _module(classifier)
-    path = Path(file)
+    buffer: Any = io.BytesIO()  # the TorchScript-based exporter writes to a file object too (typed: paths only)
     with warnings.catch_warnings():  # the TorchScript-based exporter warns that it is the older one
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, (torch.zeros(1, 1, 28, 28),), str(path), input_names=[INPUT], output_names=[OUTPUT],
+            module, (torch.zeros(1, 1, 28, 28),), buffer, input_names=[INPUT], output_names=[OUTPUT],
             opset_version=OPSET, dynamo=False, dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
         )  # fmt: skip
     # The TorchScript-based exporter (dynamo=False): one file in about a second, no onnxscript needed, and
-    # opset 17 as asked (the dynamo exporter starts at 18 and converts down). Then the metadata is added.
-    model = onnx.load(str(path))
+    # opset 17 as asked (the dynamo exporter starts at 18 and converts down). Then the metadata is added. All in
+    # memory: the file is written once, whole (see `export_onnx`).
+    model = onnx.load_from_string(buffer.getvalue())
     for key, value in metadata(classifier).items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name, model.doc_string = "mnistlab", "digits: raw [0, 1] pixels in, log-probabilities out"
     onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return model.SerializeToString()
 
 
-def export_program(classifier, file: str | Path) -> Path:
-    """Write `classifier`'s network (normalisation included, any batch size) to `file` as a `torch.export`
-    program (.pt2), the metadata in its extra files: `torch.export.load(file).module()` runs it without mnistlab.
+def export_onnx(classifier, file: str | Path) -> Path:
+    """Write `classifier`'s network to `file` as ONNX: whole or not at all (a failed write keeps the old file)."""
+    return write_bytes(file, onnx_bytes(classifier))
+
+
+def program_bytes(classifier) -> bytes:
+    """`classifier`'s network (normalisation included, any batch size) as a `torch.export` program's bytes (.pt2),
+    the metadata in its extra files: `torch.export.load(file).module()` runs it without mnistlab.
 
     torch.export rather than TorchScript: this torch deprecates `torch.jit.load` (a FutureWarning pointing to
     torch.export), and the program is the form PyTorch's own runtimes (AOTInductor, ExecuTorch) start from."""
     module = _module(classifier)
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(module, (torch.zeros(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
-    path = Path(file)
-    torch.export.save(program, str(path), extra_files=metadata(classifier))
-    return path
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files=metadata(classifier))
+    return buffer.getvalue()
+
+
+def export_program(classifier, file: str | Path) -> Path:
+    """Write `classifier`'s `program_bytes` to `file`, whole or not at all."""
+    return write_bytes(file, program_bytes(classifier))

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from mnistlab import tune_checks
 from mnistlab.errors import UserError, one_line
 from mnistlab.recipes import Recipe
 from mnistlab.tune import Objective, Trainer, start_params
@@ -31,18 +32,22 @@ def storage_url(name: str, url: str | None) -> str:
 
 
 def storage(url: str):
-    """Optuna's RDBStorage on `url`, with heartbeats; an unreachable or malformed URL is a one-line UserError."""
+    """Optuna's RDBStorage on `url`, with heartbeats; an unreachable or malformed URL, or an SQLite file of another
+    program, is a one-line UserError (which shows the URL without its secrets, see `tune_checks.shown`)."""
     import time
 
     import optuna
 
+    tune_checks.check_url(url)
+    tune_checks.check_sqlite(url)
     for attempt in range(3):
         try:
             return optuna.storages.RDBStorage(_driver(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
         except Exception as e:  # sqlalchemy's OperationalError, ArgumentError, a missing driver's ImportError, ...
             # workers starting together race to create the tables: the loser's error goes away on a retry
             if attempt == 2 or "refused" in str(e) or isinstance(e, (ImportError, ValueError)):
-                raise UserError(f"cannot open --storage {_hide_password(url)}: {one_line(e)}") from None
+                message = tune_checks.scrub(one_line(e), url)
+                raise UserError(f"cannot open --storage {tune_checks.shown(url)}: {message}") from None
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
 
@@ -57,39 +62,42 @@ def _driver(url: str) -> str:
     return url
 
 
-def _hide_password(url: str) -> str:
-    head, at, tail = url.rpartition("@")
-    if not at or ":" not in head.split("//", 1)[-1]:
-        return url
-    scheme, _, user = head.partition("//")
-    return f"{scheme}//{user.split(':', 1)[0]}:***@{tail}"
-
-
-def create(name: str, url: str, objective: Objective, start: Recipe, budget: float, pruner: str, base: Recipe):
-    """The study `name` (created, with the starting recipe as its first trial, if new); one whose objective was
-    another is refused. `base`: the named recipe before the options that shaped the trials (--val, ...)."""
+def create(name: str, url: str, objective: Objective, start: Recipe, budget: float, pruner: str, base: Recipe,
+           evals_per_epoch: int = 5):  # fmt: skip
+    """The study `name` (created, with the starting recipe as its first trial, if new); one made for another search
+    (objective, recipe, budget, seed, ...: `tune_checks.search`) is refused. `base`: the named recipe before the
+    options that shaped the trials (--val, ...)."""
     import optuna
 
     store = storage(url)
-    # TPE after 5 trials, not 10: a tune on a CPU may hold few trials
-    sampler = optuna.samplers.TPESampler(n_startup_trials=5)
-    study = optuna.create_study(
-        study_name=name,
-        storage=store,
-        direction=objective.direction,
-        load_if_exists=True,
-        pruner=make_pruner(pruner),
-        sampler=sampler,
-    )
+    search = tune_checks.search(objective, start, pruner, evals_per_epoch)
+    with tune_checks.storage_errors(url):  # a table of another program's, a lost connection: one line
+        tune_checks.check_study(name, _existing_attrs(store, name), search)  # before Optuna logs that it uses it
+        study = optuna.create_study(
+            study_name=name,
+            storage=store,
+            direction=objective.direction,
+            load_if_exists=True,
+            pruner=make_pruner(pruner),
+            # TPE after 5 trials, not 10: a tune on a CPU may hold few trials
+            sampler=optuna.samplers.TPESampler(n_startup_trials=5),
+        )
     was = study.user_attrs.get("objective")
-    if was is not None and was != str(objective):
-        raise UserError(f"study {name!r} optimises {was}, not {objective}: give that --objective, or another --study")
     if was is None:
+        study.set_user_attr("search", search)
         study.set_user_attr("objective", str(objective))
         study.set_user_attr("base", dataclasses.asdict(base))
         study.set_user_attr("budget", budget)
         study.enqueue_trial(start_params(start, budget), user_attrs={"start": True})
     return study
+
+
+def _existing_attrs(store, name: str) -> dict:
+    """The user attrs of the study `name` in `store`, or {} if it has none (or is not there yet)."""
+    try:
+        return store.get_study_user_attrs(store.get_study_id_from_name(name))
+    except KeyError:
+        return {}
 
 
 def make_pruner(name: str):
@@ -110,7 +118,8 @@ def load(name: str, url: str | None):
         raise UserError(f"no study {name!r}: {folder(name) / 'study.db'} does not exist (give its --storage?)")
     store = storage(storage_url(name, url))
     try:
-        return optuna.load_study(study_name=name, storage=store)
+        with tune_checks.storage_errors(storage_url(name, url)):
+            return optuna.load_study(study_name=name, storage=store)
     except KeyError:
         known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(store)) or "none"
         raise UserError(f"no study {name!r} in that storage (it holds: {known})") from None
@@ -238,7 +247,9 @@ def summary(study, wall_s: float | None = None) -> dict:
 def plots(study, where: Path) -> list[Path]:
     """history.png, importances.png and intermediate.png (every trial's evaluations, pruned ones too: the val
     accuracy, or for time-to the val error): Optuna's matplotlib plots (Agg), in `where`; those with too few
-    finished trials to draw (the history: one) are left out."""
+    finished trials to draw (the history: one, the importances: two) are left out."""
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,19 +264,24 @@ def plots(study, where: Path) -> list[Path]:
     }
     from optuna.trial import TrialState
 
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if finished < 2:
+        del kinds["importances"]  # Optuna would warn, and draw every importance equal (or an empty frame)
+    if finished < 1:
         del kinds["history"]  # it would be an empty frame
-    for name, draw in kinds.items():
-        try:
-            ax = draw(study)
-        except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances of fewer than 2 finished trials
-            continue
-        path, figure = where / f"{name}.png", ax.get_figure(root=True)
-        assert figure is not None
-        figure.tight_layout()
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+    with warnings.catch_warnings():  # long parameter names: matplotlib's margins, not the user's to fix
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
+        for name, draw in kinds.items():
+            try:
+                ax = draw(study)
+            except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. importances of fewer than 2 finished trials
+                continue
+            path, figure = where / f"{name}.png", ax.get_figure(root=True)
+            assert figure is not None
+            figure.tight_layout()
+            figure.savefig(path, dpi=110)
+            plt.close(figure)
+            written.append(path)
     return written
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from importlib import resources
 from pathlib import Path
 
+from mnistlab.atomic_write import check_space, real_folder, write_bytes
 from mnistlab.errors import UserError
 
 # The site: the served page's index.html, marked class="static" (style.css then hides what needs the server), and
@@ -34,45 +36,86 @@ def ort_version() -> str:
     return _package().joinpath("web", RUNTIME, "VERSION").read_text().strip()
 
 
+def site_files() -> list[str]:
+    """The files of the site, as paths relative to its folder."""
+    ort = [f"{STATIC}/{RUNTIME}/{name}" for name in runtime_sums()]
+    return ["index.html", MODEL, *(f"{STATIC}/{name}" for name in (*PAGE, *SHARED)), *ort]
+
+
 def check_target(directory: str | Path, force: bool = False) -> Path:
-    """The folder to write the site to: new, empty, or (with `force`) one whose files may be overwritten."""
+    """The folder to write the site to: new, empty, or (with `force`) one whose files may be overwritten; where a
+    file of the site is due, a folder is refused (and a file where a folder is due) before anything is written."""
     target = Path(directory)
     if target.exists() and not target.is_dir():
         raise UserError(f"{target} exists and is not a folder; name a new or empty folder for the site")
     if target.is_dir() and any(target.iterdir()) and not force:
         raise UserError(f"{target} is not empty; name a new or empty folder, or pass --force to write over its files")
+    _check_layout(target)
+    writable = next(p for p in (target, *target.absolute().parents) if p.exists())
+    if not os.access(writable, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write into {writable} (permission denied); name a folder you may write to")
     return target
 
 
-def _copy(source, dest: Path) -> None:
-    with resources.as_file(source) as path:
-        shutil.copyfile(path, dest)
+def _check_layout(target: Path) -> None:
+    """A folder where the site writes a file, or a file where it needs a folder: refused (a link is replaced)."""
+    folders, linked = (target / STATIC, target / STATIC / RUNTIME), None
+    for folder in folders:
+        if folder.is_symlink():
+            linked = folder  # replaced by a folder of the site's own, whose files are all new
+            break
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{folder} is a file where the site needs a folder; move it away or name another")
+    for path in (target / name for name in site_files()):
+        if (linked is None or linked not in path.parents) and not path.is_symlink() and path.is_dir():
+            raise UserError(f"{path} is a folder where the site writes a file; move it away or name another folder")
 
 
-def write_runtime(dest: Path) -> None:
-    """Copy the vendored onnxruntime-web files to `dest`, each checked against SHA256SUMS."""
-    dest.mkdir(exist_ok=True)
+def runtime_files() -> dict[str, bytes]:
+    """The vendored onnxruntime-web files, each checked against SHA256SUMS."""
+    files = {}
     for name, digest in runtime_sums().items():
-        source = _package().joinpath("web", RUNTIME, name)
-        if hashlib.sha256(source.read_bytes()).hexdigest() != digest:
+        data = _package().joinpath("web", RUNTIME, name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
             raise UserError(f"mnistlab's copy of onnxruntime-web is damaged ({name}); reinstall mnistlab")
-        _copy(source, dest / name)
+        files[name] = data
+    return files
+
+
+def site_contents(model: bytes) -> dict[str, bytes]:
+    """Every file of the site for the ONNX `model` ({path in the site: bytes}), read before anything is written."""
+    web, served = _package().joinpath("web"), _package().joinpath("serve", "static")
+    page = served.joinpath("index.html").read_text(encoding="utf-8")
+    assert page.count(MARK) == 1, "the served page's <html> tag is not the one marked here"
+    files = {"index.html": page.replace(MARK, '<html lang="en" class="static">').encode("utf-8"), MODEL: model}
+    files |= {f"{STATIC}/{name}": web.joinpath(name).read_bytes() for name in PAGE}
+    files |= {f"{STATIC}/{name}": served.joinpath(name).read_bytes() for name in SHARED}
+    return files | {f"{STATIC}/{RUNTIME}/{name}": data for name, data in runtime_files().items()}
+
+
+def write_site(target: Path, files: dict[str, bytes]) -> Path:
+    """Write `files` (`site_contents`) into `target`, each whole or not at all, into the folder itself: a link in
+    it where the site puts a file or a folder is replaced, and what it pointed to is not touched. If a write fails,
+    a folder this made is removed again."""
+    made = not os.path.lexists(target)
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        for name, data in files.items():
+            for folder in reversed(Path(name).parents[:-1]):  # static, then static/ort: each a real folder
+                real_folder(target / folder)
+            write_bytes(target / name, data)
+    except BaseException:
+        if made:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target
 
 
 def export_site(classifier, directory: str | Path, force: bool = False) -> Path:
     """Write the static drawing page for `classifier` to `directory` (see `check_target`); returns the folder."""
-    from mnistlab.onnx_export import export_onnx
+    from mnistlab.onnx_export import onnx_bytes
 
     target = check_target(directory, force)
-    web, served = _package().joinpath("web"), _package().joinpath("serve", "static")
-    (target / STATIC).mkdir(parents=True, exist_ok=True)
-    export_onnx(classifier, target / MODEL)  # first: without the onnx extra, it says so before the rest is written
-    page = served.joinpath("index.html").read_text(encoding="utf-8")
-    assert page.count(MARK) == 1, "the served page's <html> tag is not the one marked here"
-    (target / "index.html").write_text(page.replace(MARK, '<html lang="en" class="static">'), encoding="utf-8")
-    for name in PAGE:
-        _copy(web.joinpath(name), target / STATIC / name)
-    for name in SHARED:
-        _copy(served.joinpath(name), target / STATIC / name)
-    write_runtime(target / STATIC / RUNTIME)
-    return target
+    files = site_contents(onnx_bytes(classifier))
+    check_space({target / name: len(data) for name, data in files.items()})
+    return write_site(target, files)

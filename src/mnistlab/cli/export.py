@@ -4,7 +4,9 @@ runtimes, or the drawing page as a static site that runs it in the browser."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from mnistlab.engine import is_onnx_file
 from mnistlab.errors import UserError
@@ -48,17 +50,51 @@ def run(args: argparse.Namespace) -> int:
     if is_onnx_file(args.model):
         raise UserError("--model must be a run folder or a .safetensors file, not an ONNX file")
     from mnistlab import onnx_export, web_export
+    from mnistlab.atomic_write import check_space, write_bytes
     from mnistlab.classifier import load
+    from mnistlab.output import printable
 
-    if args.web:
-        web_export.check_target(args.web, args.force)  # before the model loads: a mistake is told at once
-
+    _check_destinations(args)  # every mistake told before the model loads, and before anything is written
+    if args.onnx or args.web:
+        onnx_export.require_onnx()
     classifier = load(args.model, device="cpu")
-    if args.onnx:
-        print(f"wrote {onnx_export.export_onnx(classifier, args.onnx)}", file=sys.stderr)
+    model = onnx_export.onnx_bytes(classifier) if args.onnx or args.web else b""
+    files = {Path(args.onnx): model} if args.onnx else {}
     if args.torch_export:
-        print(f"wrote {onnx_export.export_program(classifier, args.torch_export)}", file=sys.stderr)
+        files[Path(args.torch_export)] = onnx_export.program_bytes(classifier)
+    site = web_export.site_contents(model) if args.web else {}
+    sizes = {path: len(data) for path, data in files.items()}
+    check_space(sizes | {Path(args.web) / name: len(data) for name, data in site.items()})  # before any write
+    for path, data in files.items():
+        print(f"wrote {printable(str(write_bytes(path, data)))}", file=sys.stderr)
     if args.web:
-        site = web_export.export_site(classifier, args.web, args.force)
-        print(f"wrote {site}/ (serve it from any static host: python -m http.server -d {site})", file=sys.stderr)
+        where = printable(str(web_export.write_site(Path(args.web), site)))
+        print(f"wrote {where}/ (serve it from any static host: python -m http.server -d {where})", file=sys.stderr)
     return 0
+
+
+def _check_destinations(args: argparse.Namespace) -> None:
+    """--onnx and --torch-export name files in existing folders one may write to, not the same file, and neither
+    inside --web DIR (the site writes its own files there: its model is DIR/model.onnx); --web DIR is fit for a
+    site (`web_export.check_target`)."""
+    from mnistlab import web_export
+
+    files = {flag: Path(path) for flag, path in (("--onnx", args.onnx), ("--torch-export", args.torch_export)) if path}
+    for flag, path in files.items():
+        if path.is_dir():
+            raise UserError(f"{flag} {path} is a folder; name a file")
+        if not path.parent.is_dir():
+            raise UserError(f"{flag} {path}: the folder {path.parent} does not exist; create it or name another")
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise UserError(f"{flag} {path}: cannot write into {path.parent} (permission denied)")
+    if len(files) == 2 and files["--onnx"].resolve() == files["--torch-export"].resolve():
+        raise UserError("--onnx and --torch-export name the same file; name two")
+    if args.web:
+        web_export.check_target(args.web, args.force)
+        site = Path(args.web).resolve()
+        for flag, path in files.items():
+            if site in path.resolve().parents:
+                raise UserError(
+                    f"{flag} {path} is inside --web {args.web}, where the site writes its own files (its model is "
+                    f"{Path(args.web) / web_export.MODEL}); name a file outside {args.web}"
+                )

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     budget = start.epochs
     url = tune_study.storage_url(args.study, args.storage)
     base = recipe_from_args(argparse.Namespace(recipe=args.recipe))  # before --val, --limit-train, ...
-    study = tune_study.create(args.study, url, objective, start, budget, args.pruner, base)
+    study = tune_study.create(args.study, url, objective, start, budget, args.pruner, base, args.evals_per_epoch)
     t0 = time.perf_counter()
     if args.workers > 1:
         _workers(args, url)
