@@ -1,5 +1,6 @@
-"""The shape of the code, checked so that it stays so (issue 20): every module in src/ at most 300 lines with a
-one-line docstring of its role, every function at most 60 lines, and no import cycle between mnistlab's modules."""
+"""The shape of the code, checked so that it stays so (issue 20): every module in src/ at most 450 lines (one
+concept whole, as the brief and issue 30 set it) with a one-line docstring of its role, every function at most 60
+lines, and no import cycle between mnistlab's modules."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from conftest import REPO
 
 SRC = REPO / "src" / "mnistlab"
 MODULES = sorted(p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts)
-MAX_MODULE, MAX_FUNCTION = 300, 60
+MAX_MODULE, MAX_FUNCTION = 450, 60
 
 
 def name(path: Path) -> str:

@@ -265,3 +265,34 @@ def test_a_study_with_fewer_than_two_finished_trials_draws_its_plots_without_war
     assert not [str(w.message) for w in recwarn if issubclass(w.category, UserWarning)]
     study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2) + t.suggest_float("pct_start", 0.1, 0.3), n_trials=1)
     assert "importances.png" in {p.name for p in tune_study.plots(study, tmp_path)}
+
+
+def _ask_at(url: str, at: float, numbers) -> None:
+    """A worker process: load the study, wait for the moment `at`, then ask for a trial (claiming the queued one)."""
+    from mnistlab import tune_study
+
+    study = optuna.load_study(study_name="r", storage=tune_study.storage(url))
+    while time.time() < at:
+        pass
+    numbers.put(study.ask().number)
+
+
+def test_two_workers_asking_at_once_never_claim_the_queued_trial_twice(tmp_path):
+    """Issue 31: on SQLite, Optuna's claim of a queued trial (read WAITING, then write RUNNING) was two steps with no
+    row lock, and two workers asking together both got trial 0 (14 of 20 rounds of this race on 2026-12-07; one
+    tune in five of the test above). With every transaction BEGIN IMMEDIATE (`tune_study.storage`), one gets it."""
+    import multiprocessing
+
+    from mnistlab import tune_study
+
+    ctx = multiprocessing.get_context("fork")
+    for i in range(4):
+        url = f"sqlite:///{tmp_path / f'r{i}.db'}"
+        optuna.create_study(study_name="r", storage=tune_study.storage(url)).enqueue_trial({"x": 1.0})
+        numbers, at = ctx.Queue(), time.time() + 1.5  # both started and waiting before the moment
+        workers = [ctx.Process(target=_ask_at, args=(url, at, numbers)) for _ in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert sorted(numbers.get(timeout=5) for _ in workers) == [0, 1], f"round {i}"

@@ -17,6 +17,8 @@ from mnistlab.tune import Objective, Trainer, start_params
 
 HEARTBEAT_S = 20  # a worker's running trial is marked alive this often; one silent for GRACE_S is failed
 GRACE_S = 90
+SQLITE_WAIT_S = 120  # a worker waits this long for the SQLite study's write lock (its transactions are short; a loaded
+# machine may hold one for seconds, and pysqlite's 5 s default then fails the worker with "database is locked")
 
 
 def folder(name: str) -> Path:
@@ -42,7 +44,12 @@ def storage(url: str):
     tune_checks.check_sqlite(url)
     for attempt in range(3):
         try:
-            return optuna.storages.RDBStorage(_driver(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+            sqlite = url.startswith("sqlite:")
+            engine: dict = {"connect_args": {"timeout": SQLITE_WAIT_S}} if sqlite else {}
+            store = optuna.storages.RDBStorage(
+                _driver(url), engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
+            return _one_writer_at_a_time(store) if sqlite else store
         except Exception as e:  # sqlalchemy's OperationalError, ArgumentError, a missing driver's ImportError, ...
             # workers starting together race to create the tables: the loser's error goes away on a retry
             if attempt == 2 or "refused" in str(e) or isinstance(e, (ImportError, ValueError)):
@@ -50,6 +57,25 @@ def storage(url: str):
                 raise UserError(f"cannot open --storage {tune_checks.shown(url)}: {message}") from None
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
+
+
+def _one_writer_at_a_time(store):
+    """SQLite has no row locks (Optuna's `SELECT ... FOR UPDATE` is plain there) and pysqlite begins a transaction
+    only at its first write: two workers could both read the queued trial as WAITING and both claim it (issue 31:
+    1 tune in 5 ran trial 0 twice). Every transaction begins IMMEDIATE instead, taking the database's write lock
+    before it reads, so a claim is one step, as on PostgreSQL (SQLAlchemy's pysqlite recipe)."""
+    from sqlalchemy import event
+
+    def connected(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # no implicit BEGIN from pysqlite: SQLAlchemy's, below, instead
+
+    def begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(store.engine, "connect", connected)
+    event.listen(store.engine, "begin", begin)
+    store.engine.dispose()  # connections made before the listeners are closed: every one from now has them
+    return store
 
 
 def _driver(url: str) -> str:
