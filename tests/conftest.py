@@ -172,7 +172,7 @@ def run_main(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
 
 
 @contextlib.contextmanager
-def serving(env=None, *args, timeout=120):
+def serving(env=None, *args, timeout=600):
     """`mnistlab serve --port 0 ARGS` in a subprocess; yields its URL ("http://127.0.0.1:PORT/") once it listens."""
     p = subprocess.Popen(
         [sys.executable, "-m", "mnistlab", "serve", "--port", "0", *map(str, args)],

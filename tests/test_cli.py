@@ -77,7 +77,7 @@ def test_missing_data_without_mirror_is_one_line(tmp_path):
     e["MNISTLAB_DATA"] = str(tmp_path / "empty")
     msg = one_line_error(run_main("train", "--limit-train", 10, "--out", tmp_path / "run", env=e))
     assert "--mirror" in msg and "MNISTLAB_MIRROR" in msg and str(tmp_path / "empty") in msg
-    r = run_cli("--debug", "train", "--limit-train", 10, "--out", tmp_path / "run2", env=e, timeout=120)
+    r = run_cli("--debug", "train", "--limit-train", 10, "--out", tmp_path / "run2", env=e, timeout=600)
     assert r.returncode == 2 and "Traceback" in r.stderr
 
 

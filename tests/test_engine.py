@@ -56,7 +56,7 @@ def test_predict_on_onnx_never_imports_torch(tmp_path):
     out = tmp_path / "out.csv"
     args = ["predict", SEVEN, "--json", "--output", out]
     cmd = [sys.executable, "-c", NO_TORCH, *map(str, args)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=120)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["digit"] == 7 and out.is_file()
     imports = subprocess.run(
@@ -64,7 +64,7 @@ def test_predict_on_onnx_never_imports_torch(tmp_path):
         capture_output=True,
         text=True,
         env=_env(),
-        timeout=120,
+        timeout=600,
     )
     assert imports.returncode == 0 and "mnistlab.classifier" in imports.stderr
     assert not [line for line in imports.stderr.splitlines() if line.split("|")[-1].strip().startswith("torch")]

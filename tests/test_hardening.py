@@ -147,7 +147,7 @@ def test_out_of_range_options_are_refused_before_anything_is_created(tmp_path, c
 def test_a_start_without_data_leaves_no_folder(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MNISTLAB_MIRROR"}
     env["MNISTLAB_DATA"] = str(tmp_path / "empty")
-    one_line_error(run_cli(*TRAIN, "--out", tmp_path / "run", env=env, timeout=120))
+    one_line_error(run_cli(*TRAIN, "--out", tmp_path / "run", env=env, timeout=600))
     assert not (tmp_path / "run").exists()
 
 
@@ -278,7 +278,7 @@ def test_file_names_are_printed_safely(tmp_path, env):
         seven.save(name.decode("utf-8", "surrogateescape"))
     e = dict(env, PYTHONIOENCODING="utf-8")
     r = subprocess.run(
-        [sys.executable, "-m", "mnistlab", "predict", str(folder)], capture_output=True, env=e, timeout=120
+        [sys.executable, "-m", "mnistlab", "predict", str(folder)], capture_output=True, env=e, timeout=600
     )
     out, err = r.stdout.decode("utf-8"), r.stderr.decode("utf-8")
     assert r.returncode == 2 and "Traceback" not in err, err
@@ -286,7 +286,7 @@ def test_file_names_are_printed_safely(tmp_path, env):
     assert len(lines) == 2, out  # one line per readable image: the newline in a name is escaped
     assert any("bad-\\udcff-name.png: " in line for line in lines) and any("two\\nlines.png: " in x for x in lines)
     r = subprocess.run(
-        [sys.executable, "-m", "mnistlab", "predict", str(folder), "--json"], capture_output=True, env=e, timeout=120
+        [sys.executable, "-m", "mnistlab", "predict", str(folder), "--json"], capture_output=True, env=e, timeout=600
     )
     rows = [json.loads(line) for line in r.stdout.decode().splitlines()]  # valid JSON Lines
     assert len(rows) == 3 and sum("error" in row for row in rows) == 1

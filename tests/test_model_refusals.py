@@ -69,7 +69,7 @@ def test_the_bundled_card_loads_and_its_values_are_in_range(tmp_path):
 
 def test_serve_refuses_to_start_with_a_model_of_non_finite_outputs(tmp_path):
     folder = run_folder(tmp_path / "run", _diverged)
-    r = run_cli("serve", "--port", "0", "--model", folder, "--engine", "torch", timeout=120)
+    r = run_cli("serve", "--port", "0", "--model", folder, "--engine", "torch", timeout=600)
     assert "gives NaN or infinite outputs" in one_line_error(r)
 
 

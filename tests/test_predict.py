@@ -55,7 +55,7 @@ def test_load_with_no_argument_reads_the_example_seven_without_training_or_data(
     """The README's first two lines, in a fresh process with no data folder and no mirror."""
     code = "import mnistlab; print(mnistlab.load().predict('examples/digits/seven_pen.png'))"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MNISTLAB_DATA": str(tmp_path / "no-data")}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "Prediction(digit=7," in r.stdout and "source='examples/digits/seven_pen.png'" in r.stdout
     assert not (tmp_path / "no-data").exists()

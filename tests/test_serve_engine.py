@@ -82,5 +82,5 @@ def test_serve_runs_torch_unless_told_and_says_which_engine(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MNISTLAB_ENGINE"}
     assert serve.ENGINE == "torch" and "else torch)" in " ".join(run_main("serve", "--help", env=env).stdout.split())
     with serving(env, "--engine", "onnx") as url:
-        info = httpx.get(url + "v1/model", timeout=60).json()
+        info = httpx.get(url + "v1/model", timeout=600).json()
     assert info["engine"] == "onnx" and info["source"] == "bundled"

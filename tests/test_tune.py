@@ -89,7 +89,7 @@ def test_a_killed_tune_resumes_where_it_stopped(tmp_path, env):
     args += ["--limit-train", 2000, "--epochs", 1, *TINY[4:]]  # longer trials (500 to 2,000 images), to kill one
     proc = subprocess.Popen(list(map(str, args)), cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     url = f"sqlite:///{tmp_path / 'runs' / 'tune-k' / 'study.db'}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         time.sleep(0.2)
         try:

@@ -117,7 +117,7 @@ def test_the_pages_preparation_is_mnistlabs(tmp_path):
     (tmp_path / "in.json").write_text(
         json.dumps({k: {"a": g.ravel().tolist(), "h": g.shape[0], "w": g.shape[1]} for k, g in drawings.items()})
     )
-    run = subprocess.run(["node", "run.mjs", "in.json"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(["node", "run.mjs", "in.json"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     for name, gray in drawings.items():
