@@ -296,3 +296,11 @@ def test_two_workers_asking_at_once_never_claim_the_queued_trial_twice(tmp_path)
         for w in workers:
             w.join(120)
         assert sorted(numbers.get(timeout=5) for _ in workers) == [0, 1], f"round {i}"
+
+
+@pytest.mark.parametrize("name", ["../../outside", "/tmp/abs", "a\x1b[31mRED", ".hidden", "x" * 95])
+def test_a_study_name_never_leaves_runs(tmp_path, env, name):
+    """Issue 28, row 12's twin: --study names runs/tune-NAME and the recipes NAME-trialN, so it follows a recipe
+    name's rules; refused in one line before any folder or database is made."""
+    one_line_error(run_main("tune", "--study", name, "--trials", 1, env=env, cwd=tmp_path))
+    assert list(tmp_path.iterdir()) == []

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from mnistlab.tune import Objective, Trainer
 
     warnings.filterwarnings("ignore", category=ExperimentalWarning)  # heartbeats and the plots are "experimental"
+    _check_study_name(args.study)
     if args.best:
         tuned = tune_study.write_best(tune_study.load(args.study, args.storage), args.best).tuned or {}
         print(f"Wrote {args.best}: trial {tuned['trial']} of {args.study}, {tuned['objective']} = {tuned['value']:.4g}")
@@ -95,6 +96,18 @@ def _workers(args: argparse.Namespace, url: str) -> None:
     codes = [p.wait() for p in procs]
     if any(codes):
         raise UserError(f"a worker failed (exit statuses {codes}); the same command continues the study")
+
+
+def _check_study_name(name: str) -> None:
+    """The study names a folder (runs/tune-NAME) and its trials' recipes (NAME-trialN): a recipe name's rules."""
+    from mnistlab.recipe_schema import NAME_MAX, name_problem, shown
+
+    longest = NAME_MAX - len("-trial999999")
+    if name_problem(name) or len(name) > longest:
+        raise UserError(
+            f"--study must be 1 to {longest} letters, digits, '.', '_' or '-', not starting with '.' or '-' (it "
+            f"names runs/tune-NAME and its trials' recipes), not {shown(name)}"
+        )
 
 
 def _finish(args: argparse.Namespace, study, wall_s: float) -> int:
