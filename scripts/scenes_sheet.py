@@ -1,0 +1,42 @@
+"""Draw 16 synthetic scenes (`mnistlab.reading.scenes`) with their digits' boxes and classes: a contact sheet to
+look at what the finder trains on.
+
+    python scripts/scenes_sheet.py --out docs/images/scenes.png --seed 3
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from mnistlab.reading import scenes
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("docs/images/scenes.png"))
+    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--wide", action="store_true", help="the validation ranges (scenes.WIDE)")
+    a = p.parse_args()
+    made = scenes.make_scenes(
+        scenes.load_sprites(), 16, np.random.default_rng(a.seed), r=scenes.WIDE if a.wide else scenes.TRAIN
+    )
+    S = scenes.SIZE
+    sheet = Image.new("RGB", (4 * S + 12, 4 * S + 12), (255, 255, 255))
+    for i, s in enumerate(made):
+        tile = Image.fromarray((s.image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        draw = ImageDraw.Draw(tile)
+        for box, label in zip(s.boxes.tolist(), s.labels.tolist()):
+            draw.rectangle(box, outline=(255, 0, 200))
+            draw.text((box[0] + 1, max(0, box[1] - 11)), str(label), fill=(255, 0, 200))
+        sheet.paste(tile, ((i % 4) * (S + 4), (i // 4) * (S + 4)))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(a.out)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
