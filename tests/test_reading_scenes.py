@@ -17,13 +17,6 @@ def sprites(data_dir):
     return scenes.load_sprites(images, labels)
 
 
-def test_only_dejavu_fonts_make_scenes():
-    fonts = scenes.dejavu_fonts()
-    assert fonts, "DejaVu is installed here (fonts-dejavu-core)"
-    for held_out in ("Liberation", "Free", "Script", "Hand"):  # the evaluation fonts are never training data
-        assert not any(held_out in f for f in fonts)
-
-
 def test_every_box_is_tight_around_its_digits_ink(sprites):
     rng = np.random.default_rng(11)
     boxes_seen = 0
