@@ -33,6 +33,23 @@ def test_ink_is_white_on_black_in_either_polarity():
     assert dark.max() == 1.0 and dark[0, 0] == 0.0  # the bar is ink, the paper is not
 
 
+def test_a_neighbours_stroke_in_the_margin_is_left_out():
+    page = np.full((80, 80), 0.9, np.float32)
+    page[20:60, 38:42] = 0.1  # the digit: a bar through the box's middle
+    page[20:60, 27:29] = 0.1  # a neighbour's stroke, just inside the box's edge
+    ink = reading.ink_of(page, (28.0, 18.0, 52.0, 62.0))
+    assert ink is not None
+    cols = np.flatnonzero(ink.max(0) > 0)
+    assert cols.min() > 5 and ink.max() == 1.0  # only the middle bar is left
+
+
+def test_a_huge_box_is_subsampled_to_a_bounded_crop():
+    page = np.full((3000, 2000), 0.9, np.float32)
+    page[500:2500, 900:1100] = 0.1
+    ink = reading.ink_of(page, (0.0, 0.0, 2000.0, 3000.0))
+    assert ink is not None and max(ink.shape) <= reading.CROP_SIDE + 1
+
+
 @pytest.fixture(scope="module")
 def four_digits(data_dir, bundled):
     """A 4-digit number of MNIST training digits (the classifier reads each one alone right) on grey paper."""
