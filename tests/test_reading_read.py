@@ -76,3 +76,17 @@ def test_a_four_digit_number_is_read_whole(four_digits, bundled):
     assert len(r.digits) == 4 and all(d.found >= 0.35 and d.score > 0 for d in r.digits)
     xs = [d.box[0] for d in r.digits]
     assert xs == sorted(xs) and all(30 <= d.box[1] and d.box[3] <= 132 for d in r.digits)
+
+
+def test_dots_and_blank_paper_are_read_with_bounded_work(bundled):
+    """1-px dots on a 1600x1200 picture: the finder's fixed input, at most MAX_FOUND crops scored (here none)."""
+    from mnistlab.reading import finder
+
+    dots = np.ones((1200, 1600), np.float32)
+    dots[::3, ::3] = 0.0
+    reader = reading.Reader(bundled)
+    boxes, _ = reader.find(dots)
+    assert len(boxes) <= finder.MAX_FOUND
+    assert len(reader.read(dots).digits) <= len(boxes)
+    paper = np.clip(0.85 + np.random.default_rng(0).normal(0, 0.02, (300, 400)), 0, 1).astype(np.float32)
+    assert reader.read(paper).number == ""
