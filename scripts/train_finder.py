@@ -2,6 +2,8 @@
 
     nice -n 10 python scripts/train_finder.py --out runs/finder --minutes 25 --seed 1
     nice -n 10 python scripts/train_finder.py --out runs/finder --minutes 25 --seed 1 --bundle  # and ship it
+    nice -n 10 python scripts/train_finder.py --out runs/finder-2 --init runs/finder/finder.safetensors \
+        --minutes 40 --seed 2 --val-seed 1001 --lr 1.5e-3            # train on from a run, on other scenes
 
 Scenes come from `reading.scenes` (MNIST's training split, DejaVu fonts, procedural backgrounds and
 distractors). A pool of POOL scenes is kept and half of each batch is replaced by fresh scenes every step, so
@@ -27,6 +29,7 @@ import torch
 from safetensors.torch import save_file
 
 from mnistlab.reading import finder, scenes
+from mnistlab.reading.read import load_finder
 
 POOL = 256  # scenes kept for reuse: each is trained on about twice
 VAL_SEED = 1000  # the validation scenes' seed is --seed + this: never a training scene
@@ -93,15 +96,19 @@ def main() -> None:
     p.add_argument("--val", type=int, default=256, help="validation scenes (WIDE ranges, another seed)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
     p.add_argument("--bundle", action="store_true", help="copy the weights into the package")
+    p.add_argument("--init", type=Path, default=None, help="start from these finder weights (a run's card kept)")
+    p.add_argument("--val-seed", type=int, default=None, help="the validation scenes' seed (default: seed + 1000)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     a.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(a.seed)
     sprites = scenes.load_sprites(seed=a.seed)
-    val = scenes.make_scenes(sprites, a.val, np.random.default_rng(a.seed + VAL_SEED), r=scenes.WIDE)
+    val_seed = a.seed + VAL_SEED if a.val_seed is None else a.val_seed
+    val = scenes.make_scenes(sprites, a.val, np.random.default_rng(val_seed), r=scenes.WIDE)
     pool = scenes.make_scenes(sprites, POOL, rng)
-    model = finder.Finder()
+    model, before = (finder.Finder(), None) if a.init is None else load_finder(a.init)
+    model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     log = (a.out / "log.jsonl").open("w")
     start, step, last_eval = time.monotonic(), 0, 0.0
@@ -133,8 +140,8 @@ def main() -> None:
         "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "steps": step, "scenes_made": POOL + step * (a.batch // 2),
         "minutes": round((time.monotonic() - start) / 60, 1),
-        "bytes": finder.parameter_bytes(model), "detect": finder.DETECT,
-        "val": {**final, "scenes": a.val, "seed": a.seed + VAL_SEED, "ranges": "scenes.WIDE", "iou": 0.5},
+        "bytes": finder.parameter_bytes(model), "detect": finder.DETECT, "init": before,
+        "val": {**final, "scenes": a.val, "seed": val_seed, "ranges": "scenes.WIDE", "iou": 0.5},
         "data": "MNIST training split, DejaVu fonts, procedural scenes (reading.scenes); never MNIST's test split",
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
