@@ -1,7 +1,7 @@
 """Draw 16 synthetic scenes (`mnistlab.reading.scenes`) with their digits' boxes and classes: a contact sheet to
 look at what the finder trains on.
 
-    python scripts/scenes_sheet.py --out docs/images/scenes.png --seed 3
+    python scripts/scenes_sheet.py --out images/scenes.png --seed 3
     python scripts/scenes_sheet.py --out /tmp/found.png --wide --seed 9 --finder src/mnistlab/weights/finder.safetensors
 
 With --finder, each scene is also read (`reading.read`): found boxes in green, the number read at the bottom.
@@ -20,7 +20,7 @@ from mnistlab.reading import scenes
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("docs/images/scenes.png"))
+    p.add_argument("--out", type=Path, default=Path("images/scenes.png"))
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--wide", action="store_true", help="the validation ranges (scenes.WIDE)")
     p.add_argument("--finder", type=Path, default=None, help="read each scene with this finder too")
