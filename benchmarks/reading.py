@@ -3,11 +3,12 @@
     python benchmarks/reading.py                                   # the bundled finder and classifier
     python benchmarks/reading.py --finder runs/finder/finder.safetensors -n 300 --json benchmarks/results/reading.json
 
-Scenes are made by `reading.scenes` with the wider validation ranges (`scenes.WIDE`), seeds no training used, one
-number of 2-6 digits each, from digits nobody trained on: MNIST's TEST split (read here for measurement only,
-never to choose anything) and, in the second set, printed digits and distractors in the Liberation fonts (held out
-from training, which uses DejaVu only). A found box matches a true one at IoU >= 0.5; "digits read" is the share
-of true digits found and read right; a number is read whole when `Reading.number` equals its digits left to right.
+Scenes are made by `reading.scenes` with the wider validation ranges (`scenes.WIDE`), seeds no training used:
+one number of 2-6 digits each in the first two sets, one digit at 30-90% of the picture's side in the third. The
+digits are ones nobody trained on: MNIST's TEST split (read here for measurement only, never to choose anything)
+and, in the second set, printed digits and distractors in the Liberation fonts (held out from training, which
+uses DejaVu only). A found box matches a true one at IoU >= 0.5; "digits read" is the share of true digits found
+and read right; a number is read whole when `Reading.number` equals its digits left to right.
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ SEED = 20261207  # the benchmark's scenes: a seed no training run uses
 
 def scene_sets(n: int) -> dict[str, list[scenes.Scene]]:
     images, labels = load_tensors(train=False)  # MNIST's test split: measurement only
-    ranges = scenes.Ranges(**{**scenes.WIDE.__dict__, "empty": 0.0, "numbers": 1, "fewest": 2})
+    ranges = scenes.Ranges(**{**scenes.WIDE.__dict__, "empty": 0.0, "numbers": 1, "fewest": 2, "big": 0.0})
+    lone = scenes.Ranges(**{**scenes.WIDE.__dict__, "empty": 0.0, "big": 1.0})
     handwritten = scenes.load_sprites(images, labels, fonts=[])
     liberation = sorted(glob.glob("/usr/share/fonts/truetype/liberation*/Liberation*.ttf"))
     printed = scenes.load_sprites(images, labels, fonts=liberation)
     return {
         "MNIST test digits": scenes.make_scenes(handwritten, n, np.random.default_rng(SEED), r=ranges),
         "MNIST test + Liberation fonts": scenes.make_scenes(printed, n, np.random.default_rng(SEED + 1), r=ranges),
+        "one MNIST test digit, large": scenes.make_scenes(handwritten, n, np.random.default_rng(SEED + 2), r=lone),
     }
 
 

@@ -28,6 +28,7 @@ from mnistlab.reading.sprites import load_sprites as load_sprites
 SIZE = 256  # the finder's input side: scenes are made at that size
 MAX_NUMBERS = 3  # numbers per scene (most scenes hold one)
 MAX_DIGITS = 6  # digits per number (a date, a price, a phone number's group)
+BIG = (0.3, 0.9)  # a lone digit's height as a share of the picture's side (a photo of one digit)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Ranges:
     empty: float = 0.06  # the fraction of scenes with no digit at all (distractors only)
     numbers: int = MAX_NUMBERS  # the most numbers in a scene (1: exactly one, as the benchmark's number sets)
     fewest: int = 1  # the fewest digits in a number
+    big: float = 0.2  # the share of scenes holding one digit, large in the frame (BIG of the side), as photos of one do
 
 
 TRAIN = Ranges()
@@ -167,10 +169,12 @@ def _numbers(sp: Sprites, rng: np.random.Generator, canvas: np.ndarray, r: Range
     numbers: list[tuple[float, float, float, float]] = []
     count = 0 if rng.random() < r.empty else int(rng.choice(MAX_NUMBERS, p=[0.6, 0.25, 0.15])) + 1
     count = min(count, r.numbers)
-    for _ in range(count):
-        n = int(rng.integers(r.fewest, MAX_DIGITS + 1))
+    lone = rng.random() < r.big
+    for _ in range(1 if lone else count):
+        n = 1 if lone else int(rng.integers(r.fewest, MAX_DIGITS + 1))
         height = math.exp(rng.uniform(math.log(r.min_height), math.log(r.max_height)))
         height = min(height, S / (0.75 * n + 0.2) * rng.uniform(0.5, 1.0))  # the number fits across
+        height = S * rng.uniform(*BIG) if lone else height
         parts = _number(sp, rng, n, height, r)
         if not parts:
             continue
