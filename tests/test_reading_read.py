@@ -22,6 +22,13 @@ def test_a_wide_gap_starts_another_number():
     assert reading._number(boxes[:2], [1, 2], reading.reading_order(boxes[:2])) == "12"
 
 
+def test_two_peaks_on_one_digit_are_one_digit_but_touching_digits_stay_two():
+    boxes = np.array([[10, 10, 40, 60], [14, 30, 38, 62], [36, 10, 66, 60], [100, 10, 130, 60]], np.float32)
+    # the second's centre is in the first (one digit, two peaks); the third touches the first (a neighbour)
+    assert reading.distinct(boxes).tolist() == [True, False, True, True]
+    assert reading.distinct(np.zeros((0, 4), np.float32)).tolist() == []
+
+
 def test_ink_is_white_on_black_in_either_polarity():
     paper = np.full((60, 60), 0.8, np.float32)
     paper[20:40, 28:32] = 0.1  # a dark bar

@@ -25,7 +25,8 @@ from mnistlab.reading import finder as finder_mod
 
 FINDER = "weights/finder.safetensors"  # inside the package; made by scripts/train_finder.py --bundle
 MARGIN = 0.06  # a found box is widened by this share of its size on each side before cropping (a cut stroke)
-SAME = 0.6  # two found boxes overlapping by more than this IoU are one digit (the lower peak is dropped)
+SAME = 0.6  # two found boxes overlapping by more than this IoU are one digit (the lower peak is dropped), and so
+# is a box whose centre lies in a higher one's (two peaks on one digit; touching digits' centres stay outside)
 NUMBER_GAP = 0.8  # a horizontal gap wider than this many digit heights starts another number
 CROP_SIDE = 160  # a crop larger than this is subsampled first (the field is 20 px; this bounds the work per digit)
 INK_FLOOR = 0.3  # share of the crop's strongest contrast under which a pixel is paper (texture, noise, shadow)
@@ -146,6 +147,19 @@ def _number(boxes: np.ndarray, digits: list[int], lines: list[list[int]]) -> str
     return " ".join(words)
 
 
+def distinct(b: np.ndarray) -> np.ndarray:
+    """Which of boxes `b` (sorted by score, highest first) are digits of their own: not overlapping a higher kept
+    box by more than SAME IoU, nor centred inside one."""
+    drop = np.zeros(len(b), bool)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    inside = (b[None, :, 0] <= cx[:, None]) & (cx[:, None] <= b[None, :, 2])
+    inside &= (b[None, :, 1] <= cy[:, None]) & (cy[:, None] <= b[None, :, 3])
+    over = (finder_mod.iou(b, b) > SAME) | inside  # [i, j]: i overlaps j, or i's centre is in j
+    for i in range(len(b)):
+        drop[i] = bool((over[i, :i] & ~drop[:i]).any())
+    return ~drop
+
+
 class Reader:
     """A classifier (`mnistlab.load()`) and a finder (`load_finder()`), reading pictures (see the module)."""
 
@@ -166,11 +180,8 @@ class Reader:
         b = np.clip(b, 0, [w, h, w, h]).astype(np.float32)
         ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
         b, s = b[ok], s[ok]
-        drop = np.zeros(len(b), bool)  # s is sorted, highest first: a box overlapping a higher one goes
-        over = finder_mod.iou(b, b) > SAME
-        for i in range(len(b)):
-            drop[i] = bool((over[i, :i] & ~drop[:i]).any())
-        return b[~drop], s[~drop]
+        keep = distinct(b)
+        return b[keep], s[keep]
 
     def read(self, image, name: str | None = None) -> Reading:
         """The `Reading` of one picture: a path, encoded bytes, a PIL image, an array or a tensor."""
