@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mnistlab.reading import finder
 from mnistlab.reading import read as reading
 
 
@@ -80,15 +81,13 @@ def test_a_four_digit_number_is_read_whole(four_digits, bundled):
     page, truth = four_digits
     r = reading.read(page, classifier=bundled)
     assert r.number == truth
-    assert len(r.digits) == 4 and all(d.found >= 0.35 and d.score > 0 for d in r.digits)
+    assert len(r.digits) == 4 and all(d.found >= finder.DETECT and d.score > 0 for d in r.digits)
     xs = [d.box[0] for d in r.digits]
     assert xs == sorted(xs) and all(30 <= d.box[1] and d.box[3] <= 132 for d in r.digits)
 
 
 def test_dots_and_blank_paper_are_read_with_bounded_work(bundled):
     """1-px dots on a 1600x1200 picture: the finder's fixed input, at most MAX_FOUND crops scored (here none)."""
-    from mnistlab.reading import finder
-
     dots = np.ones((1200, 1600), np.float32)
     dots[::3, ::3] = 0.0
     reader = reading.Reader(bundled)
