@@ -5,6 +5,7 @@ clf = mnistlab.load()                      # the bundled weights; or a run folde
 clf = mnistlab.load(engine="onnx")         # the same model on onnxruntime: no torch imported
 clf.predict("digit.png")[0].digit          # paths, PIL images, arrays, tensors or bytes; one or a list
 mnistlab.prepare("photo.jpg")              # the 28x28 image the network sees (white on black, in [0, 1])
+mnistlab.read("photo.jpg").number          # every digit found and read: "2026" (boxes in .digits)
 
 run = mnistlab.Run.create(mnistlab.Recipe(epochs=1), out="runs/first")
 run.train_epoch(); run.evaluate(); run.save()
@@ -23,6 +24,8 @@ _EXPORTS = {
     "get_recipe": "mnistlab.recipes",
     "UserError": "mnistlab.errors",
     "prepare": "mnistlab.preprocess",
+    "read": "mnistlab.reading.read",
+    "Reading": "mnistlab.reading.read",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -1,0 +1,1 @@
+"""Reading every digit of a picture: synthetic scenes, the learned digit finder, and finder -> crops -> `Net`."""

@@ -1,0 +1,220 @@
+"""Reading a picture whole: the finder's boxes -> crops of the full-resolution picture -> MNIST-style -> `Net`.
+
+`Reader(classifier, finder).read(image)` gives a `Reading`: every digit found, in reading order (lines from top
+to bottom, left to right in a line), each with its box in the picture's pixels, the classifier's calibrated
+probabilities and digit score, and the finder's score; and the number as a string (numbers on a line apart by
+more than NUMBER_GAP digit heights, or on other lines, are joined by a space). `mnistlab.read(image)` does it
+with the bundled finder and classifier. The work is bounded by the finder's input size and MAX_FOUND crops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from mnistlab.calibration import digit_score
+from mnistlab.errors import UserError
+from mnistlab.field import FIELD, bbox, to_field
+from mnistlab.reading import finder as finder_mod
+
+FINDER = "weights/finder.safetensors"  # inside the package; made by scripts/train_finder.py --bundle
+MARGIN = 0.06  # a found box is widened by this share of its size on each side before cropping (a cut stroke)
+SAME = 0.6  # two found boxes overlapping by more than this IoU are one digit (the lower peak is dropped), and so
+# is a box whose centre lies in a higher one's (two peaks on one digit; touching digits' centres stay outside)
+NUMBER_GAP = 0.8  # a horizontal gap wider than this many digit heights starts another number
+CROP_SIDE = 160  # a crop larger than this is subsampled first (the field is 20 px; this bounds the work per digit)
+INK_FLOOR = 0.3  # share of the crop's strongest contrast under which a pixel is paper (texture, noise, shadow)
+
+
+@dataclass(frozen=True)
+class FoundDigit:
+    """One digit of a `Reading`."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the picture's pixels
+    digit: int
+    probabilities: list[float]  # the classifier's calibrated probabilities, one per class
+    score: float  # the classifier's digit score in [0, 1] (how much one digit it is)
+    found: float  # the finder's heatmap peak in [0, 1]
+    seen: np.ndarray = field(repr=False)  # the 28x28 MNIST-style crop the classifier saw
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The digits of a picture in reading order, and the number they write ("2026"; "12 345" for two)."""
+
+    digits: list[FoundDigit]
+    number: str
+    source: str | None = None
+
+
+def bundled_finder() -> Path:
+    return Path(__file__).resolve().parents[1] / FINDER
+
+
+def load_finder(path: str | os.PathLike | None = None) -> tuple[finder_mod.Finder, dict]:
+    """(the finder in eval mode on the CPU, its card) from a .safetensors file (default: the bundled one)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    p = Path(path) if path is not None else bundled_finder()
+    if not p.is_file():
+        raise UserError(f"no finder weights at {p}; make them with scripts/train_finder.py")
+    with safe_open(str(p), framework="pt") as f:
+        card = json.loads((f.metadata() or {}).get("card", "{}"))
+    model = finder_mod.Finder()
+    missing, unexpected = model.load_state_dict(load_file(str(p)), strict=False)
+    if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+        raise UserError(f"{p} is not a finder's weights (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval(), card
+
+
+def _to_grey(image, name: str) -> np.ndarray:
+    from PIL import Image
+
+    from mnistlab.gray import array_to_gray, to_grayscale
+    from mnistlab.images import open_image
+
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
+        image = open_image(image, None if isinstance(image, (str, os.PathLike)) else name)
+    if isinstance(image, Image.Image):
+        return to_grayscale(image)
+    if isinstance(image, torch.Tensor):
+        return finder_mod.grey(image)
+    return array_to_gray(image, name)
+
+
+def ink_of(g: np.ndarray, box) -> np.ndarray | None:
+    """The ink in `box` of grey picture `g`, white on black in [0, 1], at most CROP_SIDE px: contrast to the paper
+    around it (the median of the box widened twice), in the polarity with the stronger ink, below INK_FLOOR of the
+    strongest made 0; of that ink, only the parts reaching into the box's core (a neighbour's stroke is left out)."""
+    h, w = g.shape
+    x0, y0, x1, y1 = (float(v) for v in box)
+    bw, bh = x1 - x0, y1 - y0
+    step = max(1, int(np.ceil(max(bw, bh) * (1 + 2 * MARGIN) / CROP_SIDE)))  # bounded work for any box
+    ctx = g[
+        max(0, int(y0 - bh / 2)) : int(y1 + bh / 2) + 1 : step, max(0, int(x0 - bw / 2)) : int(x1 + bw / 2) + 1 : step
+    ]
+    a, b = max(0, int(x0 - MARGIN * bw)), min(w, int(np.ceil(x1 + MARGIN * bw)))
+    c, d = max(0, int(y0 - MARGIN * bh)), min(h, int(np.ceil(y1 + MARGIN * bh)))
+    crop = g[c:d:step, a:b:step]
+    if crop.size == 0 or ctx.size == 0:
+        return None
+    paper = float(np.median(ctx))
+    dark, light = paper - crop, crop - paper
+    s = dark if np.percentile(dark, 98) >= np.percentile(light, 98) else light
+    top = float(np.percentile(s, 99.5))
+    if top <= 0:
+        return None
+    ink = np.clip((s / top - INK_FLOOR) / (1 - INK_FLOOR), 0, 1).astype(np.float32)
+    parts, _ = ndimage.label(ink > 0)
+    core = parts[round(0.3 * parts.shape[0]) : round(0.7 * parts.shape[0]) + 1,
+                 round(0.3 * parts.shape[1]) : round(0.7 * parts.shape[1]) + 1]  # fmt: skip
+    ink[~np.isin(parts, np.unique(core[core > 0]))] = 0
+    return ink if ink.any() else None
+
+
+def reading_order(boxes: np.ndarray) -> list[list[int]]:
+    """Indices of `boxes` grouped in lines (top to bottom; a box joins a line whose vertical middle it covers),
+    each line left to right."""
+    order = np.argsort((boxes[:, 1] + boxes[:, 3]) / 2, kind="stable")
+    lines: list[list[int]] = []
+    for i in order:
+        y0, y1 = boxes[i, 1], boxes[i, 3]
+        for line in lines:
+            mid = float(np.median([(boxes[j, 1] + boxes[j, 3]) / 2 for j in line]))
+            if y0 <= mid <= y1:
+                line.append(int(i))
+                break
+        else:
+            lines.append([int(i)])
+    return [sorted(line, key=lambda j: boxes[j, 0]) for line in lines]
+
+
+def _number(boxes: np.ndarray, digits: list[int], lines: list[list[int]]) -> str:
+    words = []
+    for line in lines:
+        word = str(digits[line[0]])
+        for prev, cur in zip(line, line[1:]):
+            height = max(boxes[prev, 3] - boxes[prev, 1], boxes[cur, 3] - boxes[cur, 1])
+            word += (" " if boxes[cur, 0] - boxes[prev, 2] > NUMBER_GAP * height else "") + str(digits[cur])
+        words.append(word)
+    return " ".join(words)
+
+
+def distinct(b: np.ndarray) -> np.ndarray:
+    """Which of boxes `b` (sorted by score, highest first) are digits of their own: not overlapping a higher kept
+    box by more than SAME IoU, nor centred inside one."""
+    drop = np.zeros(len(b), bool)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    inside = (b[None, :, 0] <= cx[:, None]) & (cx[:, None] <= b[None, :, 2])
+    inside &= (b[None, :, 1] <= cy[:, None]) & (cy[:, None] <= b[None, :, 3])
+    over = (finder_mod.iou(b, b) > SAME) | inside  # [i, j]: i overlaps j, or i's centre is in j
+    for i in range(len(b)):
+        drop[i] = bool((over[i, :i] & ~drop[:i]).any())
+    return ~drop
+
+
+class Reader:
+    """A classifier (`mnistlab.load()`) and a finder (`load_finder()`), reading pictures (see the module)."""
+
+    def __init__(self, classifier=None, finder: finder_mod.Finder | None = None):
+        import mnistlab
+
+        self.classifier = classifier if classifier is not None else mnistlab.load(device="cpu")
+        self.finder = finder if finder is not None else load_finder()[0]
+
+    def find(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes [N, 4] in `g`'s pixels, finder scores [N]) of the digits found in grey picture `g`."""
+        framed = finder_mod.prepare(g)
+        with torch.inference_mode():
+            boxes, scores = finder_mod.decode(*self.finder(framed.input.unsqueeze(0)))
+        keep = scores[0] >= finder_mod.DETECT
+        b, s = boxes[0][keep].numpy() / framed.scale, scores[0][keep].numpy()
+        h, w = g.shape
+        b = np.clip(b, 0, [w, h, w, h]).astype(np.float32)
+        ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
+        b, s = b[ok], s[ok]
+        keep = distinct(b)
+        return b[keep], s[keep]
+
+    def read(self, image, name: str | None = None) -> Reading:
+        """The `Reading` of one picture: a path, encoded bytes, a PIL image, an array or a tensor."""
+        source = str(image) if isinstance(image, (str, os.PathLike)) else None
+        g = _to_grey(image, name or source or "the image")
+        boxes, found = self.find(g)
+        fields, kept = [], []
+        for i, box in enumerate(boxes):
+            ink = ink_of(g, box)
+            if ink is None:
+                continue
+            r0, r1, c0, c1 = bbox(ink)
+            f = to_field(np.ascontiguousarray(ink[r0:r1, c0:c1]))
+            if f is not None:
+                fields.append(f)
+                kept.append(i)
+        if not kept:
+            return Reading([], "", source)
+        seen = np.stack(fields).reshape(-1, FIELD, FIELD)
+        probs = np.asarray(self.classifier.probabilities(seen), np.float32)
+        scores = digit_score(probs)
+        boxes, found = boxes[kept], found[kept]
+        classes = [int(d) for d in probs.argmax(1)]
+        lines = reading_order(boxes)
+        box = [(float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in boxes]
+        digits = [
+            FoundDigit(box[i], classes[i], probs[i].tolist(), float(scores[i]), float(found[i]), seen[i])
+            for line in lines
+            for i in line
+        ]
+        return Reading(digits, _number(boxes, classes, lines), source)
+
+
+def read(image, classifier=None, finder: finder_mod.Finder | None = None) -> Reading:
+    """The `Reading` of one picture with the bundled finder and classifier (or those given)."""
+    return Reader(classifier, finder).read(image)

@@ -1,0 +1,98 @@
+"""mnistlab.reading.read: finder -> crops -> Net; reading order, numbers, ink of either polarity, a number whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnistlab.reading import finder
+from mnistlab.reading import read as reading
+
+
+def test_reading_order_is_lines_top_to_bottom_then_left_to_right():
+    boxes = np.array(
+        [[120, 12, 140, 40], [10, 100, 30, 130], [60, 10, 80, 42], [40, 102, 60, 128], [90, 14, 110, 44]], np.float32
+    )
+    assert reading.reading_order(boxes) == [[2, 4, 0], [1, 3]]
+
+
+def test_a_wide_gap_starts_another_number():
+    boxes = np.array([[0, 0, 20, 30], [22, 0, 42, 30], [90, 0, 110, 30], [112, 0, 132, 30]], np.float32)
+    lines = reading.reading_order(boxes)
+    assert reading._number(boxes, [1, 2, 3, 4], lines) == "12 34"
+    assert reading._number(boxes[:2], [1, 2], reading.reading_order(boxes[:2])) == "12"
+
+
+def test_two_peaks_on_one_digit_are_one_digit_but_touching_digits_stay_two():
+    boxes = np.array([[10, 10, 40, 60], [14, 30, 38, 62], [36, 10, 66, 60], [100, 10, 130, 60]], np.float32)
+    # the second's centre is in the first (one digit, two peaks); the third touches the first (a neighbour)
+    assert reading.distinct(boxes).tolist() == [True, False, True, True]
+    assert reading.distinct(np.zeros((0, 4), np.float32)).tolist() == []
+
+
+def test_ink_is_white_on_black_in_either_polarity():
+    paper = np.full((60, 60), 0.8, np.float32)
+    paper[20:40, 28:32] = 0.1  # a dark bar
+    board = 1 - paper  # a light bar on a dark board
+    box = (26.0, 18.0, 34.0, 42.0)
+    dark, light = reading.ink_of(paper, box), reading.ink_of(board, box)
+    assert dark is not None and light is not None
+    assert np.allclose(dark, light)
+    assert dark.max() == 1.0 and dark[0, 0] == 0.0  # the bar is ink, the paper is not
+
+
+def test_a_neighbours_stroke_in_the_margin_is_left_out():
+    page = np.full((80, 80), 0.9, np.float32)
+    page[20:60, 38:42] = 0.1  # the digit: a bar through the box's middle
+    page[20:60, 27:29] = 0.1  # a neighbour's stroke, just inside the box's edge
+    ink = reading.ink_of(page, (28.0, 18.0, 52.0, 62.0))
+    assert ink is not None
+    cols = np.flatnonzero(ink.max(0) > 0)
+    assert cols.min() > 5 and ink.max() == 1.0  # only the middle bar is left
+
+
+def test_a_huge_box_is_subsampled_to_a_bounded_crop():
+    page = np.full((3000, 2000), 0.9, np.float32)
+    page[500:2500, 900:1100] = 0.1
+    ink = reading.ink_of(page, (0.0, 0.0, 2000.0, 3000.0))
+    assert ink is not None and max(ink.shape) <= reading.CROP_SIDE + 1
+
+
+@pytest.fixture(scope="module")
+def four_digits(data_dir, bundled):
+    """A 4-digit number of MNIST training digits (the classifier reads each one alone right) on grey paper."""
+    from mnistlab.data import load_tensors
+
+    images, labels = load_tensors(True, data_dir, limit=400)
+    probs = np.asarray(bundled.probabilities(images.numpy() / 255.0))
+    sure = [i for i in range(len(labels)) if probs[i].argmax() == labels[i] and probs[i].max() > 0.99]
+    picked = [next(i for i in sure if labels[i] == d) for d in (2, 0, 7, 6)]
+    page = np.full((160, 420), 0.85, np.float32)
+    for k, i in enumerate(picked):
+        digit = np.kron(images[i].numpy() / 255.0, np.ones((3, 3)))  # 84 px tall
+        x = 40 + k * 80
+        page[38:122, x : x + 84] = np.minimum(page[38:122, x : x + 84], 0.85 - 0.75 * digit)
+    return page, "2076"
+
+
+def test_a_four_digit_number_is_read_whole(four_digits, bundled):
+    if not reading.bundled_finder().is_file():
+        pytest.fail("the finder's weights are not bundled (scripts/train_finder.py --bundle)")
+    page, truth = four_digits
+    r = reading.read(page, classifier=bundled)
+    assert r.number == truth
+    assert len(r.digits) == 4 and all(d.found >= finder.DETECT and d.score > 0 for d in r.digits)
+    xs = [d.box[0] for d in r.digits]
+    assert xs == sorted(xs) and all(30 <= d.box[1] and d.box[3] <= 132 for d in r.digits)
+
+
+def test_dots_and_blank_paper_are_read_with_bounded_work(bundled):
+    """1-px dots on a 1600x1200 picture: the finder's fixed input, at most MAX_FOUND crops scored (here none)."""
+    dots = np.ones((1200, 1600), np.float32)
+    dots[::3, ::3] = 0.0
+    reader = reading.Reader(bundled)
+    boxes, _ = reader.find(dots)
+    assert len(boxes) <= finder.MAX_FOUND
+    assert len(reader.read(dots).digits) <= len(boxes)
+    paper = np.clip(0.85 + np.random.default_rng(0).normal(0, 0.02, (300, 400)), 0, 1).astype(np.float32)
+    assert reader.read(paper).number == ""
