@@ -9,9 +9,9 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from mnistlab import atomic_write
 from mnistlab.errors import UserError
 
 
@@ -97,8 +97,8 @@ def _seen_image(path: Path) -> bool:
 
 def save_seen(folder: Path, files, results, rows: list[dict], paths: list[Path] | None = None) -> None:
     """Each prepared image as folder/<image name>.png (28x28, white on black; `paths`, from `check_show`, say
-    where), its path added to its row. Each is written to a temporary file, then renamed over its path: a link
-    there is replaced, never followed, and a failed write leaves what was there."""
+    where), its path added to its row. Each is written by `atomic_write.write_bytes`: a link there is replaced,
+    never followed, and a failed write leaves what was there."""
     import numpy as np
     from PIL import Image, PngImagePlugin
 
@@ -109,15 +109,9 @@ def save_seen(folder: Path, files, results, rows: list[dict], paths: list[Path] 
         if "error" in row or result.seen is None:
             continue
         img = Image.fromarray(np.rint(np.clip(result.seen, 0, 1) * 255).astype(np.uint8), mode="L")
-        fd, tmp = tempfile.mkstemp(prefix=".seen-", suffix=".png.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                img.save(f, format="PNG", pnginfo=info)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        png = io.BytesIO()
+        img.save(png, format="PNG", pnginfo=info)
+        atomic_write.write_bytes(path, png.getvalue())
         row["seen"] = str(path)
 
 
