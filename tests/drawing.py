@@ -32,6 +32,9 @@ HASH = [[(0.4, 0.15), (0.35, 0.85)], [(0.65, 0.15), (0.6, 0.85)], [(0.2, 0.38), 
 
 def launch(sync_api):
     """One headless chromium, as a context manager's generator: `yield from launch(sync_api)` in a fixture."""
+    # a page's answers take well under a second, but a loaded machine (CI beside other work) can make it many: the
+    # checks wait up to a minute, which only a broken page ever reaches (Playwright's own default is 5 s)
+    sync_api.expect.set_options(timeout=60_000)
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
