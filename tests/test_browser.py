@@ -76,20 +76,24 @@ def test_drawn_digits_are_read_and_clear_clears(page, tmp_path):
     expect(prediction).to_have_text("1", timeout=60_000)
     expect(prediction).not_to_have_class(re.compile(r"\bnot-digit\b"))
 
-    # Clear while the finished stroke is still being encoded (made to take 400 ms here): that drawing is not sent,
-    # so no answer lands on the blank pad
+    # Clear while the finished stroke is still being encoded: that drawing is not sent, so no answer lands on the
+    # blank pad. The encodings are held until after the clear and then let go (not delayed by a fixed time: on a
+    # loaded machine an encoding asked for mid-stroke finished before the clear, and was rightly sent)
     page.get_by_test_id("clear").click()
     predicts = []
     page.on("request", lambda r: predicts.append(r) if r.url.endswith("/v1/predict") else None)
     page.evaluate("""() => {
+        window.held = [];
         const real = HTMLCanvasElement.prototype.toBlob;
         HTMLCanvasElement.prototype.toBlob = function (done, ...rest) {
-            real.call(this, (blob) => setTimeout(() => done(blob), 400), ...rest);
+            real.call(this, (blob) => window.held.push(() => done(blob)), ...rest);
         };
     }""")
     draw(page, DIGITS["1"])
     page.get_by_test_id("clear").click()
-    page.wait_for_timeout(800)  # past the encoding: an answer would have been asked for by now
+    page.wait_for_function("() => window.held.length > 0", timeout=60_000)  # the finished stroke's encoding
+    page.evaluate("() => { for (const done of window.held.splice(0)) done(); }")
+    page.wait_for_timeout(500)  # a request would be asked for at once; this only gives it time to show
     assert predicts == [] and prediction.text_content() == ""
 
 
