@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import functools
 import os
 import shutil
+import weakref
 from pathlib import Path
 from typing import IO
 
@@ -88,6 +90,10 @@ class RunDir:
         except OSError:  # a file system without locks (some network ones): the run goes on unlocked
             pass
         self._lock = f
+        # A forked child (the seed recipe's DataLoader workers) shares the locked file: closed in the child, so that
+        # the lock goes when this process does, not when its last worker notices (a resume right after a kill -9
+        # was refused as "in use" while the workers were still exiting)
+        os.register_at_fork(after_in_child=functools.partial(_close_in_child, weakref.ref(self)))
 
     def unlock(self) -> None:
         if self._lock is not None:
@@ -223,3 +229,11 @@ def _replace_text(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _close_in_child(ref) -> None:
+    """In a forked child: close its copy of the run folder's locked file (the parent's lock stays with the parent)."""
+    rundir = ref()
+    if rundir is not None and rundir._lock is not None:
+        rundir._lock.close()
+        rundir._lock = None
