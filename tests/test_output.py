@@ -65,8 +65,9 @@ def test_write_results_csv_and_jsonl(tmp_path):
     rows = [result_row("a.png", prediction()), result_row("b.png", UserError("b.png is empty"))]
     write_results(tmp_path / "out.csv", rows)
     table = list(csv.reader((tmp_path / "out.csv").open()))
-    assert table[0] == ["file", "digit", "label", "digit_score", "is_digit", *(f"p{d}" for d in range(10)), "error"]
-    assert table[1][:3] == ["a.png", "7", "7"] and table[1][5 + 7] == "0.8"
+    header = ["file", "digit", "label", "digit_score", "is_digit", "number", *(f"p{d}" for d in range(10)), "error"]
+    assert table[0] == header
+    assert table[1][:3] == ["a.png", "7", "7"] and table[1][6 + 7] == "0.8"
     assert table[2][0] == "b.png" and table[2][-1] == "b.png is empty"
     write_results(tmp_path / "out.jsonl", rows)
     assert [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()] == rows

@@ -297,8 +297,8 @@ def test_predict_json_matches_the_library(digit_files, env, bundled):
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [d["file"] for d in rows] == [str(p) for p in digit_files]
     for row, p, pred in zip(rows, digit_files, bundled.predict(digit_files, top_k=10)):
-        verdict = {"digit_score", "is_digit", "candidate"}
-        assert row.keys() == {"file", "digit", "label", "probabilities", "top_k"} | verdict
+        verdict, reading = {"digit_score", "is_digit", "candidate"}, {"number", "digits"}
+        assert row.keys() == {"file", "digit", "label", "probabilities", "top_k"} | verdict | reading
         assert row["digit_score"] == pytest.approx(pred.digit_score, abs=1e-6) and row["is_digit"] is pred.is_digit
         assert row["digit"] == pred.digit == int(p.stem[-1]) and row["label"] == pred.label == p.stem[-1]
         assert row["probabilities"] == pytest.approx(pred.probabilities, abs=1e-6)

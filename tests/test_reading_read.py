@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import number_page
 
 from mnistlab.reading import finder
 from mnistlab.reading import read as reading
@@ -61,18 +62,7 @@ def test_a_huge_box_is_subsampled_to_a_bounded_crop():
 @pytest.fixture(scope="module")
 def four_digits(data_dir, bundled):
     """A 4-digit number of MNIST training digits (the classifier reads each one alone right) on grey paper."""
-    from mnistlab.data import load_tensors
-
-    images, labels = load_tensors(True, data_dir, limit=400)
-    probs = np.asarray(bundled.probabilities(images.numpy() / 255.0))
-    sure = [i for i in range(len(labels)) if probs[i].argmax() == labels[i] and probs[i].max() > 0.99]
-    picked = [next(i for i in sure if labels[i] == d) for d in (2, 0, 7, 6)]
-    page = np.full((160, 420), 0.85, np.float32)
-    for k, i in enumerate(picked):
-        digit = np.kron(images[i].numpy() / 255.0, np.ones((3, 3)))  # 84 px tall
-        x = 40 + k * 80
-        page[38:122, x : x + 84] = np.minimum(page[38:122, x : x + 84], 0.85 - 0.75 * digit)
-    return page, "2076"
+    return number_page(data_dir, bundled, (2, 0, 7, 6)), "2076"
 
 
 def test_a_four_digit_number_is_read_whole(four_digits, bundled):

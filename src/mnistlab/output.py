@@ -42,22 +42,54 @@ def result_row(file: str, result, classes: list[str] | None = None) -> dict:
     return row | {"probabilities": result.probabilities, "top_k": top} | verdict
 
 
+def reading_fields(reading, classes: list[str]) -> dict:
+    """A picture's `Reading` (mnistlab.reading.read) as JSON-ready fields: the number ("2026"; "" for none) and
+    each digit in reading order with its box (x0, y0, x1, y1 in the picture's pixels), class, top probability,
+    digit score and finder score."""
+    digits = [
+        {
+            "box": [round(float(v), 1) for v in d.box],
+            "digit": d.digit,
+            "label": classes[d.digit],
+            "probability": max(d.probabilities),
+            "digit_score": d.score,
+            "found": d.found,
+        }
+        for d in reading.digits
+    ]
+    return {"number": reading.number, "digits": digits}
+
+
+def given_fields(row: dict, size: tuple[int, int]) -> dict:
+    """The reading of a picture used exactly as given (a 28x28 MNIST digit): its one digit, the whole picture."""
+    one = {"box": [0.0, 0.0, float(size[0]), float(size[1])], "digit": row["digit"], "label": row["label"]}
+    one |= {"probability": row["top_k"][0]["probability"], "digit_score": row["digit_score"], "found": 1.0}
+    return {"number": row["label"], "digits": [one]}
+
+
 SEEN_MARK = "mnistlab predict --show"  # the PNG text (Software) of a seen image: the only files --show replaces
+BOXED = ".boxes"  # --show's picture with its digits boxed: DIR/<image name>.boxes.png beside DIR/<image name>.png
+BOXED_SIDE = 1024  # the boxed picture is scaled down to this longer side (a 16 MP photo is not copied whole)
 
 
 def seen_paths(folder: Path, files) -> list[Path]:
-    """Where each input's seen image goes: folder/<image name>.png, then <name>-2.png, ... for a name met again."""
+    """Where each input's seen image goes: folder/<image name>.png, then <name>-2.png, ... for a name met again (its
+    boxed picture goes to the same name with BOXED before .png, which no other input's seen image takes)."""
     used: set[str] = set()
     out = []
     for file in files:
         stem, n = Path(file).stem, 1
         name = f"{stem}.png"
-        while name in used:  # the same name in two input folders
+        while name in used or f"{Path(name).stem}{BOXED}.png" in used:  # the same name in two input folders
             n += 1
             name = f"{stem}-{n}.png"
-        used.add(name)
+        used.update((name, f"{Path(name).stem}{BOXED}.png"))
         out.append(folder / name)
     return out
+
+
+def boxed_path(seen: Path) -> Path:
+    return seen.with_name(f"{seen.stem}{BOXED}.png")
 
 
 def check_show(folder: Path, files) -> list[Path]:
@@ -75,7 +107,7 @@ def check_show(folder: Path, files) -> list[Path]:
                     "name a folder of their own"
                 )
     paths = seen_paths(folder, files)
-    for path in paths:
+    for path in [p for seen in paths for p in (seen, boxed_path(seen))]:
         if os.path.lexists(path) and not _seen_image(path):
             what = "a link" if path.is_symlink() else "a folder" if path.is_dir() else "a file --show did not write"
             raise UserError(f"--show would replace {path}, {what}; name another folder, or move it away")
@@ -97,37 +129,69 @@ def _seen_image(path: Path) -> bool:
 
 def save_seen(folder: Path, files, results, rows: list[dict], paths: list[Path] | None = None) -> None:
     """Each prepared image as folder/<image name>.png (28x28, white on black; `paths`, from `check_show`, say
-    where), its path added to its row. Each is written by `atomic_write.write_bytes`: a link there is replaced,
-    never followed, and a failed write leaves what was there."""
+    where), its path added to its row; and, for a picture with digits found in it, the picture with each digit
+    boxed and named, as folder/<image name>.boxes.png (row["boxed"]). Each is written by
+    `atomic_write.write_bytes`: a link there is replaced, never followed, and a failed write leaves what was there."""
     import numpy as np
-    from PIL import Image, PngImagePlugin
+    from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", SEEN_MARK)
-    for path, result, row in zip(paths or seen_paths(folder, files), results, rows):
+    for file, path, result, row in zip(files, paths or seen_paths(folder, files), results, rows):
         if "error" in row or result.seen is None:
             continue
         img = Image.fromarray(np.rint(np.clip(result.seen, 0, 1) * 255).astype(np.uint8), mode="L")
-        png = io.BytesIO()
-        img.save(png, format="PNG", pnginfo=info)
-        atomic_write.write_bytes(path, png.getvalue())
+        _write_png(path, img)
         row["seen"] = str(path)
+        if row.get("digits"):
+            _write_png(boxed_path(path), boxed(file, row["digits"]))
+            row["boxed"] = str(boxed_path(path))
+
+
+def _write_png(path: Path, img) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", SEEN_MARK)
+    png = io.BytesIO()
+    img.save(png, format="PNG", pnginfo=info)
+    atomic_write.write_bytes(path, png.getvalue())
+
+
+def boxed(file, digits: list[dict]):
+    """The picture `file` (scaled to at most BOXED_SIDE px) with each of `digits` (`reading_fields`) boxed in red
+    and its label written above the box."""
+    from PIL import ImageDraw, ImageFont
+
+    from mnistlab.images import open_image
+
+    img = open_image(file).convert("RGB")
+    scale = min(1.0, BOXED_SIDE / max(img.size))
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), reducing_gap=2.0)
+    draw = ImageDraw.Draw(img)
+    line = max(2, round(max(img.size) / 250))
+    for d in digits:
+        x0, y0, x1, y1 = (v * scale for v in d["box"])
+        draw.rectangle((x0, y0, x1, y1), outline=(230, 20, 20), width=line)
+        font = ImageFont.load_default(size=max(12, round(0.35 * (y1 - y0))))
+        draw.text((x0, y0 - line), escaped(d["label"]), fill=(230, 20, 20), font=font, anchor="lb")
+    return img
 
 
 def write_results(path: Path, rows: list[dict]) -> None:
     """Every row to `path`: JSON Lines for .jsonl, else CSV with columns file, digit, label, digit_score, is_digit,
-    p0..p9 (one per class), error."""
+    number, p0..p9 (one per class), error."""
     if path.suffix.lower() == ".jsonl":
         text = "".join(json.dumps(row) + "\n" for row in rows)
     else:
         k = max((len(row["probabilities"]) for row in rows if "probabilities" in row), default=10)
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["file", "digit", "label", "digit_score", "is_digit", *(f"p{d}" for d in range(k)), "error"])
+        header = ["file", "digit", "label", "digit_score", "is_digit", "number", *(f"p{d}" for d in range(k)), "error"]
+        writer.writerow(header)
         for row in rows:
             probs = row.get("probabilities", [""] * k)
-            verdict = [row.get("digit_score", ""), row.get("is_digit", "")]
+            verdict = [row.get("digit_score", ""), row.get("is_digit", ""), row.get("number", "")]
             cells = [row["file"], row.get("digit", ""), row.get("label", ""), *verdict, *probs, row.get("error", "")]
             writer.writerow([escaped(c) if isinstance(c, str) else c for c in cells])
         text = buf.getvalue()
@@ -157,6 +221,9 @@ def print_results(rows: list[dict], as_json: bool) -> None:
             print(json.dumps(row, allow_nan=False))
         elif "error" in row:
             print(f"mnistlab: error: {printable(row['error'])}", file=sys.stderr)
+        elif len(row.get("digits", ())) > 1:  # a number: its digits, in reading order
+            shown = f"  seen: {row['boxed']}" if "boxed" in row else ""
+            print(printable(f"{row['file']}: {row['number']} ({len(row['digits'])} digits){shown}"))
         else:
             ranked = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in row["top_k"])
             seen = f"  seen: {row['seen']}" if "seen" in row else ""

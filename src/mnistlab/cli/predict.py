@@ -1,4 +1,4 @@
-"""`mnistlab predict IMAGE...`: options -> `load` -> the digit in each image, printed and written to a file."""
+"""`mnistlab predict IMAGE...`: options -> `load` -> the digit, and the number, in each image, printed and written."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from mnistlab.cli.report import EXIT_USER_ERROR
 from mnistlab.errors import UserError
 
 # The columns output.write_results writes to a .csv (tests/test_cli.py checks the two agree).
-CSV_COLUMNS = "file, digit, label, digit_score, is_digit, p0..p9, error"
+CSV_COLUMNS = "file, digit, label, digit_score, is_digit, number, p0..p9, error"
 
 
-HELP = "predict the digit in your own images"
+HELP = "predict the digit, or read the number, in your own images"
 DESCRIPTION = (
     "Predict digits in image files (PNG, JPEG, BMP, GIF, WebP, TIFF; any size; dark-on-light "
-    "or light-on-dark). Images are prepared the way MNIST was made. Exit status 2 if any image failed."
+    "or light-on-dark). Images are prepared the way MNIST was made. A digit model also reads every digit in "
+    "each picture (the digit finder, then the network on each): a picture with several is printed as its "
+    "number, 'photo.jpg: 2026 (4 digits)', and --json gives 'number' and each digit's box. Exit status 2 if any "
+    "image failed."
 )
 
 
@@ -36,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--show",
         metavar="DIR",
         help="save the 28x28 image the network saw for each input as DIR/<image name>.png (white on black), and "
-        "name it next to the answer; DIR is not an input's folder, and only images an earlier --show wrote there "
-        "are replaced",
+        "the picture with each digit found boxed as DIR/<image name>.boxes.png, and name them next to the answer; "
+        "DIR is not an input's folder, and only images an earlier --show wrote there are replaced",
     )
     types.add_model_args(p, onnx=True)
 
@@ -53,9 +56,28 @@ def run(args: argparse.Namespace) -> int:
     classifier = load(args.model, device=args.device, engine=types.chosen_engine(args))
     results = classifier.predict_each(files, top_k=args.top_k)
     rows = [output.result_row(str(f), r, classifier.classes) for f, r in zip(files, results)]
+    if classifier.classes == [str(d) for d in range(10)]:  # a digit model: the finder reads the numbers too
+        read_numbers(classifier, files, results, rows)
     if args.show:
         output.save_seen(Path(args.show), files, results, rows, seen)
     output.print_results(rows, as_json=args.json)
     if args.output:
         output.write_results(Path(args.output), rows)
     return EXIT_USER_ERROR if any("error" in row for row in rows) else 0
+
+
+def read_numbers(classifier, files, results, rows: list[dict]) -> None:
+    """Each read picture's number and digits (`output.reading_fields`) added to its row; a picture used as given
+    (a 28x28 MNIST digit) is its one digit."""
+    from mnistlab import output
+    from mnistlab.reading.read import Reader
+
+    reader = None
+    for file, result, row in zip(files, results, rows):
+        if "error" in row:
+            continue
+        if result.candidate == "as given":
+            row |= output.given_fields(row, result.seen.shape[::-1] if result.seen is not None else (28, 28))
+            continue
+        reader = reader or Reader(classifier)  # the finder is loaded once, for the first picture that needs it
+        row |= output.reading_fields(reader.read(file), classifier.classes)

@@ -1,0 +1,91 @@
+"""`mnistlab predict` reads whole numbers: the text line, --json's number and boxes, the CSV's number, --show's
+boxed picture; a 28x28 MNIST digit is still one digit used as given."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import number_page, one_line_error, run_main
+from PIL import Image
+
+from mnistlab import output
+from mnistlab.data import load_tensors
+
+
+@pytest.fixture(scope="module")
+def number_png(data_dir, bundled, tmp_path_factory):
+    """A picture of the number 2076 in MNIST training digits, as a PNG file."""
+    path = tmp_path_factory.mktemp("numbers") / "price.png"
+    page = number_page(data_dir, bundled, (2, 0, 7, 6))
+    Image.fromarray(np.rint(page * 255).astype(np.uint8), mode="L").save(path)
+    return path
+
+
+def test_a_number_is_printed_whole_with_its_count(number_png, env):
+    r = run_main("predict", number_png, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{number_png}: 2076 (4 digits)"
+
+
+def test_json_and_csv_carry_the_number_and_each_digits_box(number_png, tmp_path, env):
+    r = run_main("predict", number_png, "--json", "--output", tmp_path / "out.csv", env=env)
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)
+    assert row["number"] == "2076" and [d["digit"] for d in row["digits"]] == [2, 0, 7, 6]
+    boxes = [d["box"] for d in row["digits"]]
+    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # reading order, left to right
+    for k, (x0, y0, x1, y1) in enumerate(boxes):  # each box is on its digit (pasted at x = 40 + 80 k, 84 px tall)
+        assert x0 < 40 + 80 * k + 60 and x1 > 40 + 80 * k + 24 and y0 < 60 and y1 > 100
+    assert all(
+        0 <= d["digit_score"] <= 1 and 0 < d["found"] <= 1 and d["label"] == str(d["digit"]) for d in row["digits"]
+    )
+    assert row["digit"] in (2, 0, 7, 6)  # the one-digit answer stays: one of the number's digits
+    (cells,) = csv.DictReader((tmp_path / "out.csv").open())
+    assert cells["number"] == "2076" and cells["file"] == str(number_png)
+
+
+def test_show_draws_the_boxes_beside_the_seen_digit(number_png, tmp_path, env):
+    r = run_main("predict", number_png, "--show", tmp_path / "seen", env=env)
+    assert r.returncode == 0, r.stderr
+    boxed = tmp_path / "seen" / "price.boxes.png"
+    assert r.stdout.strip() == f"{number_png}: 2076 (4 digits)  seen: {boxed}"
+    with Image.open(boxed) as im:
+        assert im.info.get("Software") == output.SEEN_MARK and im.size == Image.open(number_png).size
+        red = np.asarray(im.convert("RGB")).astype(int)
+    reddish = (red[..., 0] > 200) & (red[..., 1] < 80)
+    assert reddish.sum() > 4 * 100  # four outlines drawn
+    assert (tmp_path / "seen" / "price.png").is_file()  # the 28x28 the one-digit answer saw
+    # a rerun replaces its own pictures; a file of the user's at the boxed picture's name is never replaced
+    assert run_main("predict", number_png, "--show", tmp_path / "seen", env=env).returncode == 0
+    boxed.unlink()
+    boxed.write_bytes(b"mine")
+    msg = one_line_error(run_main("predict", number_png, "--show", tmp_path / "seen", env=env))
+    assert "--show would replace" in msg and boxed.read_bytes() == b"mine"
+
+
+def test_an_mnist_digit_is_one_digit_used_as_given(data_dir, tmp_path, env):
+    images, labels = load_tensors(True, data_dir, limit=1)
+    path = tmp_path / "mnist.png"
+    Image.fromarray(images[0].numpy(), mode="L").save(path)
+    r = run_main("predict", path, "--json", env=env)
+    row = json.loads(r.stdout)
+    assert row["candidate"] == "as given" and row["number"] == str(int(labels[0]))
+    assert row["digits"] == [
+        {
+            "box": [0.0, 0.0, 28.0, 28.0],
+            "digit": row["digit"],
+            "label": row["label"],
+            "probability": row["top_k"][0]["probability"],
+            "digit_score": row["digit_score"],
+            "found": 1.0,
+        }
+    ]
+
+
+def test_seen_names_leave_room_for_each_boxed_picture(tmp_path):
+    paths = output.seen_paths(tmp_path, ["a/x.png", "x.boxes.png", "b/x.png"])
+    names = [p.name for p in paths] + [output.boxed_path(p).name for p in paths]
+    assert len(set(names)) == 6, names
