@@ -2,6 +2,7 @@
 
     python benchmarks/reading.py                                   # the bundled finder and classifier
     python benchmarks/reading.py --finder runs/finder/finder.safetensors -n 300 --json benchmarks/results/reading.json
+    python benchmarks/reading.py --engine onnx                     # the bundled ONNX copies on onnxruntime
 
 Scenes are made by `reading.scenes` with the wider validation ranges (`scenes.WIDE`), seeds no training used:
 one number of 2-6 digits each in the first two sets, one digit at 30-90% of the picture's side in the third. The
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 
 from mnistlab.data import load_tensors
-from mnistlab.reading import finder, scenes
+from mnistlab.reading import frame, scenes
+from mnistlab.reading.finder_onnx import OnnxFinder
 from mnistlab.reading.read import Reader, load_finder
 
 SEED = 20261207  # the benchmark's scenes: a seed no training run uses
@@ -50,7 +52,7 @@ def measure(reader: Reader, made: list[scenes.Scene]) -> dict:
     for s in made:
         r = reader.read(s.image)
         found = np.array([d.box for d in r.digits], np.float32).reshape(-1, 4)
-        pairs = finder.match(found, s.boxes)
+        pairs = frame.match(found, s.boxes)
         tp += len(pairs)
         n_found += len(found)
         n_true += len(s.labels)
@@ -71,20 +73,27 @@ def measure(reader: Reader, made: list[scenes.Scene]) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--finder", type=Path, default=None, help="a finder .safetensors (default: the bundled one)")
+    p.add_argument("--finder", type=Path, default=None, help="a finder .safetensors, .onnx with --engine onnx "
+                   "(default: the bundled one)")  # fmt: skip
     p.add_argument("--model", default=None, help="the classifier (default: the bundled one)")
+    p.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="what runs both networks")
     p.add_argument("-n", type=int, default=300, help="scenes per set")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     torch.set_num_threads(1)
     import mnistlab
 
-    reader = Reader(mnistlab.load(a.model, device="cpu"), load_finder(a.finder)[0])
+    classifier = mnistlab.load(a.model, device="cpu", engine=a.engine)
+    if a.engine == "onnx":
+        reader = Reader(classifier, OnnxFinder(a.finder) if a.finder else None)
+    else:
+        reader = Reader(classifier, load_finder(a.finder)[0])
     rows = {name: measure(reader, made) for name, made in scene_sets(a.n).items()}
     for name, row in rows.items():
         print(f"{name}: {json.dumps(row)}")
     if a.json:
-        meta = {"finder": str(a.finder or "bundled"), "model": a.model or "bundled", "n": a.n, "seed": SEED,
+        meta = {"finder": str(a.finder or "bundled"), "model": a.model or "bundled", "engine": a.engine, "n": a.n,
+                "seed": SEED,
                 "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}  # fmt: skip
         a.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

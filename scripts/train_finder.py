@@ -9,9 +9,10 @@ Scenes come from `reading.scenes` (MNIST's training split, DejaVu fonts, procedu
 distractors). A pool of POOL scenes is kept and half of each batch is replaced by fresh scenes every step, so
 making scenes costs about as much as training on them. The learning rate follows a cosine over the time budget.
 The validation set is generated once from another seed (`--seed` + VAL_SEED) with the wider `scenes.WIDE` ranges;
-precision and recall there (IoU >= 0.5, heatmap peak >= finder.DETECT) go to the log and the card. Writes
+precision and recall there (IoU >= 0.5, heatmap peak >= frame.DETECT) go to the log and the card. Writes
 OUT/finder.safetensors (the card as its metadata), OUT/card.json and OUT/log.jsonl; `--bundle` copies the weights
-to src/mnistlab/weights/finder.safetensors. MNIST's test split is never read.
+to src/mnistlab/weights/finder.safetensors and writes their ONNX copy, finder.onnx, beside them (the finder that
+onnxruntime runs). MNIST's test split is never read.
 """
 
 from __future__ import annotations
@@ -28,18 +29,17 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from mnistlab.reading import finder, scenes
-from mnistlab.reading.read import load_finder
+from mnistlab.reading import finder, frame, scenes
+from mnistlab.reading.read import bundled_finder, bundled_finder_onnx, load_finder
 
 POOL = 256  # scenes kept for reuse: each is trained on about twice
 VAL_SEED = 1000  # the validation scenes' seed is --seed + this: never a training scene
-DEST = Path(__file__).resolve().parents[1] / "src" / "mnistlab" / "weights" / "finder.safetensors"
 
 
-def frame(scene: scenes.Scene, rng: np.random.Generator, train: bool) -> tuple[torch.Tensor, np.ndarray]:
-    """A scene as the finder sees it (finder.prepare), sometimes cut to a wide or tall picture (then padded);
+def as_input(scene: scenes.Scene, rng: np.random.Generator, train: bool) -> tuple[torch.Tensor, np.ndarray]:
+    """A scene as the finder sees it (frame.prepare), sometimes cut to a wide or tall picture (then padded);
     boxes clipped to the cut, dropped when under 60% of their area is left."""
-    g = finder.grey(scene.image)
+    g = frame.grey(scene.image)
     S = g.shape[0]
     boxes = scene.boxes.copy()
     if rng.random() < 0.35:
@@ -54,32 +54,31 @@ def frame(scene: scenes.Scene, rng: np.random.Generator, train: bool) -> tuple[t
             clipped[:, 2] = np.minimum(clipped[:, 2], keep)
         area = lambda b: np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)  # noqa: E731
         boxes = clipped[area(clipped) >= 0.6 * np.maximum(area(boxes), 1)]
-    framed = finder.prepare(g)
-    x = framed.input
+    framed = frame.prepare(g)
+    x = torch.from_numpy(framed.input)
     if train:
-        x = x.clone()
-        x[0] *= float(rng.uniform(0.5, 1.3))  # contrast
+        x[0] *= float(rng.uniform(0.5, 1.3))  # contrast (the input is this scene's own array)
     return x, boxes * framed.scale
 
 
 def batch_of(pool: list, rng: np.random.Generator, n: int, train: bool = True):
     picks = rng.choice(len(pool), n, replace=False)
-    xs, bs = zip(*(frame(pool[i], rng, train) for i in picks))
+    xs, bs = zip(*(as_input(pool[i], rng, train) for i in picks))
     return torch.stack(xs), list(bs)
 
 
 def evaluate(model: finder.Finder, val: list) -> dict:
-    """Precision and recall on the validation scenes at IoU >= 0.5 and peak >= finder.DETECT."""
+    """Precision and recall on the validation scenes at IoU >= 0.5 and peak >= frame.DETECT."""
     model.eval()
     tp = n_found = n_true = 0
     rng = np.random.default_rng(0)
     with torch.inference_mode():
         for s in range(0, len(val), 16):
-            xs, bs = zip(*(frame(v, rng, False) for v in val[s : s + 16]))
-            boxes, scores = finder.decode(*model(torch.stack(xs)))
-            for b, sc, truth in zip(boxes.numpy(), scores.numpy(), bs):
-                found = b[sc >= finder.DETECT]
-                tp += len(finder.match(found, truth))
+            xs, bs = zip(*(as_input(v, rng, False) for v in val[s : s + 16]))
+            boxes, scores = frame.decode(*(t.numpy() for t in model(torch.stack(xs))))
+            for b, sc, truth in zip(boxes, scores, bs):
+                found = b[sc >= frame.DETECT]
+                tp += len(frame.match(found, truth))
                 n_found += len(found)
                 n_true += len(truth)
     model.train()
@@ -95,7 +94,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--val", type=int, default=256, help="validation scenes (WIDE ranges, another seed)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine may be shared)")
-    p.add_argument("--bundle", action="store_true", help="copy the weights into the package")
+    p.add_argument("--bundle", action="store_true", help="copy the weights into the package, and their ONNX copy")
     p.add_argument("--init", type=Path, default=None, help="start from these finder weights (a run's card kept)")
     p.add_argument("--val-seed", type=int, default=None, help="the validation scenes' seed (default: seed + 1000)")
     a = p.parse_args()
@@ -121,7 +120,7 @@ def main() -> None:
         for s in fresh:
             pool[int(rng.integers(len(pool)))] = s
         x, boxes = batch_of(pool, rng, a.batch)
-        total, parts = finder.loss(model(x), finder.targets(boxes, x.shape[-1] // finder.STRIDE))
+        total, parts = finder.loss(model(x), finder.targets(boxes, x.shape[-1] // frame.STRIDE))
         opt.zero_grad()
         total.backward()
         opt.step()
@@ -140,7 +139,7 @@ def main() -> None:
         "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "steps": step, "scenes_made": POOL + step * (a.batch // 2),
         "minutes": round((time.monotonic() - start) / 60, 1),
-        "bytes": finder.parameter_bytes(model), "detect": finder.DETECT, "init": before,
+        "bytes": finder.parameter_bytes(model), "detect": frame.DETECT, "init": before,
         "val": {**final, "scenes": a.val, "seed": val_seed, "ranges": "scenes.WIDE", "iou": 0.5},
         "data": "MNIST training split, DejaVu fonts, procedural scenes (reading.scenes); never MNIST's test split",
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
@@ -153,8 +152,9 @@ def main() -> None:
     (a.out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(card["val"]))
     if a.bundle:
-        shutil.copyfile(a.out / "finder.safetensors", DEST)
-        print(f"bundled as {DEST}")
+        shutil.copyfile(a.out / "finder.safetensors", bundled_finder())
+        finder.export_onnx(model.eval(), card, bundled_finder_onnx())
+        print(f"bundled as {bundled_finder()} and {bundled_finder_onnx()}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import number_page
 
-from mnistlab.reading import finder
+from mnistlab.reading import frame
 from mnistlab.reading import read as reading
 
 
@@ -71,7 +71,7 @@ def test_a_four_digit_number_is_read_whole(four_digits, bundled):
     page, truth = four_digits
     r = reading.read(page, classifier=bundled)
     assert r.number == truth
-    assert len(r.digits) == 4 and all(d.found >= finder.DETECT and d.score > 0 for d in r.digits)
+    assert len(r.digits) == 4 and all(d.found >= frame.DETECT and d.score > 0 for d in r.digits)
     xs = [d.box[0] for d in r.digits]
     assert xs == sorted(xs) and all(30 <= d.box[1] and d.box[3] <= 132 for d in r.digits)
 
@@ -82,7 +82,7 @@ def test_dots_and_blank_paper_are_read_with_bounded_work(bundled):
     dots[::3, ::3] = 0.0
     reader = reading.Reader(bundled)
     boxes, _ = reader.find(dots)
-    assert len(boxes) <= finder.MAX_FOUND
+    assert len(boxes) <= frame.MAX_FOUND
     assert len(reader.read(dots).digits) <= len(boxes)
     paper = np.clip(0.85 + np.random.default_rng(0).normal(0, 0.02, (300, 400)), 0, 1).astype(np.float32)
     assert reader.read(paper).number == ""

@@ -21,8 +21,26 @@ def _runtime():
     try:
         import onnxruntime
     except ImportError:
-        raise UserError("reading an ONNX model needs onnxruntime: pip install 'mnistlab[onnx]'") from None
+        # a dependency of mnistlab since 0.2 (not only of the onnx extra): missing only from an odd install
+        raise UserError("reading an ONNX model needs onnxruntime: pip install onnxruntime") from None
     return onnxruntime
+
+
+def session(path: Path):
+    """An onnxruntime session of the ONNX file at `path` on the CPU, on one thread that sleeps when idle; a
+    UserError when onnxruntime is missing or the file is not a readable ONNX model."""
+    ort = _runtime()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    # One thread that sleeps when idle: a batch of 28x28 digits is a few ms, and onnxruntime's default pool
+    # (a thread per core, spinning between runs) took the CPU from image preparation and the HTTP server
+    # beside it: mnistlab serve answered fewer requests, and each run cost about twice the CPU time.
+    options.intra_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+        raise UserError(f"{path} is not a readable ONNX model: {one_line(e)}") from None
 
 
 class OnnxNet:
@@ -39,29 +57,18 @@ class OnnxNet:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"{path} does not exist; pass an ONNX file made by mnistlab export --onnx")
-        ort = _runtime()
+        _runtime()  # onnxruntime missing: said before the check imports onnx
         if check:
             check_graph(path, INPUT)
         self.path = path
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only
-        # One thread that sleeps when idle: a batch of 28x28 digits is a few ms, and onnxruntime's default pool
-        # (a thread per core, spinning between runs) took the CPU from image preparation and the HTTP server
-        # beside it: mnistlab serve answered fewer requests, and each run cost about twice the CPU time.
-        options.intra_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
-            raise UserError(f"{path} is not a readable ONNX model: {one_line(e)}") from None
+        self.session = session(path)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         n = outputs[0].shape[-1] if len(outputs) == 1 and len(outputs[0].shape) == 2 else None
         if [i.name for i in inputs] != [INPUT] or not isinstance(n, int):
             raise UserError(f"{path} is not a mnistlab ONNX model (one input named {INPUT!r}, one N x C output)")
         self.num_classes = n
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        card = _json(self.metadata.get(CARD))
-        self.card = card if isinstance(card, dict) else {}
+        self.card = card_of(self.metadata)
 
     def stored(self, key: str):
         """A metadata value parsed as JSON (PARAMS, LAYERS, ...); None where the file has none (older exports)."""
@@ -77,6 +84,12 @@ class OnnxNet:
             got = f"{out.dtype} {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
             raise UserError(f"{self.path} gave {got} for {len(x)} images, not {len(x)} x {self.num_classes} float32")
         return out
+
+
+def card_of(metadata: dict[str, str]) -> dict:
+    """The model card stored under CARD in an ONNX file's metadata: {} where there is none, or not a JSON object."""
+    card = _json(metadata.get(CARD))
+    return card if isinstance(card, dict) else {}
 
 
 def _json(text: str | None):

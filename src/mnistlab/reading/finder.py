@@ -1,30 +1,28 @@
-"""The digit finder: a small fully convolutional CenterNet that gives every digit's box in a picture.
+"""The digit finder: a small fully convolutional CenterNet (torch) that gives every digit's box in a picture.
 
-Any picture is made grey, scaled so that its longer side is INPUT px and padded to INPUT x INPUT (`prepare`); the
-network sees two channels: the grey level less the picture's median (ink is then signed: dark ink on paper below
-zero, chalk on a board above, both polarities alike) and a mask of where the picture is (1) or padding (0). Five
-strided stages (to stride 32) and a light top-down path back to stride 4 give, on a 64 x 64 grid: a "digit centre
-here" heatmap, the box's log width and height, and the centre's sub-cell offset. Decoding keeps the peaks of the
-heatmap (a 3x3 max-pool), the best MAX_FOUND of them: its cost is fixed by the input size, whatever the picture
-holds. Trained on `scenes` by `scripts/train_finder.py` with `loss` (focal loss on the heatmap, L1 on the rest).
+It reads a picture as `frame.prepare` makes it (grey less its median, and the picture's mask, on an INPUT x INPUT
+field). Five strided stages (to stride 32) and a light top-down path back to stride 4 give, on a 64 x 64 grid: a
+"digit centre here" heatmap, the box's log width and height, and the centre's sub-cell offset, which
+`frame.decode` turns into boxes. Trained on `scenes` by `scripts/train_finder.py` with `targets` and `loss` (focal
+loss on the heatmap, L1 on the rest); `export_onnx` writes the copy that onnxruntime runs (`finder_onnx`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-INPUT = 256  # the finder's input side: a picture's longer side is scaled to it (a digit under ~10 px is then lost)
-STRIDE = 4  # output cells per input px (a 64 x 64 grid at INPUT 256): two cells across the narrowest digit kept
-MAX_FOUND = 64  # the most peaks decoded per picture: more digits than any page of numbers holds at INPUT px
-# The least heatmap peak called a digit: the best F1 (P 0.81, R 0.86) of 0.30-0.60 on the generated validation
-# scenes (scenes.WIDE, seed 1001; never MNIST's test split)
-DETECT = 0.45
-GREY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as Pillow's convert("L")
+from mnistlab.reading.finder_onnx import INPUT_NAME, OUTPUTS
+from mnistlab.reading.frame import INPUT, STRIDE
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -70,54 +68,6 @@ def parameter_bytes(model: nn.Module) -> int:
     return 4 * sum(t.numel() for t in model.state_dict().values() if t.is_floating_point())
 
 
-@dataclass(frozen=True)
-class Framed:
-    """A picture as the finder sees it: the input [2, INPUT, INPUT] and how to map boxes back (x / scale)."""
-
-    input: torch.Tensor
-    scale: float  # input px per picture px
-
-
-def grey(image) -> np.ndarray:
-    """A picture (HxW or HxWxC array, uint8 or floats in [0, 1]; a CHW tensor) as float32 grey in [0, 1]."""
-    a = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if isinstance(image, torch.Tensor) and a.ndim == 3:
-        a = a.transpose(1, 2, 0)
-    a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
-    if a.ndim == 3:
-        a = a[..., :3] @ np.array(GREY[: a.shape[2]], np.float32) / sum(GREY[: a.shape[2]])
-    return a
-
-
-def prepare(g: np.ndarray, size: int = INPUT) -> Framed:
-    """Grey [H, W] in [0, 1] -> the finder's input: scaled (area-averaged) so the longer side is `size`, at the
-    top left of a `size` x `size` field; channels: grey less its median, and the picture's mask."""
-    h, w = g.shape
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    t = torch.from_numpy(np.ascontiguousarray(g, np.float32)).view(1, 1, h, w)
-    small = F.interpolate(t, size=(nh, nw), mode="area" if scale < 1 else "bilinear")[0, 0]
-    x = torch.zeros(2, size, size)
-    x[0, :nh, :nw] = small - small.median()
-    x[1, :nh, :nw] = 1.0
-    return Framed(x, scale)
-
-
-def decode(heat: torch.Tensor, size: torch.Tensor, offset: torch.Tensor, k: int = MAX_FOUND):
-    """The network's outputs for a batch -> per picture (boxes [k, 4] x0 y0 x1 y1 in input px, scores [k]): the
-    top `k` local maxima of the heatmap (3x3 max-pool), whatever their score (filter by DETECT after)."""
-    p = heat.sigmoid()
-    peaks = p * (F.max_pool2d(p, 3, 1, 1) == p)
-    b, _, gh, gw = p.shape
-    scores, idx = peaks.view(b, -1).topk(min(k, gh * gw))
-    ys, xs = (idx // gw).float(), (idx % gw).float()
-    take = lambda t: t.view(b, 2, -1).gather(2, idx.unsqueeze(1).expand(b, 2, idx.shape[1]))  # noqa: E731
-    off, wh = take(offset), take(size).exp()
-    cx, cy = (xs + off[:, 0]) * STRIDE, (ys + off[:, 1]) * STRIDE
-    boxes = torch.stack([cx - wh[:, 0] / 2, cy - wh[:, 1] / 2, cx + wh[:, 0] / 2, cy + wh[:, 1] / 2], -1)
-    return boxes, scores
-
-
 def targets(boxes: list[np.ndarray], grid: int):
     """Training targets for a batch of pictures' boxes (input px): heatmap [B, 1, g, g] (an elliptic Gaussian at
     each centre, wide as a sixth of the box), log size and offset [B, 2, g, g], and where they count [B, 1, g, g]."""
@@ -161,25 +111,31 @@ def loss(outputs, target):
     return total, {"focal": focal.item(), "size": l_size.item(), "offset": l_off.item()}
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of boxes a [N, 4] and b [M, 4]: [N, M]."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), -1)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], -1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+def onnx_bytes(model: Finder, card: dict) -> bytes:
+    """`model` as an ONNX file's bytes: input INPUT_NAME [batch, 2, INPUT, INPUT], outputs OUTPUTS, the classifier
+    export's opset, `card` in the metadata (under onnx_net.CARD, as the classifier's)."""
+    from mnistlab.onnx_export import OPSET, require_onnx
+    from mnistlab.onnx_net import CARD
+
+    onnx = require_onnx()
+    module = copy.deepcopy(model).float().cpu().eval()
+    buffer: Any = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript-based exporter warns that it is the older one
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (torch.zeros(1, 2, INPUT, INPUT),), buffer, input_names=[INPUT_NAME], output_names=list(OUTPUTS),
+            opset_version=OPSET, dynamo=False, dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *OUTPUTS)},
+        )  # fmt: skip
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.metadata_props.add(key=CARD, value=json.dumps(card, sort_keys=True, default=str))
+    proto.producer_name = "mnistlab"
+    proto.doc_string = "digit finder: frame.prepare's input in; heatmap logits, log box size, centre offset out"
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
 
 
-def match(found: np.ndarray, truth: np.ndarray, least: float = 0.5) -> list[tuple[int, int]]:
-    """Pairs (found i, true j), greedily by IoU (each box in one pair at most), with IoU >= `least`."""
-    if not len(found) or not len(truth):
-        return []
-    m = iou(found, truth)
-    pairs: list[tuple[int, int]] = []
-    for flat in np.argsort(-m, axis=None):
-        i, j = divmod(int(flat), m.shape[1])
-        if m[i, j] < least:
-            break
-        if all(i != p for p, _ in pairs) and all(j != q for _, q in pairs):
-            pairs.append((i, j))
-    return pairs
+def export_onnx(model: Finder, card: dict, file: str | Path) -> Path:
+    """Write `model` (with `card`) to `file` as ONNX: whole or not at all (a failed write keeps the old file)."""
+    from mnistlab.atomic_write import write_bytes
+
+    return write_bytes(file, onnx_bytes(model, card))

@@ -5,6 +5,8 @@ to bottom, left to right in a line), each with its box in the picture's pixels, 
 probabilities and digit score, and the finder's score; and the number as a string (numbers on a line apart by
 more than NUMBER_GAP digit heights, or on other lines, are joined by a space). `mnistlab.read(image)` does it
 with the bundled finder and classifier. The work is bounded by the finder's input size and MAX_FOUND crops.
+The finder runs on the classifier's engine: its ONNX copy on onnxruntime beside a classifier on onnxruntime (no
+torch imported then), the torch network otherwise.
 """
 
 from __future__ import annotations
@@ -13,17 +15,24 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from mnistlab.calibration import digit_score
 from mnistlab.errors import UserError
 from mnistlab.field import FIELD, bbox, to_field
-from mnistlab.reading import finder as finder_mod
+from mnistlab.pixels import is_tensor
+from mnistlab.reading import frame
+from mnistlab.reading.finder_onnx import OnnxFinder
 
+if TYPE_CHECKING:
+    from mnistlab.reading.finder import Finder
+
+AnyFinder = Union["Finder", OnnxFinder]  # the torch network, or its ONNX copy on onnxruntime
 FINDER = "weights/finder.safetensors"  # inside the package; made by scripts/train_finder.py --bundle
+FINDER_ONNX = "weights/finder.onnx"  # the same finder exported (scripts/bundle_onnx.py, train_finder.py --bundle)
 MARGIN = 0.06  # a found box is widened by this share of its size on each side before cropping (a cut stroke)
 SAME = 0.6  # two found boxes overlapping by more than this IoU are one digit (the lower peak is dropped), and so
 # is a box whose centre lies in a higher one's (two peaks on one digit; touching digits' centres stay outside)
@@ -57,10 +66,16 @@ def bundled_finder() -> Path:
     return Path(__file__).resolve().parents[1] / FINDER
 
 
-def load_finder(path: str | os.PathLike | None = None) -> tuple[finder_mod.Finder, dict]:
+def bundled_finder_onnx() -> Path:
+    return Path(__file__).resolve().parents[1] / FINDER_ONNX
+
+
+def load_finder(path: str | os.PathLike | None = None) -> tuple[Finder, dict]:
     """(the finder in eval mode on the CPU, its card) from a .safetensors file (default: the bundled one)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
+
+    from mnistlab.reading import finder as finder_mod
 
     p = Path(path) if path is not None else bundled_finder()
     if not p.is_file():
@@ -84,8 +99,8 @@ def _to_grey(image, name: str) -> np.ndarray:
         image = open_image(image, None if isinstance(image, (str, os.PathLike)) else name)
     if isinstance(image, Image.Image):
         return to_grayscale(image)
-    if isinstance(image, torch.Tensor):
-        return finder_mod.grey(image)
+    if is_tensor(image):
+        return frame.grey(image)
     return array_to_gray(image, name)
 
 
@@ -154,28 +169,46 @@ def distinct(b: np.ndarray) -> np.ndarray:
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     inside = (b[None, :, 0] <= cx[:, None]) & (cx[:, None] <= b[None, :, 2])
     inside &= (b[None, :, 1] <= cy[:, None]) & (cy[:, None] <= b[None, :, 3])
-    over = (finder_mod.iou(b, b) > SAME) | inside  # [i, j]: i overlaps j, or i's centre is in j
+    over = (frame.iou(b, b) > SAME) | inside  # [i, j]: i overlaps j, or i's centre is in j
     for i in range(len(b)):
         drop[i] = bool((over[i, :i] & ~drop[:i]).any())
     return ~drop
 
 
-class Reader:
-    """A classifier (`mnistlab.load()`) and a finder (`load_finder()`), reading pictures (see the module)."""
+def run_finder(finder: AnyFinder, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The finder's outputs (heat, size, offset: float32 arrays) for prepared inputs `x` [B, 2, INPUT, INPUT]."""
+    if isinstance(finder, OnnxFinder):
+        return finder(x)
+    import torch  # already imported: a torch Finder exists
 
-    def __init__(self, classifier=None, finder: finder_mod.Finder | None = None):
+    with torch.inference_mode():
+        heat, size, offset = finder(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
+    return heat.numpy(), size.numpy(), offset.numpy()
+
+
+def default_finder(classifier) -> AnyFinder:
+    """The bundled finder on `classifier`'s engine: its ONNX copy beside a classifier on onnxruntime, else torch."""
+    if getattr(classifier, "engine", "torch") == "onnx":
+        return OnnxFinder(bundled_finder_onnx())
+    return load_finder()[0]
+
+
+class Reader:
+    """A classifier (`mnistlab.load()`) and a finder (`load_finder()`, an `OnnxFinder`, or None: `default_finder`),
+    reading pictures (see the module)."""
+
+    def __init__(self, classifier=None, finder: AnyFinder | None = None):
         import mnistlab
 
         self.classifier = classifier if classifier is not None else mnistlab.load(device="cpu")
-        self.finder = finder if finder is not None else load_finder()[0]
+        self.finder = finder if finder is not None else default_finder(self.classifier)
 
     def find(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(boxes [N, 4] in `g`'s pixels, finder scores [N]) of the digits found in grey picture `g`."""
-        framed = finder_mod.prepare(g)
-        with torch.inference_mode():
-            boxes, scores = finder_mod.decode(*self.finder(framed.input.unsqueeze(0)))
-        keep = scores[0] >= finder_mod.DETECT
-        b, s = boxes[0][keep].numpy() / framed.scale, scores[0][keep].numpy()
+        framed = frame.prepare(g)
+        boxes, scores = frame.decode(*run_finder(self.finder, framed.input[None]))
+        keep = scores[0] >= frame.DETECT
+        b, s = boxes[0][keep] / framed.scale, scores[0][keep]
         h, w = g.shape
         b = np.clip(b, 0, [w, h, w, h]).astype(np.float32)
         ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
@@ -215,6 +248,6 @@ class Reader:
         return Reading(digits, _number(boxes, classes, lines), source)
 
 
-def read(image, classifier=None, finder: finder_mod.Finder | None = None) -> Reading:
+def read(image, classifier=None, finder: AnyFinder | None = None) -> Reading:
     """The `Reading` of one picture with the bundled finder and classifier (or those given)."""
     return Reader(classifier, finder).read(image)

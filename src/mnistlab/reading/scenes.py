@@ -20,12 +20,13 @@ import torch
 from PIL import Image, ImageDraw
 
 from mnistlab.reading import camera
+from mnistlab.reading.frame import INPUT
 from mnistlab.reading.sprites import Sprites as Sprites
 from mnistlab.reading.sprites import crop
 from mnistlab.reading.sprites import dejavu_fonts as dejavu_fonts
 from mnistlab.reading.sprites import load_sprites as load_sprites
 
-SIZE = 256  # the finder's input side: scenes are made at that size
+SIZE = INPUT  # scenes are made at the finder's input side
 MAX_NUMBERS = 3  # numbers per scene (most scenes hold one)
 MAX_DIGITS = 6  # digits per number (a date, a price, a phone number's group)
 BIG = (0.3, 0.9)  # a lone digit's height as a share of the picture's side (a photo of one digit)
