@@ -206,3 +206,28 @@ def photo_like(
         rgb = rgb + rng.normal(0, rng.uniform(0.02, 0.04) * s, (h, w, 1 if not colour else 3))
     out = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
     return out if colour else np.ascontiguousarray(out[..., 0])
+
+
+def written_number(images, labels, digits: str, *, size=(400, 200), height: int = 80, gap: float = 0.3, k: int = 0):
+    """A number written dark on white paper (uint8 grey, `size` = (width, height)): for each character of `digits`,
+    the k-th image of that class in `images` (MNIST's training split, as the callers pass it) cropped to its ink,
+    `height` px tall, `gap` heights apart, the row centred; also each digit's box (x0, y0, x1, y1) as pasted."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    inks = []
+    for c in digits:
+        a = images[np.flatnonzero(labels == int(c))[k]]
+        rows, cols = np.flatnonzero(a.max(1)), np.flatnonzero(a.max(0))
+        ink = Image.fromarray(a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+        width = max(1, round(ink.width * height / ink.height))
+        inks.append(np.asarray(ink.resize((width, height), Image.Resampling.BILINEAR)))
+    paper = np.full((size[1], size[0]), 255, np.uint8)
+    x, y = (
+        (size[0] - sum(i.shape[1] for i in inks) - round(gap * height) * (len(inks) - 1)) // 2,
+        (size[1] - height) // 2,
+    )
+    boxes = []
+    for ink in inks:
+        paper[y : y + height, x : x + ink.shape[1]] = np.minimum(paper[y : y + height, x : x + ink.shape[1]], 255 - ink)
+        boxes.append((x, y, x + ink.shape[1], y + height))
+        x += ink.shape[1] + round(gap * height)
+    return paper, boxes

@@ -33,3 +33,14 @@ def slow_or_real(data: bytes, max_pixels: int):
     if data.startswith(b"stall:"):
         stall(data[len(b"stall:") :].decode())
     return prepare_upload(data, max_pixels)
+
+
+def built(log: str) -> object:
+    """What a job's `using` builds: a new object, its building logged as a line (with this worker's pid)."""
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    return object()
+
+
+def pid_and_kept(kept: object) -> tuple[int, int]:
+    return os.getpid(), id(kept)

@@ -97,6 +97,41 @@ def test_drawn_digits_are_read_and_clear_clears(page, tmp_path):
     assert predicts == [] and prediction.text_content() == ""
 
 
+def test_a_photo_of_a_number_is_read_and_each_digit_boxed(browser, served, data_dir, tmp_path):
+    """Read a photo: an uploaded picture of 305 (MNIST training digits on paper) is shown with three boxes, each on
+    its digit and labelled with its reading, left to right, and the number under #number."""
+    from conftest import encoded
+    from photos import written_number
+
+    from mnistlab.data import load_tensors
+
+    expect = sync_api.expect
+    images, labels = load_tensors(True, data_dir, limit=300)  # MNIST's training split only
+    paper, pasted = written_number(images.numpy(), labels.numpy(), "305")
+    photo = tmp_path / "number.png"
+    photo.write_bytes(encoded(paper))
+    context = browser.new_context(viewport={"width": 800, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(served)
+        page.get_by_test_id("photo").set_input_files(str(photo))
+        expect(page.get_by_test_id("number")).to_have_text("305")
+        boxes = page.get_by_test_id("photo-view").locator(".box")
+        expect(boxes).to_have_count(3)
+        picture = page.locator("#photo-img").bounding_box()
+        scale = picture["width"] / paper.shape[1]
+        for i, (digit, (x0, y0, x1, y1)) in enumerate(zip("305", pasted)):
+            expect(boxes.nth(i)).to_have_attribute("data-digit", digit)
+            expect(boxes.nth(i)).to_have_text(digit)
+            shown = boxes.nth(i).bounding_box()  # the box's centre lies on the digit as pasted, in page pixels
+            cx, cy = shown["x"] + shown["width"] / 2, shown["y"] + shown["height"] / 2
+            assert picture["x"] + x0 * scale < cx < picture["x"] + x1 * scale, (digit, shown, picture)
+            assert picture["y"] + y0 * scale < cy < picture["y"] + y1 * scale, (digit, shown, picture)
+        expect(page.get_by_test_id("prediction")).to_have_text("")  # the drawing pad's answer is left alone
+    finally:
+        context.close()
+
+
 def test_phone_touch_and_pen(browser, served):
     """On a phone-sized touch screen the page fits the width; a finger draws a 1 without scrolling the page (the
     pad's `touch-action: none`), and after Clear a pen draws a 7. Real touch and pen input, sent through the

@@ -25,6 +25,7 @@ def test_the_api_keeps_its_schema(served):
     assert {op.path for op in operations} >= {
         "/v1/predict",
         "/v1/explain",
+        "/v1/read",
         "/v1/model",
         "/healthz",
         "/readyz",

@@ -39,6 +39,29 @@ def test_results_and_errors_come_back_from_a_worker_process():
     assert total == 5 and pid != os.getpid() and healthy
 
 
+def test_what_a_job_uses_is_built_once_per_worker_and_an_error_keeps_the_worker(tmp_path):
+    """A `using` (the server's `Reader`) is built by a worker's first job that names it and kept for the next ones;
+    a job that raises leaves its worker (and what it built) to the next job, not killed and replaced."""
+    log = tmp_path / "built"
+
+    async def main():
+        pool = PreparePool(1, timeout_s=30)
+        await pool.start()
+        try:
+            using = (slow_work.built, (str(log),))
+            first = await pool.run(slow_work.pid_and_kept, using=using)
+            with pytest.raises(KeyError, match="missing"):
+                await pool.run(slow_work.missing)
+            again = await pool.run(slow_work.pid_and_kept, using=using)
+            return first, again, pool.started, pool.killed
+        finally:
+            await pool.close()
+
+    first, again, started, killed = asyncio.run(main())
+    assert first == again and (started, killed) == (1, 0)  # one process, the same object in it
+    assert log.read_text().split() == [str(first[0])]  # built once
+
+
 def test_an_overrun_kills_its_worker_and_a_new_one_takes_its_place(tmp_path):
     """Issue 28 row 1: the worker that overran is really stopped (its process is gone), and the pool's one place
     is free at once for the next image, in a new process."""

@@ -55,7 +55,7 @@ def test_the_router_answers_head_wherever_it_answers_get_and_serves_the_page():
     for r in router.routes:
         methods.setdefault(r.path, set()).update(r.methods)
     assert {"GET", "HEAD"} <= methods["/healthz"] and {"GET", "HEAD"} <= methods["/"]
-    assert methods["/v1/predict"] == {"POST"} and methods["/v1/explain"] == {"POST"}
+    assert methods["/v1/predict"] == methods["/v1/explain"] == methods["/v1/read"] == {"POST"}
     assert static_dir().joinpath("index.html").is_file()
 
 

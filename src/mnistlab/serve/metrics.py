@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-IMAGE_ROUTES = ("/v1/predict", "/v1/explain")
+IMAGE_ROUTES = ("/v1/predict", "/v1/explain", "/v1/read")  # the routes that take an image
 # seconds: a lone prediction takes a few ms on a CPU, a large photo about 1 s to prepare, a slow body up to 30 s
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -70,7 +70,7 @@ class Metrics:
             registry=r,
         )  # fmt: skip
         self.refused = Counter(
-            "mnistlab_images_refused", "images refused by /v1/predict and /v1/explain, by status and reason",
+            "mnistlab_images_refused", "images refused by /v1/predict, /v1/explain and /v1/read, by status and reason",
             ["status", "reason"], registry=r,
         )  # fmt: skip
         self.in_flight = Gauge("mnistlab_in_flight", "requests admitted and not yet answered", registry=r)

@@ -1,10 +1,18 @@
-"""What a preparation worker process runs: an upload's bytes to its candidate readings, each problem an `ApiError`.
+"""What a preparation worker process runs: an upload's bytes to its candidate readings, or to the digits read in it
+(`read_upload`), each problem an `ApiError`.
 
-Kept free of FastAPI and torch: the worker processes import this module and what it needs (NumPy, Pillow, SciPy)."""
+Kept free of FastAPI and torch: the worker processes import this module and what it needs (NumPy, Pillow, SciPy);
+a worker that reads whole pictures builds its `Reader` (`reader`) on its first one and keeps it."""
 
 from __future__ import annotations
 
-from mnistlab.errors import NoDigitError, NoInkError, UserError
+import base64
+import io
+
+import numpy as np
+from PIL import Image
+
+from mnistlab.errors import NoDigitError, NoInkError, UserError, one_line
 from mnistlab.images import ImageTooLarge, open_image
 from mnistlab.preprocess import Candidate, candidates
 
@@ -23,16 +31,28 @@ class ApiError(Exception):
         return ApiError, (self.status, self.message, self.headers, self.reason)
 
 
-def prepare_upload(data: bytes, max_pixels: int) -> list[Candidate]:
-    """The candidate 28x28 images, as `mnistlab predict` makes them: 413 for an image over `max_pixels` (from its
-    header, before decoding), 415 for what is not an image (or a damaged one), 422 for an image without a digit.
-    Runs in one of the preparation pool's worker processes."""
+def opened(data: bytes, max_pixels: int) -> Image.Image:
+    """The uploaded image: 413 for one over `max_pixels` (from its header, before decoding), 415 for what is not an
+    image (or a damaged one)."""
     try:
-        img = open_image(data, NAME, max_pixels=max_pixels)
+        return open_image(data, NAME, max_pixels=max_pixels)
     except ImageTooLarge as e:
         raise ApiError(413, str(e)) from None
     except UserError as e:
         raise ApiError(415, str(e)) from None
+
+
+def png_data_url(seen: np.ndarray) -> str:
+    """A 28x28 image in [0, 1] as a PNG data URL (what the network saw, in an answer)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(np.rint(seen * 255), 0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def prepare_upload(data: bytes, max_pixels: int) -> list[Candidate]:
+    """The candidate 28x28 images, as `mnistlab predict` makes them: 413 and 415 as `opened` says, 422 for an image
+    without a digit. Runs in one of the preparation pool's worker processes."""
+    img = opened(data, max_pixels)
     try:
         return candidates(img, name=NAME)
     except NoDigitError as e:  # (before NoInkError: a NoDigitError is one)
@@ -41,3 +61,39 @@ def prepare_upload(data: bytes, max_pixels: int) -> list[Candidate]:
         raise ApiError(422, str(e), reason="no_ink") from None
     except UserError as e:
         raise ApiError(422, str(e), reason="unreadable") from None
+
+
+def reader(source: str | None):
+    """The `Reader` (finder and classifier) a worker process reads whole pictures with: the served weights
+    (`source`: a run folder or a weights file; None for the bundled ones) on onnxruntime where they can be (the
+    bundled model), else torch. Built once per worker process (`PreparePool.run`'s `using`); 503 if it cannot be."""
+    from mnistlab.classifier import load
+    from mnistlab.reading.read import Reader
+
+    try:
+        return Reader(load(source, device="cpu", engine="auto"))
+    except (UserError, ImportError, OSError) as e:
+        raise ApiError(503, f"cannot read numbers: {one_line(e)}", reason="no_reader") from None
+
+
+def read_upload(found_by, data: bytes, max_pixels: int) -> dict:
+    """Every digit in the uploaded picture, found and read by `found_by` (a `Reader`): the number, the picture's
+    size (the boxes are in its pixels) and per digit its box, class, probabilities, scores and the 28x28 image read
+    (a PNG data URL); 413 and 415 as `opened` says. A picture without digits gives number "" and no digits."""
+    img = opened(data, max_pixels)
+    try:
+        reading = found_by.read(img, name=NAME)
+    except UserError as e:
+        raise ApiError(422, str(e), reason="unreadable") from None
+    digits = [
+        {
+            "box": [round(float(v), 1) for v in d.box],
+            "digit": int(d.digit),
+            "probabilities": [float(p) for p in d.probabilities],
+            "digit_score": float(d.score),
+            "found": float(d.found),
+            "seen": png_data_url(d.seen),
+        }
+        for d in reading.digits
+    ]
+    return {"number": reading.number, "width": img.width, "height": img.height, "digits": digits}

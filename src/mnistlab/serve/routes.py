@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 from importlib import resources
 from pathlib import PurePath
 from typing import Annotated
@@ -13,13 +11,13 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
-from PIL import Image
 
 from mnistlab.classifier import Classifier
 from mnistlab.output import result_row
 from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import QueueFull
 from mnistlab.serve.metrics import CONTENT_TYPE
+from mnistlab.serve.reading import png_data_url
 from mnistlab.serve.schemas import (
     ERRORS,
     IMAGE_BODY,
@@ -29,6 +27,7 @@ from mnistlab.serve.schemas import (
     HealthOut,
     ModelOut,
     PredictionOut,
+    ReadingOut,
 )
 from mnistlab.serve.state import RETRY_AFTER, Served
 from mnistlab.serve.uploads import ApiError
@@ -55,12 +54,6 @@ def shown(where: str) -> str:
     `folder:` dataset's folder), so that clients do not learn the server's file layout (issue 28)."""
     kind, colon, path = where.partition(":") if where.startswith("folder:") else ("", "", where)
     return kind + colon + PurePath(path.replace("\\", "/")).name if ("/" in path or "\\" in path) else where
-
-
-def png_data_url(seen: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(np.rint(seen * 255), 0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def prediction(classifier: Classifier, probs, found: list[Candidate], top_k: int) -> tuple[dict, np.ndarray]:
@@ -162,6 +155,35 @@ async def predict(request: Request, s: Served, top_k: TopK = 3):
         return prediction(clf, probs, found, top_k)[0]
 
     return await s.admitted(handle)
+
+
+@router.post("/v1/read", response_model=ReadingOut, responses=IMAGE_ERRORS, openapi_extra=IMAGE_BODY, tags=["model"])
+async def read_number(request: Request, s: Served):
+    """Every digit in a picture (a photo of a number, a page), found and read whole: the number as a string, and
+    each digit's box in the picture's pixels with its reading; a picture without digits gives "" and no digits.
+    The work per picture is bounded: the finder sees a fixed-size copy, and at most its most likely boxes are read."""
+
+    data = await s.upload(request)
+
+    async def handle():
+        clf, out = await s.read(data)
+        return number_answer(clf, out)
+
+    return await s.admitted(handle)
+
+
+def number_answer(classifier: Classifier, out: dict) -> dict:
+    """/v1/read's answer from a worker's `read_upload`: each digit with its class's name and probability, and
+    whether its digit score passes the served weights' threshold."""
+    digits = []
+    for d in out["digits"]:
+        k, probs = d["digit"], d["probabilities"]
+        digits.append(
+            {"box": d["box"], "digit": k, "label": classifier.classes[k], "probability": probs[k]}
+            | {"digit_score": d["digit_score"], "is_digit": d["digit_score"] >= classifier.threshold}
+            | {"found": d["found"], "probabilities": probs, "seen": d["seen"]}
+        )
+    return {"number": out["number"], "width": out["width"], "height": out["height"], "digits": digits}
 
 
 @router.post(

@@ -31,6 +31,25 @@ class PredictionOut(BaseModel):
     candidate: str = Field(description="which reading of the image won: 'all ink', 'without lines', ...")
 
 
+class FoundDigitOut(BaseModel):
+    box: list[float] = Field(description="x0, y0, x1, y1 in the picture's pixels (as `width` x `height` count them)")
+    digit: int = Field(description="the most likely class")
+    label: str = Field(description="its name ('7' for digits)")
+    probability: float = Field(description="its calibrated probability")
+    digit_score: float = Field(description="how digit-like the crop is, 0 to 1 (the calibrated top probability)")
+    is_digit: bool = Field(description="the digit score is at least the threshold stored with the weights")
+    found: float = Field(description="the finder's score that a digit is there, 0 to 1")
+    probabilities: list[float] = Field(description="one per class, in class order, summing to 1")
+    seen: str = Field(description="the 28x28 image the network read (white on black), as a PNG data URL")
+
+
+class ReadingOut(BaseModel):
+    number: str = Field(description='the digits in reading order ("2026"); numbers apart are joined by a space')
+    width: int = Field(description="the picture's width in pixels (after its EXIF orientation)")
+    height: int
+    digits: list[FoundDigitOut] = Field(description="every digit found: lines top to bottom, each left to right")
+
+
 class ReceptiveField(BaseModel):
     layer: str
     row: int
@@ -80,7 +99,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         408: "the body did not arrive within the server's body timeout",
         413: "the body is over the size limit, or the image has too many pixels",
         415: "the body is not an image",
-        422: "the image holds no ink or no digit, or took longer than the server's deadline to prepare",
+        422: "the image holds no ink or no digit (/v1/predict, /v1/explain), or took longer than the server's "
+        "deadline to prepare",
         503: "the model is loading or the queue is full: retry after Retry-After seconds",
     }.items()
 }
@@ -108,7 +128,7 @@ IMAGE_BODY: dict[str, Any] = {
 }
 
 
-# what /v1/predict and /v1/explain share in the schema, besides IMAGE_BODY and their tag: the errors
+# what /v1/predict, /v1/explain and /v1/read share in the schema, besides IMAGE_BODY and their tag: the errors
 IMAGE_ERRORS: dict[int | str, dict[str, Any]] = {code: ERRORS[code] for code in (400, 408, 413, 415, 422, 503)}
 
 # /metrics: Prometheus's text format, not JSON

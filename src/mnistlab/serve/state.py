@@ -22,6 +22,7 @@ from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import Batcher
 from mnistlab.serve.metrics import Metrics
 from mnistlab.serve.pool import Overrun, PoolFull, PreparePool, WorkerLost
+from mnistlab.serve.reading import read_upload, reader
 from mnistlab.serve.uploads import NAME, RETRY_AFTER, ApiError, Reading, image_bytes, prepare_upload
 
 __all__ = ["MAX_BODY", "MAX_PIXELS", "MAX_READING", "RETRY_AFTER", "Limits", "Served", "State", "state"]
@@ -165,8 +166,22 @@ class State:
     async def candidates(self, data: bytes) -> tuple[Classifier, list[Candidate]]:
         """(classifier, candidate readings) of an image's bytes, prepared in the pool."""
         clf = self.model()
+        return clf, await self._in_pool(prepare_upload, data, self.limits.max_pixels)
+
+    async def read(self, data: bytes) -> tuple[Classifier, dict]:
+        """(classifier, `read_upload`'s reading) of a picture's bytes: found and read in the pool, by the `Reader`
+        each worker process builds once from the served weights (501 for a model that was not loaded from a file)."""
+        clf = self.model()
+        if clf.source is None:
+            raise ApiError(501, "the model served was not loaded from a file: the workers cannot read numbers with it")
+        using = (reader, (None if clf.source == "bundled" else clf.source,))
+        return clf, await self._in_pool(read_upload, data, self.limits.max_pixels, using=using)
+
+    async def _in_pool(self, fn, *args, using: tuple | None = None):
+        """`fn(*args)` in the preparation pool, its failures as answers: 503 without a worker, 422 past the
+        deadline or when the worker died."""
         try:
-            return clf, await self.pool.run(prepare_upload, data, self.limits.max_pixels)
+            return await self.pool.run(fn, *args, using=using)
         except PoolFull as e:
             raise ApiError(503, f"busy: {e}", {"Retry-After": RETRY_AFTER}) from None
         except Overrun as e:

@@ -1,5 +1,6 @@
 // The served drawing page: strokes on #pad (pad.js), predictions from /v1/predict while drawing, explanations.
 import { drawingPad, makeBars, showAnswer } from "./pad.js";
+import "./read.js"; // "Read a photo": /v1/read
 
 const DEBOUNCE_MS = 150; // live prediction while drawing: at most one request per pause this long
 const $ = (id) => document.getElementById(id);
