@@ -109,27 +109,6 @@ def draw_seven(canvas=(200, 200), box=(40, 30, 150, 170), width=16, ink=0, paper
     return img
 
 
-def number_page(data_dir, classifier, digits=(2, 0, 7, 6), scale: int = 3):
-    """A number written with MNIST *training* digits (each one the classifier reads alone right at over 99%), dark
-    on grey paper: floats [160, 80 * len(digits) + 100] in [0, 1], each digit 28 * `scale` px tall, 80 px apart."""
-    import numpy as np
-
-    from mnistlab.data import load_tensors
-
-    images, labels = load_tensors(True, data_dir, limit=400)
-    probs = np.asarray(classifier.probabilities(images.numpy() / 255.0))
-    sure = [i for i in range(len(labels)) if probs[i].argmax() == labels[i] and probs[i].max() > 0.99]
-    picked = [next(i for i in sure if labels[i] == d) for d in digits]
-    side = 28 * scale
-    page = np.full((160, 80 * len(digits) + 100), 0.85, np.float32)
-    top = (160 - side) // 2
-    for k, i in enumerate(picked):
-        digit = np.kron(images[i].numpy() / 255.0, np.ones((scale, scale)))
-        x = 40 + k * 80
-        page[top : top + side, x : x + side] = np.minimum(page[top : top + side, x : x + side], 0.85 - 0.75 * digit)
-    return page
-
-
 @pytest.fixture(scope="session")
 def bundled():
     """The bundled weights on the CPU (`mnistlab.load`), loaded once for the whole session."""

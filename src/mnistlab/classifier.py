@@ -86,6 +86,12 @@ class Classifier:
         """The model as a message names it: its file, or "the bundled model"."""
         return {None: "the model", "bundled": "the bundled model"}.get(self.source, str(self.source))
 
+    @property
+    def reads_digits(self) -> bool:
+        """Whether its classes are the ten digits, "0".."9" in order: only then can it read numbers with the digit
+        finder (`mnistlab.reading`)."""
+        return self.classes == [str(d) for d in range(10)]
+
     def __repr__(self) -> str:
         return f"Classifier(source={self.source!r}, device={str(self.device)!r}, engine={self.engine!r})"
 

@@ -10,6 +10,7 @@ from mnistlab.cli.report import EXIT_USER_ERROR
 from mnistlab.errors import UserError
 
 # The columns output.write_results writes to a .csv (tests/test_cli.py checks the two agree).
+FOUND = "found digit"  # the candidate named for a picture of several digits: the most digit-like one found
 CSV_COLUMNS = "file, digit, label, digit_score, is_digit, number, p0..p9, error"
 
 
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     classifier = load(args.model, device=args.device, engine=types.chosen_engine(args))
     results = classifier.predict_each(files, top_k=args.top_k)
     rows = [output.result_row(str(f), r, classifier.classes) for f, r in zip(files, results)]
-    if classifier.classes == [str(d) for d in range(10)]:  # a digit model: the finder reads the numbers too
-        read_numbers(classifier, files, results, rows)
+    if classifier.reads_digits:  # the finder reads the numbers too
+        read_numbers(classifier, files, results, rows, args.top_k)
     if args.show:
         output.save_seen(Path(args.show), files, results, rows, seen)
     output.print_results(rows, as_json=args.json)
@@ -66,18 +67,27 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_USER_ERROR if any("error" in row for row in rows) else 0
 
 
-def read_numbers(classifier, files, results, rows: list[dict]) -> None:
+def read_numbers(classifier, files, results: list, rows: list[dict], top_k: int) -> None:
     """Each read picture's number and digits (`output.reading_fields`) added to its row; a picture used as given
-    (a 28x28 MNIST digit) is its one digit."""
+    (a 28x28 MNIST digit) is its one digit. Where several digits are found, the one-digit answer (and the 28x28
+    --show saves) is the most digit-like of them ("found digit"), not a reading of the picture's ink as one digit."""
     from mnistlab import output
+    from mnistlab.preprocess import Candidate
     from mnistlab.reading.read import Reader
 
     reader = None
-    for file, result, row in zip(files, results, rows):
+    for i, (file, result, row) in enumerate(zip(files, results, rows)):
         if "error" in row:
             continue
         if result.candidate == "as given":
             row |= output.given_fields(row, result.seen.shape[::-1] if result.seen is not None else (28, 28))
             continue
         reader = reader or Reader(classifier)  # the finder is loaded once, for the first picture that needs it
-        row |= output.reading_fields(reader.read(file), classifier.classes)
+        reading = reader.read(file)
+        if len(reading.digits) > 1:
+            best = max(reading.digits, key=lambda d: d.score)
+            found = [Candidate(FOUND, best.seen)]
+            results[i] = classifier.prediction([best.probabilities], found, top_k, str(file))
+            row.clear()
+            row |= output.result_row(str(file), results[i], classifier.classes)
+        row |= output.reading_fields(reading, classifier.classes)

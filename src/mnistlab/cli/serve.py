@@ -11,7 +11,8 @@ from mnistlab.errors import UserError
 
 HELP = 'an HTTP API and a page to draw digits on (needs: pip install "mnistlab[serve]")'
 DESCRIPTION = (
-    "Serve the model over HTTP: POST /v1/predict and /v1/explain, GET /v1/model, /healthz, /readyz and "
+    "Serve the model over HTTP: POST /v1/predict, /v1/read (every digit in a picture, the number whole) and "
+    "/v1/explain, GET /v1/model, /healthz, /readyz and "
     "/metrics (Prometheus) (the schema at /openapi.json), and at / a page to draw digits on. Concurrent "
     "predictions are batched into one forward pass. Every answer carries an X-Request-ID."
 )

@@ -174,6 +174,8 @@ class State:
         clf = self.model()
         if clf.source is None:
             raise ApiError(501, "the model served was not loaded from a file: the workers cannot read numbers with it")
+        if not clf.reads_digits:
+            raise ApiError(501, f"the model served reads {', '.join(clf.classes[:3])}, ..., not digits: no numbers")
         using = (reader, (None if clf.source == "bundled" else clf.source,))
         return clf, await self._in_pool(read_upload, data, self.limits.max_pixels, using=using)
 
