@@ -48,9 +48,10 @@ def site(tmp_path_factory) -> Path:
 def test_the_site_holds_the_page_the_runtime_and_the_model_with_relative_urls_only(site):
     names = {str(p.relative_to(site)) for p in site.rglob("*") if p.is_file()}
     ort = {f"ort/{n}" for n in web_export.runtime_sums()}
-    assert names == {"index.html", "model.onnx"} | {f"static/{n}" for n in {*web_export.PAGE, *web_export.SHARED, *ort}}
+    static = {*web_export.PAGE, *web_export.SHARED, web_export.CONSTANTS, *ort}
+    assert names == {"index.html", "model.onnx", "finder.onnx"} | {f"static/{n}" for n in static}
     assert '<html lang="en" class="static">' in (site / "index.html").read_text()
-    for name in ("index.html", *(f"static/{n}" for n in (*web_export.PAGE, *web_export.SHARED))):
+    for name in ("index.html", *(f"static/{n}" for n in (*web_export.PAGE, *web_export.SHARED, web_export.CONSTANTS))):
         text = (site / name).read_text()
         assert "http://" not in text and "https://" not in text, name  # no CDN: the runtime ships in the site
         assert not re.search(r"""(src|href)="/|from "/|fetch\("/""", text), name  # any sub-path: relative URLs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from importlib import resources
@@ -12,12 +13,14 @@ from mnistlab.atomic_write import check_space, real_folder, write_bytes
 from mnistlab.errors import UserError
 
 # The site: the served page's index.html, marked class="static" (style.css then hides what needs the server), and
-# under static/ the served page's pad and style, this page's own scripts (mnistlab/web), onnxruntime-web's wasm
+# under static/ the served page's pad, photo reading and style, this page's own scripts (mnistlab/web), the reading
+# path's constants (CONSTANTS, written from mnistlab.reading's: `reading_constants`), onnxruntime-web's wasm
 # backend (mnistlab/web/ort, vendored from npm by scripts/vendor_ort_web.sh, listed in its SHA256SUMS); and the
-# model, written as ONNX next to index.html.
-PAGE = ("app.js", "prepare.js", "model.js")
-SHARED = ("pad.js", "style.css")
-STATIC, RUNTIME, MODEL = "static", "ort", "model.onnx"
+# model, written as ONNX next to index.html, beside the bundled digit finder's ONNX copy.
+PAGE = ("app.js", "prepare.js", "model.js", "find.js")
+SHARED = ("pad.js", "read.js", "style.css")
+STATIC, RUNTIME, MODEL, FINDER = "static", "ort", "model.onnx", "finder.onnx"
+CONSTANTS = "constants.js"
 MARK = '<html lang="en">'
 
 
@@ -39,7 +42,7 @@ def ort_version() -> str:
 def site_files() -> list[str]:
     """The files of the site, as paths relative to its folder."""
     ort = [f"{STATIC}/{RUNTIME}/{name}" for name in runtime_sums()]
-    return ["index.html", MODEL, *(f"{STATIC}/{name}" for name in (*PAGE, *SHARED)), *ort]
+    return ["index.html", MODEL, FINDER, *(f"{STATIC}/{name}" for name in (*PAGE, *SHARED, CONSTANTS)), *ort]
 
 
 def check_target(directory: str | Path, force: bool = False) -> Path:
@@ -82,12 +85,37 @@ def runtime_files() -> dict[str, bytes]:
     return files
 
 
+def reading_constants() -> dict:
+    """The reading path's constants that the page's port of it (web/find.js) works with, from where mnistlab
+    defines them: the finder's input and outputs (reading.frame, reading.finder_onnx), how boxes are kept,
+    cropped and read as numbers (reading.read), and how a picture is made grey (gray) and how large it may be."""
+    from mnistlab import gray, images
+    from mnistlab.reading import finder_onnx, frame, read
+
+    return {
+        "INPUT": frame.INPUT, "STRIDE": frame.STRIDE, "MAX_FOUND": frame.MAX_FOUND, "DETECT": frame.DETECT,
+        "GREY": list(frame.GREY), "INPUT_NAME": finder_onnx.INPUT_NAME, "OUTPUTS": list(finder_onnx.OUTPUTS),
+        "SAME": read.SAME, "MARGIN": read.MARGIN, "NUMBER_GAP": read.NUMBER_GAP, "CROP_SIDE": read.CROP_SIDE,
+        "INK_FLOOR": read.INK_FLOOR, "ALPHA_VARIATION": gray.ALPHA_VARIATION, "MAX_PIXELS": images.MAX_PIXELS,
+    }  # fmt: skip
+
+
+def constants_module() -> bytes:
+    """static/constants.js: `reading_constants` as the ES module the page imports."""
+    head = "// Written by mnistlab export --web from mnistlab.reading's constants (web_export.reading_constants).\n"
+    return (head + f"export const READING = {json.dumps(reading_constants(), indent=1)};\n").encode("utf-8")
+
+
 def site_contents(model: bytes) -> dict[str, bytes]:
     """Every file of the site for the ONNX `model` ({path in the site: bytes}), read before anything is written."""
+    from mnistlab.reading.read import bundled_finder_onnx
+
     web, served = _package().joinpath("web"), _package().joinpath("serve", "static")
     page = served.joinpath("index.html").read_text(encoding="utf-8")
     assert page.count(MARK) == 1, "the served page's <html> tag is not the one marked here"
     files = {"index.html": page.replace(MARK, '<html lang="en" class="static">').encode("utf-8"), MODEL: model}
+    files[FINDER] = bundled_finder_onnx().read_bytes()
+    files[f"{STATIC}/{CONSTANTS}"] = constants_module()
     files |= {f"{STATIC}/{name}": web.joinpath(name).read_bytes() for name in PAGE}
     files |= {f"{STATIC}/{name}": served.joinpath(name).read_bytes() for name in SHARED}
     return files | {f"{STATIC}/{RUNTIME}/{name}": data for name, data in runtime_files().items()}

@@ -1,9 +1,12 @@
 // The static drawing page (mnistlab export --web): strokes on #pad, read in the page by the ONNX model with
-// onnxruntime-web, shown as the served page shows its answers (pad.js). No server: any static host serves it.
+// onnxruntime-web, shown as the served page shows its answers (pad.js); and "Read a photo" (read.js), every digit
+// in a picture found by the finder (finder.onnx) and read in the page (find.js). No server: any static host serves it.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
 import { drawingPad, makeBars, showAnswer } from "./pad.js";
 import { grayOf, prepare } from "./prepare.js";
 import { loadModel } from "./model.js";
+import { loadFinder, pictureOf, readPicture } from "./find.js";
+import { readPhotos } from "./read.js";
 
 const DEBOUNCE_MS = 150; // live reading while drawing: at most one per pause this long
 // One thread: threads need SharedArrayBuffer, which needs cross-origin isolation (COOP/COEP headers), which a
@@ -58,10 +61,22 @@ $("clear").addEventListener("click", () => { drawn.blank(); reset(); });
 drawn.blank();
 reset();
 el.message.textContent = "loading the model…";
-loadModel(ort, "model.onnx").then((m) => {
+const loaded = loadModel(ort, "model.onnx");
+loaded.then((m) => {
   model = m;
   el.message.textContent = "";
   makeBars(el.bars, null, m.classes);
   document.body.dataset.ready = "true";
   read(); // anything drawn while it loaded
 }).catch((err) => { el.message.textContent = "cannot load the model: " + err; });
+
+// "Read a photo": the finder loaded on the first picture (its 1 MB is not fetched for a page only drawn on)
+let finder = null;
+readPhotos(async (file) => {
+  finder ??= loadFinder(ort, "finder.onnx");
+  const [run, m] = await Promise.all([
+    finder.catch((err) => { finder = null; throw new Error("cannot load the finder: " + err.message); }),
+    loaded.catch((err) => { throw new Error("cannot load the model: " + err.message); }),
+  ]);
+  return readPicture(await pictureOf(file), run, m);
+});

@@ -61,17 +61,22 @@ export async function loadModel(ort, url) {
   try { classes = JSON.parse(meta.classes); } catch { /* older files name none */ }
   let queue = Promise.resolve();
 
+  // The calibrated probabilities of 28x28 images (Float32Arrays), one row each, in one run (Classifier.probabilities).
+  async function probabilities(seen) {
+    const x = new Float32Array(seen.length * 784);
+    seen.forEach((s, i) => x.set(s, i * 784));
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x, [seen.length, 1, 28, 28]) });
+    const logp = out[session.outputNames[0]], k = logp.dims[1];
+    if (!Array.isArray(classes) || classes.length !== k) classes = [...Array(k).keys()].map(String);
+    return seen.map((_, i) => calibrated(Array.from(logp.data.subarray(i * k, (i + 1) * k)), temperature));
+  }
+
   // The answer for readings [{kind, seen}] (as POST /v1/predict gives it, seen still the 28x28 floats).
   async function scored(readings) {
-    const x = new Float32Array(readings.length * 784);
-    readings.forEach((c, i) => x.set(c.seen, i * 784));
-    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x, [readings.length, 1, 28, 28]) });
-    const logp = out[session.outputNames[0]], k = logp.dims[1];
-    const probs = readings.map((_, i) => calibrated(Array.from(logp.data.subarray(i * k, (i + 1) * k)), temperature));
+    const probs = await probabilities(readings.map((c) => c.seen));
     const scores = probs.map(digitScore), top = Math.max(...scores);
     const best = scores.findIndex((s) => s >= top - PREFER); // the first (most inclusive) of the best
     const row = probs[best], digit = row.indexOf(Math.max(...row));
-    if (!Array.isArray(classes) || classes.length !== k) classes = row.map((_, i) => String(i));
     return {
       digit, label: classes[digit], probabilities: row, digit_score: scores[best],
       is_digit: scores[best] >= threshold, candidate: readings[best].kind, seen: readings[best].seen,
@@ -81,5 +86,11 @@ export async function loadModel(ort, url) {
     get classes() { return classes ?? [...Array(10).keys()].map(String); },
     temperature, threshold,
     predict: (readings) => (queue = queue.catch(() => {}).then(() => scored(readings))), // one run at a time on the session
+    // Each image read on its own (as POST /v1/read reads each digit): {digit, label, probability, probabilities,
+    // digit_score, is_digit}
+    readEach: (seen) => (queue = queue.catch(() => {}).then(() => probabilities(seen))).then((rows) => rows.map((row) => {
+      const digit = row.indexOf(Math.max(...row)), score = digitScore(row);
+      return { digit, label: classes[digit], probability: row[digit], probabilities: row, digit_score: score, is_digit: score >= threshold };
+    })),
   };
 }

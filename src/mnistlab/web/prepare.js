@@ -19,19 +19,19 @@ export function grayOf(image) {
   return { a: g, h: height, w: width };
 }
 
-function median(values) { // numpy's: the mean of the two middle values of an even count
+export function median(values) { // numpy's: the mean of the two middle values of an even count
   const s = Float64Array.from(values).sort();
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function pyRound(x) { // Python's round(): halves to even
+export function pyRound(x) { // Python's round(): halves to even
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 ? r - 1 : r;
 }
 
 // The box (end-exclusive) of the non-zero pixels, cut out; null when there are none.
-function cropToInk({ a, h, w }) {
+export function cropToInk({ a, h, w }) {
   let top = h, bottom = -1, left = w, right = -1;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
