@@ -89,3 +89,59 @@ def test_dots_and_blank_paper_are_read_with_bounded_work(bundled):
     assert len(reader.read(dots).digits) <= len(boxes)
     paper = np.clip(0.85 + np.random.default_rng(0).normal(0, 0.02, (300, 400)), 0, 1).astype(np.float32)
     assert reader.read(paper).number == ""
+
+
+class _Sure:
+    """A stand-in classifier: every crop one digit (`level` of its probability on 3, the rest shared)."""
+
+    def __init__(self, level: float):
+        self.level = level
+
+    def probabilities(self, seen):
+        p = np.full((len(seen), 10), (1 - self.level) / 9, np.float32)
+        p[:, 3] = self.level
+        return p
+
+
+def test_a_low_finder_peak_or_a_low_digit_score_is_not_a_digit():
+    assert reading.digit_like(1.0, 1.0) == 1.0 and reading.digit_like(0.9, 0.0) == 0.0
+    assert reading.digit_like(0.6, 0.9) > reading.digit_like(0.5, 0.9) > reading.digit_like(0.5, 0.2)
+    assert reading.digit_like(0.8, 0.95) >= reading.IS_DIGIT  # a clear peak, a clear digit
+    assert reading.digit_like(frame.DETECT, 0.9) < reading.IS_DIGIT  # the weakest peak kept: not enough alone
+    assert reading.digit_like(0.8, 0.0) < reading.IS_DIGIT  # a strong peak on what reads as no digit at all
+
+
+def test_what_the_classifier_calls_no_digit_is_left_out_of_the_number(four_digits):
+    """The same four found boxes: all digits with a sure classifier, none with one that cannot tell (kept apart)."""
+    page, _ = four_digits
+    sure = reading.Reader(_Sure(1.0), reading.load_finder()[0]).read(page)
+    unsure = reading.Reader(_Sure(0.1), reading.load_finder()[0]).read(page)
+    assert sure.number == "3333" and not sure.rejected
+    assert unsure.number == "" and unsure.digits == [] and len(unsure.rejected) == 4
+    assert all(d.score == 0.0 for d in unsure.rejected)
+
+
+@pytest.mark.parametrize("number", ["2076", "13579", "48"])
+def test_written_numbers_are_still_read_whole(data_dir, bundled, number):
+    from mnistlab.data import load_tensors
+
+    images, labels = load_tensors(True, data_dir, limit=400)
+    page = written_number(images.numpy(), labels.numpy(), number, size=(140 * len(number), 160), k=1)[0]
+    assert reading.read(page, classifier=bundled).number == number
+
+
+def test_letters_and_shapes_are_mostly_not_digits(bundled):
+    """Pictures of one letter, symbol or drawn shape each (DejaVu, Liberation; the training's shape kinds): few are
+    taken for a digit."""
+    import glob
+
+    from mnistlab.reading import scenes, sprites
+
+    fonts = sprites.dejavu_fonts()[:2] + sorted(glob.glob("/usr/share/fonts/truetype/liberation*/*.ttf"))[:2]
+    assert len(fonts) == 4, "DejaVu and Liberation are installed here (fonts-dejavu-core, fonts-liberation)"
+    pool = sprites.characters(fonts, sprites.DISTRACT) + sprites.shapes(np.random.default_rng(5), 24)
+    made = scenes.lone_marks(pool, 48, np.random.default_rng(5))
+    reader = reading.Reader(bundled)
+    read = [reader.read(s.image) for s in made]
+    taken = sum(bool(r.digits) for r in read)
+    assert taken <= 0.2 * len(made), f"{taken} of {len(made)} not-digits read as digits"

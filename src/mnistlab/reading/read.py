@@ -3,7 +3,9 @@
 `Reader(classifier, finder).read(image)` gives a `Reading`: every digit found, in reading order (lines from top
 to bottom, left to right in a line), each with its box in the picture's pixels, the classifier's calibrated
 probabilities and digit score, and the finder's score; and the number as a string (numbers on a line apart by
-more than NUMBER_GAP digit heights, or on other lines, are joined by a space). `mnistlab.read(image)` does it
+more than NUMBER_GAP digit heights, or on other lines, are joined by a space). A found box is a digit only when
+its finder peak and its digit score together are digit-like enough (`digit_like` >= IS_DIGIT); the others, a
+letter or a symbol the finder fired on, are the reading's `rejected`. `mnistlab.read(image)` does it
 with the bundled finder and classifier. The work is bounded by the finder's input size and MAX_FOUND crops.
 The finder runs on the classifier's engine: its ONNX copy on onnxruntime beside a classifier on onnxruntime (no
 torch imported then), the torch network otherwise.
@@ -39,6 +41,15 @@ SAME = 0.6  # two found boxes overlapping by more than this IoU are one digit (t
 NUMBER_GAP = 0.8  # a horizontal gap wider than this many digit heights starts another number
 CROP_SIDE = 160  # a crop larger than this is subsampled first (the field is 20 px; this bounds the work per digit)
 INK_FLOOR = 0.3  # share of the crop's strongest contrast under which a pixel is paper (texture, noise, shadow)
+# "Not a digit": a found box is a digit when its finder peak times its digit score to SCORE_POWER reaches IS_DIGIT.
+# Chosen with the bundled finder and classifier (mnist-default.safetensors as of 2026-12-07; new classifier weights
+# call for a rerun) by `python scripts/not_digit_threshold.py -n 1500` (2026-12-07, the results in
+# benchmarks/results/not-digit-choice-2026-12-07.json) on generated validation scenes only: MNIST's training split,
+# DejaVu fonts and their distractors, scenes.WIDE, seed 7007 (no finder training's). Of powers 0-1, 1/8 turned down
+# most of the other boxes (20%; the peak alone 12%, the plain product 7%) at the threshold keeping 99% of the 4,167
+# digits found. IS_DIGIT is under frame.DETECT: a digit score of 1 is never turned down; a box at DETECT needs 0.96.
+SCORE_POWER = 0.125
+IS_DIGIT = 0.4477
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,13 @@ class Reading:
     digits: list[FoundDigit]
     number: str
     source: str | None = None
+    rejected: list[FoundDigit] = field(default_factory=list)  # boxes found but not digit-like (`digit_like`)
+
+
+def digit_like(found, score, power: float = SCORE_POWER):
+    """How much a found box is a digit, in [0, 1]: its finder peak `found` times its classifier's digit score
+    `score` to `power` (a small power: the finder's peak leads, a low digit score pulls it down)."""
+    return np.asarray(found, np.float32) * np.asarray(score, np.float32) ** np.float32(power)
 
 
 def bundled_finder() -> Path:
@@ -238,14 +256,17 @@ class Reader:
         scores = digit_score(probs)
         boxes, found = boxes[kept], found[kept]
         classes = [int(d) for d in probs.argmax(1)]
-        lines = reading_order(boxes)
-        box = [(float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in boxes]
-        digits = [
-            FoundDigit(box[i], classes[i], probs[i].tolist(), float(scores[i]), float(found[i]), seen[i])
-            for line in lines
-            for i in line
-        ]
-        return Reading(digits, _number(boxes, classes, lines), source)
+        every = [
+            FoundDigit((float(b[0]), float(b[1]), float(b[2]), float(b[3])), classes[i], probs[i].tolist(),
+                       float(scores[i]), float(found[i]), seen[i])
+            for i, b in enumerate(boxes)
+        ]  # fmt: skip
+        digit = np.flatnonzero(digit_like(found, scores) >= IS_DIGIT)
+        if not len(digit):
+            return Reading([], "", source, every)
+        lines = [[int(digit[i]) for i in line] for line in reading_order(boxes[digit])]
+        rejected = [every[i] for i in np.setdiff1d(np.arange(len(every)), digit)]
+        return Reading([every[i] for line in lines for i in line], _number(boxes, classes, lines), source, rejected)
 
 
 def read(image, classifier=None, finder: AnyFinder | None = None) -> Reading:

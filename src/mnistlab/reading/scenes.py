@@ -8,6 +8,7 @@ the finder must leave alone: letters, punctuation and symbols, words, drawn shap
 underlines, a box or a circle around a number, long strokes, specks. A digit's box is the box of its own ink as
 pasted (clipped to the picture), so the labels are exact. `make_scenes` then gives the batch paper, light and a
 camera (`camera`: backgrounds, ink colour, shadows, perspective with the boxes mapped through it, blur, noise, JPEG).
+`lone_marks` photographs pictures of one not-digit each the same way (the benchmark's not-digit sets).
 """
 
 from __future__ import annotations
@@ -255,7 +256,31 @@ def layout(sp: Sprites, rng: np.random.Generator, size: int = SIZE, r: Ranges = 
 def make_scenes(sp: Sprites, n: int, rng: np.random.Generator, size: int = SIZE, r: Ranges = TRAIN) -> list[Scene]:
     """`n` scenes (see the module's docstring), their randomness all from `rng`."""
     g = torch.Generator().manual_seed(int(rng.integers(2**62)))
-    inks, boxes, labels = zip(*(layout(sp, rng, size, r) for _ in range(n)))
+    return photograph([layout(sp, rng, size, r) for _ in range(n)], rng, g, size, r)
+
+
+def lone_marks(pool: list[np.ndarray], n: int, rng: np.random.Generator, size: int = SIZE, r: Ranges = WIDE):
+    """`n` pictures of one not-digit each (an ink of `pool`, as tall as a digit in `r`, anywhere), photographed as
+    scenes are: no digit boxes. The benchmark's not-digit sets."""
+    g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    laid = []
+    for _ in range(n):
+        canvas = np.zeros((size, size), np.float32)
+        ink = pool[int(rng.integers(len(pool)))]
+        h = math.exp(rng.uniform(math.log(r.min_height), math.log(r.max_height)))
+        s = _scaled(ink, h * (0.5 if ink.shape[0] < 0.3 * ink.shape[1] else 1.0), rng.uniform(0.8, 1.2),
+                    rng.uniform(-r.slant, r.slant), rng.uniform(-0.2, 0.2))  # fmt: skip
+        if s is not None and max(s.shape) < size:
+            x, y = int(rng.integers(0, size - s.shape[1])), int(rng.integers(0, size - s.shape[0]))
+            _paste(canvas, _pen(s, int(rng.choice(3, p=[0.6, 0.2, 0.2]))), x, y)
+        laid.append((canvas, np.zeros((0, 4), np.float32), np.zeros(0, np.int64)))
+    return photograph(laid, rng, g, size, r)
+
+
+def photograph(laid: list, rng: np.random.Generator, g: torch.Generator, size: int, r: Ranges) -> list[Scene]:
+    """Laid-out scenes [(ink, boxes, labels)] given paper, light and a camera (`camera`), from `rng` and `g`."""
+    inks, boxes, labels = zip(*laid)
+    n = len(laid)
     kind = rng.integers(0, 8, n)
     bg, light = camera.background(n, size, g, torch.from_numpy(kind), camera.sheet_edges(list(boxes), size, rng, kind))
     ink = torch.from_numpy(np.stack(inks)).unsqueeze(1)

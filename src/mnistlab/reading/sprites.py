@@ -46,7 +46,7 @@ def _render_text(text: str, font: ImageFont.FreeTypeFont) -> np.ndarray | None:
     return crop(np.asarray(img, np.float32) / 255)
 
 
-def _shapes(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+def shapes(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     """Drawn shapes a finder must not call digits: the not-digit bank's pen shapes, smileys and scribbles."""
     from mnistlab.notdigits import DRAWN
 
@@ -75,6 +75,12 @@ def _shapes(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     return out
 
 
+def characters(fonts: list[str], texts=(*DISTRACT, *WORDS)) -> list[np.ndarray]:
+    """Each of `texts` rendered in each font file of `fonts` (the distractors by default): ink as the sprites'."""
+    faces = [ImageFont.truetype(p, 64) for p in fonts]
+    return [ink for face in faces for ch in texts if (ink := _render_text(ch, face)) is not None]
+
+
 def load_sprites(mnist_images=None, mnist_labels=None, *, fonts: list[str] | None = None, seed: int = 0) -> Sprites:
     """The sprites: MNIST's training split (loaded from the mirror unless given), the digits and distractors in
     every DejaVu font found (or `fonts`), and drawn shapes."""
@@ -94,5 +100,5 @@ def load_sprites(mnist_images=None, mnist_labels=None, *, fonts: list[str] | Non
             if ink is not None:
                 others.append(ink)
     rng = np.random.default_rng(seed)
-    others += _shapes(rng, 96)
+    others += shapes(rng, 96)
     return Sprites(np.asarray(mnist_images, np.uint8), np.asarray(mnist_labels, np.int64), printed, others)
