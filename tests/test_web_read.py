@@ -128,7 +128,7 @@ def test_the_page_reads_as_mnistlab_reads(page, pictures, tmp_path):
 # find.js's steps run by node against mnistlab's, on random inputs (the pictures above need not reach every branch)
 
 NODE_RUN = """
-import { prepare, decode, distinct, readingOrder, numberOf } from "./find.js";
+import { prepare, decode, distinct, readingOrder, numberOf, digitLike } from "./find.js";
 import { readFileSync } from "node:fs";
 const c = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const f = (a) => Float32Array.from(a);
@@ -138,6 +138,7 @@ console.log(JSON.stringify({
   distinct: distinct(c.boxes.map(f)),
   lines: readingOrder(c.page.map(f)),
   number: numberOf(c.page.map(f), c.digits, readingOrder(c.page.map(f))),
+  digitLike: c.found.map((v, i) => digitLike(v, c.scores[i])),
 }));
 """
 
@@ -145,7 +146,7 @@ console.log(JSON.stringify({
 @pytest.mark.skipif(not shutil.which("node"), reason="no node to run the page's reading path outside a browser")
 def test_the_pages_reading_steps_are_mnistlabs(site, tmp_path):  # noqa: F811
     from mnistlab.reading import frame
-    from mnistlab.reading.read import _number, distinct, reading_order
+    from mnistlab.reading.read import IS_DIGIT, _number, digit_like, distinct, reading_order
 
     rng = np.random.default_rng(0)
     for name in ("find.js", "prepare.js", web_export.CONSTANTS):
@@ -165,6 +166,8 @@ def test_the_pages_reading_steps_are_mnistlabs(site, tmp_path):  # noqa: F811
     case = {"greys": [{"a": g.ravel().tolist(), "h": g.shape[0], "w": g.shape[1]} for g in greys], "grid": grid}
     case |= {"heat": heat.ravel().tolist(), "size": size.ravel().tolist(), "offset": offset.ravel().tolist()}
     case |= {"boxes": boxes.tolist(), "page": page.tolist(), "digits": digits}
+    found_at, score_of = rng.uniform(0.3, 1, 200).astype(np.float32), rng.uniform(0, 1, 200).astype(np.float32)
+    case |= {"found": found_at.tolist(), "scores": score_of.tolist()}
     (tmp_path / "in.json").write_text(json.dumps(case))
     run = subprocess.run(["node", "run.js", "in.json"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
@@ -179,3 +182,8 @@ def test_the_pages_reading_steps_are_mnistlabs(site, tmp_path):  # noqa: F811
     lines = reading_order(page)
     assert out["lines"] == lines and len(lines) == 3 and out["number"] == _number(page, digits, lines)
     assert " " in out["number"].split(" ", 2)[2], out["number"]  # a gap within a line, not only between lines
+    like = digit_like(found_at, score_of)  # the not-a-digit rule: the same values, the same side of IS_DIGIT
+    assert np.abs(np.asarray(out["digitLike"], np.float32) - like).max() < 1e-6
+    assert [v >= IS_DIGIT for v in out["digitLike"]] == (like >= IS_DIGIT).tolist() and 0 < (
+        like >= IS_DIGIT
+    ).sum() < 200

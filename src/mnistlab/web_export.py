@@ -96,7 +96,8 @@ def reading_constants() -> dict:
         "INPUT": frame.INPUT, "STRIDE": frame.STRIDE, "MAX_FOUND": frame.MAX_FOUND, "DETECT": frame.DETECT,
         "GREY": list(frame.GREY), "INPUT_NAME": finder_onnx.INPUT_NAME, "OUTPUTS": list(finder_onnx.OUTPUTS),
         "SAME": read.SAME, "MARGIN": read.MARGIN, "NUMBER_GAP": read.NUMBER_GAP, "CROP_SIDE": read.CROP_SIDE,
-        "INK_FLOOR": read.INK_FLOOR, "ALPHA_VARIATION": gray.ALPHA_VARIATION, "MAX_PIXELS": images.MAX_PIXELS,
+        "INK_FLOOR": read.INK_FLOOR, "SCORE_POWER": read.SCORE_POWER, "IS_DIGIT": read.IS_DIGIT,
+        "ALPHA_VARIATION": gray.ALPHA_VARIATION, "MAX_PIXELS": images.MAX_PIXELS,
     }  # fmt: skip
 
 

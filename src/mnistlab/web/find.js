@@ -218,7 +218,13 @@ export function numberOf(boxes, digits, lines) {
   }).join("")).join(" ");
 }
 
-// Reader.read: grey picture g's digits found by `run` and read by `model` (model.js), as POST /v1/read answers:
+// read.digit_like: how much a found box is a digit: its finder peak times its digit score to SCORE_POWER (float32)
+export function digitLike(found, score) {
+  return f32(f32(found) * f32(Math.pow(f32(score), f32(K.SCORE_POWER))));
+}
+
+// Reader.read: grey picture g's digits found by `run`, read by `model` (model.js) and kept where digit-like,
+// as POST /v1/read answers:
 // {number, width, height, digits: [{box, digit, label, probability, probabilities, digit_score, is_digit, found,
 // seen}]} in reading order.
 export async function readPicture(g, run, model) {
@@ -228,11 +234,16 @@ export async function readPicture(g, run, model) {
     const ink = inkOf(g, box), seen = ink && toField(cropToInk(ink));
     if (seen) { kept.push(i); fields.push(seen); }
   });
-  const read = fields.length ? await model.readEach(fields) : [];
-  const keptBoxes = kept.map((i) => boxes[i]), digits = read.map((r) => r.digit), lines = readingOrder(keptBoxes);
+  const all = fields.length ? await model.readEach(fields) : [];
+  const taken = all.map((_, k) => k).filter((k) => digitLike(found[kept[k]], all[k].digit_score) >= K.IS_DIGIT);
+  const keptBoxes = taken.map((k) => boxes[kept[k]]), digits = taken.map((k) => all[k].digit);
+  const lines = readingOrder(keptBoxes);
   return {
     number: numberOf(keptBoxes, digits, lines), width: g.w, height: g.h,
-    digits: lines.flat().map((k) => ({ box: keptBoxes[k], found: found[kept[k]], seen: fields[k], ...read[k] })),
+    digits: lines.flat().map((j) => {
+      const k = taken[j];
+      return { box: keptBoxes[j], found: found[kept[k]], seen: fields[k], ...all[k] };
+    }),
   };
 }
 
