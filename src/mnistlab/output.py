@@ -44,20 +44,8 @@ def result_row(file: str, result, classes: list[str] | None = None) -> dict:
 
 def reading_fields(reading, classes: list[str]) -> dict:
     """A picture's `Reading` (mnistlab.reading.read) as JSON-ready fields: the number ("2026"; "" for none) and
-    each digit in reading order with its box (x0, y0, x1, y1 in the picture's pixels), class, top probability,
-    digit score and finder score."""
-    digits = [
-        {
-            "box": [round(float(v), 1) for v in d.box],
-            "digit": d.digit,
-            "label": classes[d.digit],
-            "probability": max(d.probabilities),
-            "digit_score": d.score,
-            "found": d.found,
-        }
-        for d in reading.digits
-    ]
-    return {"number": reading.number, "digits": digits}
+    each digit in reading order (`FoundDigit.fields`: box in the picture's pixels, class, probability, scores)."""
+    return {"number": reading.number, "digits": [d.fields(classes) for d in reading.digits]}
 
 
 def given_fields(row: dict, size: tuple[int, int]) -> dict:

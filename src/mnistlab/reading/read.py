@@ -63,6 +63,13 @@ class FoundDigit:
     found: float  # the finder's heatmap peak in [0, 1]
     seen: np.ndarray = field(repr=False)  # the 28x28 MNIST-style crop the classifier saw
 
+    def fields(self, classes: list[str]) -> dict:
+        """Its JSON-ready fields, as `mnistlab predict --json` and POST /v1/read give them: box (rounded to 0.1
+        px), digit, label (its class's name in `classes`), probability (of that class), digit_score, found."""
+        box = [round(float(v), 1) for v in self.box]
+        top = {"digit": self.digit, "label": classes[self.digit], "probability": float(self.probabilities[self.digit])}
+        return {"box": box} | top | {"digit_score": float(self.score), "found": float(self.found)}
+
 
 @dataclass(frozen=True)
 class Reading:

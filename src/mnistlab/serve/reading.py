@@ -78,22 +78,17 @@ def reader(source: str | None):
 
 def read_upload(found_by, data: bytes, max_pixels: int) -> dict:
     """Every digit in the uploaded picture, found and read by `found_by` (a `Reader`): the number, the picture's
-    size (the boxes are in its pixels) and per digit its box, class, probabilities, scores and the 28x28 image read
-    (a PNG data URL); 413 and 415 as `opened` says. A picture without digits gives number "" and no digits."""
+    size (the boxes are in its pixels) and per digit `FoundDigit.fields` with every class's probability and the
+    28x28 image read (a PNG data URL); 413 and 415 as `opened` says. A picture without digits gives number ""
+    and no digits."""
     img = opened(data, max_pixels)
     try:
         reading = found_by.read(img, name=NAME)
     except UserError as e:
         raise ApiError(422, str(e), reason="unreadable") from None
+    classes = found_by.classifier.classes
     digits = [
-        {
-            "box": [round(float(v), 1) for v in d.box],
-            "digit": int(d.digit),
-            "probabilities": [float(p) for p in d.probabilities],
-            "digit_score": float(d.score),
-            "found": float(d.found),
-            "seen": png_data_url(d.seen),
-        }
+        d.fields(classes) | {"probabilities": [float(p) for p in d.probabilities], "seen": png_data_url(d.seen)}
         for d in reading.digits
     ]
     return {"number": reading.number, "width": img.width, "height": img.height, "digits": digits}

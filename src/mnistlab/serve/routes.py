@@ -173,17 +173,10 @@ async def read_number(request: Request, s: Served):
 
 
 def number_answer(classifier: Classifier, out: dict) -> dict:
-    """/v1/read's answer from a worker's `read_upload`: each digit with its class's name and probability, and
-    whether its digit score passes the served weights' threshold."""
-    digits = []
-    for d in out["digits"]:
-        k, probs = d["digit"], d["probabilities"]
-        digits.append(
-            {"box": d["box"], "digit": k, "label": classifier.classes[k], "probability": probs[k]}
-            | {"digit_score": d["digit_score"], "is_digit": d["digit_score"] >= classifier.threshold}
-            | {"found": d["found"], "probabilities": probs, "seen": d["seen"]}
-        )
-    return {"number": out["number"], "width": out["width"], "height": out["height"], "digits": digits}
+    """/v1/read's answer from a worker's `read_upload`: each digit marked with whether its digit score passes the
+    served weights' threshold."""
+    digits = [d | {"is_digit": d["digit_score"] >= classifier.threshold} for d in out["digits"]]
+    return out | {"digits": digits}
 
 
 @router.post(
