@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -82,3 +84,38 @@ def test_use_cuda_graphs_only_for_adamw_on_cuda_with_the_resident_pipeline():
 def test_a_folder_dataset_refuses_the_loader_pipeline(tmp_path):
     with pytest.raises(UserError, match="DataLoader pipeline reads the torchvision datasets only"):
         load_data(Recipe(dataset=f"folder:{tmp_path}", pipeline="loader"))
+
+
+def crop_set(path, labels) -> str:
+    g = np.random.default_rng(0)
+    images = g.integers(0, 256, (len(labels), 28, 28)).astype(np.uint8)
+    np.savez_compressed(path, images=images, labels=np.array(labels, np.int64), meta="{}")
+    return str(path)
+
+
+def test_a_crop_set_joins_the_training_split_only(tmp_path, data_dir, mirror):
+    crops = crop_set(tmp_path / "c.npz", [3, -1, 7])
+    r = Recipe(crops=crops, augment="outliers", val=100, limit_train=50)
+    d = load_data(r, data_dir, str(mirror))
+    plain = load_data(Recipe(val=100, limit_train=50), data_dir, str(mirror))
+    assert len(d.train_labels) == 53 and d.train_labels[-3:].tolist() == [3, -1, 7]
+    assert torch.equal(d.train_images[:50], plain.train_images) and torch.equal(d.test_images, plain.test_images)
+    assert torch.equal(d.train_images[-3:], torch.from_numpy(np.load(crops)["images"]))
+    assert len(load_data(r, data_dir, str(mirror), train=False).train_labels) == 50  # evaluation: no crops read
+    # the not-digit trains as the robust augmentation's own do: a uniform target, a finite loss
+    tr, _, _ = build_loaders(dataclasses.replace(r, batch_size=64, outliers=0.0), d, CPU)
+    x, y = next(iter(tr))
+    assert (y == -1).sum() == 1 and torch.isfinite(build_criterion(r)(Net()(x), y))
+
+
+def test_a_crop_set_is_refused_where_it_cannot_train(tmp_path, data_dir, mirror):
+    with_not_digits = crop_set(tmp_path / "c.npz", [1, -1])
+    with pytest.raises(UserError, match="holds not-digits: train on it with augment robust or outliers"):
+        load_data(Recipe(crops=with_not_digits, val=100, limit_train=50), data_dir, str(mirror))
+    digits_only = crop_set(tmp_path / "d.npz", [1, 2])  # the plain affine recipe can train on digits alone
+    assert len(load_data(Recipe(crops=digits_only, val=100, limit_train=50), data_dir, str(mirror)).train_labels) == 52
+    with pytest.raises(UserError, match="resident pipeline"):
+        load_data(Recipe(crops=digits_only, pipeline="loader"), data_dir, str(mirror))
+    for bad in (crop_set(tmp_path / "e.npz", [1, 12]), str(tmp_path / "missing.npz")):
+        with pytest.raises(UserError, match="crop set"):
+            load_data(Recipe(crops=bad, augment="outliers", val=100, limit_train=50), data_dir, str(mirror))

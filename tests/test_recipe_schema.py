@@ -11,6 +11,7 @@ from mnistlab.recipe_schema import check_setting
     "name, value",
     [("batch_size", 1024), ("limit_train", None), ("lr", 0.01), ("momentum", 0.0), ("mean", None), ("amp", "off"),
      ("device", "cuda:1"), ("compile", False), ("dataset", "mnist"), ("dataset", "folder:x"), ("init", None),
+     ("crops", None), ("crops", "runs/crops.npz"),
      ("name", "mine"), ("name", "fast99.v2_x-1"), ("name", "n" * 100), ("tuned", {"study": "s", "trial": 3})],
 )  # fmt: skip
 def test_what_a_recipe_may_hold(name, value):
@@ -32,6 +33,7 @@ def test_what_a_recipe_may_hold(name, value):
      ("compile", "yes", "must be true or false"),
      ("dataset", "folder:", "or folder:PATH"),
      ("init", "", "run folder or weights file"),
+     ("crops", 3, "crop set (.npz of scripts/make_crops.py), or null"),
      ("name", "", "letters, digits"),
      ("name", "../up", "not starting with '.'"),
      ("name", "a/b", "it names the run folder"),

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -27,7 +28,7 @@ class Data:
     """A run's images (uint8, upright, white on black) and labels, with what the dataset says about them."""
 
     train_images: torch.Tensor  # [N, 28, 28] uint8
-    train_labels: torch.Tensor  # [N] int64, 0 .. len(classes) - 1
+    train_labels: torch.Tensor  # [N] int64, 0 .. len(classes) - 1; -1: a not-digit of the recipe's crop set
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: tuple[str, ...]  # the class names, in label order
@@ -71,11 +72,31 @@ def load_data(recipe: Recipe, data_dir=None, mirror=None, *, train: bool = True)
         stats = recipe.mean is None and mean is None
         xtr, ytr = load(True, recipe.limit_train) if (train and tensors) or stats else empty
         xte, yte = load(False, recipe.limit_test) if tensors or not train else empty
+    if recipe.crops and train:  # the training split only: the evaluation set stays the dataset's own
+        xc, yc = load_crops(recipe)
+        xtr, ytr = torch.cat([xtr, xc]), torch.cat([ytr, yc])
     if recipe.mean is not None and recipe.std is not None:
         mean, std = recipe.mean, recipe.std
     elif mean is None or std is None:
         mean, std = datasets.pixel_stats(xtr)
     return Data(xtr, ytr, xte, yte, classes, float(mean), float(std), hflip_ok)
+
+
+def load_crops(recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recipe's crop set (scripts/make_crops.py): images uint8 [N, 28, 28], labels int64 [N] (-1: a not-digit,
+    which only the robust augmentation's criterion has a target for)."""
+    if recipe.pipeline != "resident":
+        raise UserError("a crop set trains with the resident pipeline (the default recipe), not the seed's DataLoader")
+    try:
+        with np.load(str(recipe.crops), allow_pickle=False) as z:
+            x, y = torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]).long()
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"cannot read the crop set {recipe.crops}: {e}") from None
+    if x.dtype != torch.uint8 or x.shape[1:] != (28, 28) or len(x) != len(y) or bool((y < -1).any() | (y > 9).any()):
+        raise UserError(f"{recipe.crops} is not a crop set of scripts/make_crops.py (uint8 28x28 images, labels -1..9)")
+    if recipe.augment not in ("robust", "outliers") and bool((y < 0).any()):
+        raise UserError(f"{recipe.crops} holds not-digits: train on it with augment robust or outliers")
+    return x, y
 
 
 def resolve(recipe: Recipe, d: Data) -> Recipe:

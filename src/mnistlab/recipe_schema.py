@@ -88,6 +88,9 @@ def check_setting(name: str, v) -> str | None:
     if name == "init":
         ok = v is None or (isinstance(v, str) and bool(v))
         return None if ok else f"must be a run folder or weights file, or null, not {shown(v)}"
+    if name == "crops":
+        ok = v is None or (isinstance(v, str) and bool(v))
+        return None if ok else f"must be a crop set (.npz of scripts/make_crops.py), or null, not {shown(v)}"
     if name == "name":
         return name_problem(v)
     return None if isinstance(v, str) and v else f"must be a non-empty string, not {shown(v)}"

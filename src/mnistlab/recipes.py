@@ -54,6 +54,8 @@ class Recipe:
     limit_train: int | None = None  # train on the first N training images only (None: all 60,000)
     limit_test: int | None = None  # evaluate on the first N test images only (None: all 10,000)
     val: int | None = None  # hold out the last N training images and evaluate on them, not the test set (for tuning)
+    crops: str | None = None  # also train on this crop set: a .npz of scripts/make_crops.py (the finder's crops of
+    # generated scenes, labelled); its not-digits (label -1) train as the robust augmentation's do (robust|outliers)
     # execution
     amp: str = "auto"  # "auto" (bf16 where it is faster) | "bf16" | "off"
     channels_last: bool = True  # NHWC activations: faster convolutions on CPU and GPU

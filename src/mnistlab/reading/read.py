@@ -159,6 +159,16 @@ def ink_of(g: np.ndarray, box) -> np.ndarray | None:
     return ink if ink.any() else None
 
 
+def seen_of(g: np.ndarray, box) -> np.ndarray | None:
+    """What the classifier sees of `box` in grey picture `g`: its ink (`ink_of`) as the MNIST-style 28x28 field
+    (float32 in [0, 1]), or None when the box holds no ink. (scripts/make_crops.py trains on these.)"""
+    ink = ink_of(g, box)
+    if ink is None:
+        return None
+    r0, r1, c0, c1 = bbox(ink)
+    return to_field(np.ascontiguousarray(ink[r0:r1, c0:c1]))
+
+
 def reading_order(boxes: np.ndarray) -> list[list[int]]:
     """Indices of `boxes` grouped in lines (top to bottom; a box joins a line whose vertical middle it covers),
     each line left to right."""
@@ -248,11 +258,7 @@ class Reader:
         boxes, found = self.find(g)
         fields, kept = [], []
         for i, box in enumerate(boxes):
-            ink = ink_of(g, box)
-            if ink is None:
-                continue
-            r0, r1, c0, c1 = bbox(ink)
-            f = to_field(np.ascontiguousarray(ink[r0:r1, c0:c1]))
+            f = seen_of(g, box)
             if f is not None:
                 fields.append(f)
                 kept.append(i)
