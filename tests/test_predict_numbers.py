@@ -98,3 +98,34 @@ def test_seen_names_leave_room_for_each_boxed_picture(tmp_path):
     paths = output.seen_paths(tmp_path, ["a/x.png", "x.boxes.png", "b/x.png"])
     names = [p.name for p in paths] + [output.boxed_path(p).name for p in paths]
     assert len(set(names)) == 6, names
+
+
+@pytest.mark.parametrize("found_score, answered", [(0.99, "all ink"), (0.5, "all ink"), (0.2, "all ink")])
+def test_a_picture_read_well_as_one_digit_keeps_its_own_reading(monkeypatch, bundled, found_score, answered):
+    """The finder seeing two digits in a digit that fills its picture: the picture's own reading (digit score 0.98)
+    is kept unless a found digit is over classifier.PREFER more digit-like; a number read as a blob gives way."""
+    from mnistlab.classifier import Prediction
+    from mnistlab.cli import predict
+    from mnistlab.reading import read
+
+    def found(digit, score):
+        probs = [0.0] * 10
+        probs[digit] = 1.0
+        return read.FoundDigit((0.0, 0.0, 10.0, 10.0), digit, probs, score, 0.9, np.zeros((28, 28), np.float32))
+
+    class TwoDigits:
+        def __init__(self, classifier):
+            pass
+
+        def read(self, file):
+            return read.Reading([found(1, found_score), found(4, found_score - 0.01)], "14", str(file))
+
+    monkeypatch.setattr(read, "Reader", TwoDigits)
+    for own, expected in ((0.98, answered), (0.3, "found digit" if found_score > 0.35 else "all ink")):
+        probs = [0.0] * 10
+        probs[7] = 1.0
+        result = Prediction(7, probs, [(7, 1.0)], "x.png", "7", np.zeros((28, 28)), own, True, "all ink")
+        results, rows = [result], [output.result_row("x.png", result, bundled.classes)]
+        predict.read_numbers(bundled, ["x.png"], results, rows, 3)
+        assert rows[0]["candidate"] == expected and rows[0]["number"] == "14", (own, found_score)
+        assert rows[0]["digit"] == (1 if expected == "found digit" else 7)

@@ -69,9 +69,13 @@ def run(args: argparse.Namespace) -> int:
 
 def read_numbers(classifier, files, results: list, rows: list[dict], top_k: int) -> None:
     """Each read picture's number and digits (`output.reading_fields`) added to its row; a picture used as given
-    (a 28x28 MNIST digit) is its one digit. Where several digits are found, the one-digit answer (and the 28x28
-    --show saves) is the most digit-like of them ("found digit"), not a reading of the picture's ink as one digit."""
+    (a 28x28 MNIST digit) is its one digit. Where several digits are found, the most digit-like of them is a
+    candidate after the picture's own readings, as `Classifier.prediction` ranks its candidates: it is the one-digit
+    answer (and the 28x28 --show saves; "found digit") when its digit score is over PREFER above theirs. So a number
+    read as one blob of ink ("2076" as a 9 at digit score 0.18) gives way to one of its digits, and a digit that
+    fills its picture, which the finder may see as two, keeps its own reading."""
     from mnistlab import output
+    from mnistlab.classifier import PREFER
     from mnistlab.preprocess import Candidate
     from mnistlab.reading.read import Reader
 
@@ -84,8 +88,8 @@ def read_numbers(classifier, files, results: list, rows: list[dict], top_k: int)
             continue
         reader = reader or Reader(classifier)  # the finder is loaded once, for the first picture that needs it
         reading = reader.read(file)
-        if len(reading.digits) > 1:
-            best = max(reading.digits, key=lambda d: d.score)
+        best = max(reading.digits, key=lambda d: d.score, default=None)
+        if len(reading.digits) > 1 and best is not None and best.score > result.digit_score + PREFER:
             found = [Candidate(FOUND, best.seen)]
             results[i] = classifier.prediction([best.probabilities], found, top_k, str(file))
             row.clear()
