@@ -89,3 +89,20 @@ def test_dots_and_blank_paper_are_read_with_bounded_work(bundled):
     assert len(reader.read(dots).digits) <= len(boxes)
     paper = np.clip(0.85 + np.random.default_rng(0).normal(0, 0.02, (300, 400)), 0, 1).astype(np.float32)
     assert reader.read(paper).number == ""
+
+
+def test_a_small_digit_in_a_large_photo_is_found_by_the_second_look(bundled, data_dir, monkeypatch):
+    """Digits 5% of a 1600x1200 photo's side (13 px in the whole view): the tiles find most of them, the whole
+    view alone few (MNIST training digits)."""
+    from realsets import small_in_large
+
+    from mnistlab.data import load_tensors
+
+    images, labels = load_tensors(True, data_dir, limit=20)
+    pictures = [small_in_large(d, np.random.default_rng([5, i])) for i, d in enumerate(images.numpy())]
+    reader = reading.Reader(bundled)
+    found = sum(len(reader.find(p.astype(np.float32) / 255)[0]) > 0 for p in pictures)
+    monkeypatch.setattr(frame, "LOOK", 10**6)  # the whole view alone
+    alone = sum(len(reader.find(p.astype(np.float32) / 255)[0]) > 0 for p in pictures)
+    print(f"found in {found} of 20 pictures with the second look, {alone} without")
+    assert found >= 9 and found >= alone + 6
