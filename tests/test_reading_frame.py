@@ -80,3 +80,41 @@ def test_match_pairs_each_box_once():
     b = np.array([[0, 0, 10, 10]], np.float32)
     assert frame.match(a, b) == [(0, 0)]
     assert frame.match(a, np.zeros((0, 4), np.float32)) == []
+
+
+def test_a_large_picture_gets_a_bounded_second_look_in_tiles():
+    """Under LOOK px: the whole view alone; from LOOK px: at most 2 x 2 tiles more, covering the picture, each a
+    fixed input; a tile of a side no longer than a tile is not repeated."""
+    rng = np.random.default_rng(0)
+    assert len(frame.views(rng.random((300, frame.LOOK - 1), dtype=np.float32))) == 1
+    for shape, count in (((1200, 1600), 5), ((600, 3000), 3), ((frame.LOOK, frame.LOOK), 5), ((4000, 500), 3)):
+        g = rng.random(shape, dtype=np.float32)
+        views = frame.views(g)
+        assert len(views) == count and all(v.input.shape == (2, frame.INPUT, frame.INPUT) for v in views)
+        covered = np.zeros(shape, bool)
+        for v in views[1:]:
+            x, y = v.origin
+            side = round(frame.INPUT / v.scale)
+            covered[y : y + side, x : x + side] = True
+            assert not any(v.inner[:2]) if (x, y) == (0, 0) else any(v.inner[:2])
+        assert covered.all()
+
+
+def test_merging_keeps_the_whole_views_finds_and_a_tiles_small_whole_ones():
+    g = np.zeros((1200, 1600), np.float32)
+    views = frame.views(g)
+    tile = views[4]  # the bottom right tile: its left and top sides are inner
+    s = 1 / tile.scale
+    boxes = np.zeros((5, 3, 4), np.float32)
+    scores = np.zeros((5, 3), np.float32)
+    boxes[0, 0], scores[0, 0] = (100, 100, 150, 160), 0.9  # the whole view's: kept, at any size
+    boxes[4, 0], scores[4, 0] = (100, 100, 120, 125), 0.8  # small, inside the tile: kept
+    boxes[4, 1], scores[4, 1] = (1, 100, 20, 125), 0.8  # on the tile's inner left side: cut, left to another tile
+    boxes[4, 2], scores[4, 2] = (100, 100, 160, 180), 0.8  # large: the whole view's to find
+    boxes[2, 0], scores[2, 0] = (100, 100, 120, 125), 0.3  # under DETECT
+    b, sc = frame.merge(views, boxes, scores)
+    assert np.allclose(sc, [0.9, 0.8])
+    assert np.allclose(b[0], np.array([100, 100, 150, 160]) / views[0].scale)
+    assert np.allclose(b[1], np.array([100, 100, 120, 125]) * s + np.array(tile.origin * 2))
+    many = np.full((5, frame.MAX_FOUND, 4), (10, 10, 14, 14), np.float32)
+    assert len(frame.merge(views, many, np.ones((5, frame.MAX_FOUND), np.float32))[0]) == frame.MAX_FOUND

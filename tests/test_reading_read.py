@@ -145,3 +145,20 @@ def test_letters_and_shapes_are_mostly_not_digits(bundled):
     read = [reader.read(s.image) for s in made]
     taken = sum(bool(r.digits) for r in read)
     assert taken <= 0.2 * len(made), f"{taken} of {len(made)} not-digits read as digits"
+
+
+def test_a_small_digit_in_a_large_photo_is_found_by_the_second_look(bundled, data_dir, monkeypatch):
+    """Digits 5% of a 1600x1200 photo's side (13 px in the whole view): the tiles find most of them, the whole
+    view alone few (MNIST training digits)."""
+    from realsets import small_in_large
+
+    from mnistlab.data import load_tensors
+
+    images, labels = load_tensors(True, data_dir, limit=20)
+    pictures = [small_in_large(d, np.random.default_rng([5, i])) for i, d in enumerate(images.numpy())]
+    reader = reading.Reader(bundled)
+    found = sum(len(reader.find(p.astype(np.float32) / 255)[0]) > 0 for p in pictures)
+    monkeypatch.setattr(frame, "LOOK", 10**6)  # the whole view alone
+    alone = sum(len(reader.find(p.astype(np.float32) / 255)[0]) > 0 for p in pictures)
+    print(f"found in {found} of 20 pictures with the second look, {alone} without")
+    assert found >= 9 and found >= alone + 6

@@ -4,7 +4,8 @@ Any picture is made grey, scaled so that its longer side is INPUT px and put at 
 field (`prepare`); the network (`finder.Finder`, or its ONNX copy) sees two channels: the grey level less the
 picture's median (ink is then signed: dark ink on paper below zero, chalk on a board above, both polarities alike)
 and a mask of where the picture is (1) or padding (0). `decode` keeps the peaks of its heatmap (a 3x3 maximum), the
-best MAX_FOUND of them: the work is fixed by the input size, whatever the picture holds. The scaling is the one the
+best MAX_FOUND of them: the work is fixed by the input size, whatever the picture holds. A large picture also gets a
+bounded second look in tiles (`views`, their finds joined by `merge`): a small digit in it. The scaling is the one the
 bundled finder was trained with (torch's `interpolate`, "area" when shrinking, "bilinear" when enlarging), done
 here in NumPy; `iou` and `match` pair found boxes with true ones (training, tests, benchmarks).
 """
@@ -25,14 +26,25 @@ MAX_FOUND = 64  # the most peaks decoded per picture: more digits than any page 
 # scenes (scenes.WIDE, seed 1001; never MNIST's test split)
 DETECT = 0.45
 GREY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as Pillow's convert("L")
+# A picture whose longer side is at least LOOK px gets a second look (`views`): the finder also sees it as up to
+# 2 x 2 overlapping square tiles of TILE of that side (each then 1 / TILE times larger than in the whole view),
+# in one batch with it: at most five inputs per picture, whatever it holds. A tile keeps only the digits under
+# SMALL input px tall in the whole view (larger ones the whole view finds: of the 5%-of-a-large-photo digits,
+# 13 px there, it found 12%) and not touching the tile's inner edges (the tiles overlap by more than SMALL).
+LOOK = 2 * INPUT
+TILE = 0.6
+SMALL = 24
 
 
 @dataclass(frozen=True)
 class Framed:
-    """A picture as the finder sees it: the input [2, INPUT, INPUT] float32 and how to map boxes back (x / scale)."""
+    """A picture (or a tile of one, at `origin`) as the finder sees it: the input [2, INPUT, INPUT] float32 and how
+    to map boxes back (x / scale + origin)."""
 
     input: np.ndarray
     scale: float  # input px per picture px
+    origin: tuple[int, int] = (0, 0)  # the tile's top left (x, y) in the picture's px
+    inner: tuple[bool, bool, bool, bool] = (False,) * 4  # which of its sides (x0, y0, x1, y1) cut the picture
 
 
 def grey(image) -> np.ndarray:
@@ -89,6 +101,44 @@ def prepare(g: np.ndarray, size: int = INPUT) -> Framed:
     x[0, :nh, :nw] = small - median
     x[1, :nh, :nw] = 1.0
     return Framed(x, scale)
+
+
+def views(g: np.ndarray) -> list[Framed]:
+    """Grey picture `g` as the finder sees it: whole, and when its longer side is at least LOOK px, also as up to
+    2 x 2 overlapping tiles of TILE of that side (none across a side no longer than a tile)."""
+    whole = prepare(g)
+    h, w = g.shape
+    if max(h, w) < LOOK:
+        return [whole]
+    t = int(np.ceil(TILE * max(h, w)))
+    starts = [[0] if side <= t else [0, side - t] for side in (h, w)]
+    out = [whole]
+    for y in starts[0]:
+        for x in starts[1]:
+            tile = prepare(g[y : y + t, x : x + t])
+            inner = (x > 0, y > 0, x + t < w, y + t < h)
+            out.append(Framed(tile.input, tile.scale, (x, y), inner))
+    return out
+
+
+def merge(found: list[Framed], boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The finds of `views` (decode's boxes [V, k, 4] and scores [V, k]) with scores >= DETECT as (boxes [N, 4] in
+    the picture's px, scores [N]), the best MAX_FOUND, highest first: the whole view's, and a tile's digits under
+    SMALL px in the whole view that keep STRIDE px off the tile's inner edges."""
+    whole = found[0].scale
+    out_b, out_s = [], []
+    for f, b, s in zip(found, boxes, scores):
+        keep = s >= DETECT
+        if f is not found[0]:
+            keep &= (b[:, 3] - b[:, 1]) * whole / f.scale < SMALL
+            lo, hi = b[:, :2] > STRIDE, b[:, 2:] < INPUT - STRIDE  # off each side: x0, y0 and x1, y1
+            for side, ok in zip(f.inner, (lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])):
+                keep &= ok | (not side)
+        out_b.append(b[keep] / f.scale + np.array(f.origin * 2, np.float32))
+        out_s.append(s[keep])
+    b, s = np.concatenate(out_b).astype(np.float32), np.concatenate(out_s)
+    order = np.argsort(-s, kind="stable")[:MAX_FOUND]
+    return b[order], s[order]
 
 
 def decode(heat: np.ndarray, size: np.ndarray, offset: np.ndarray, k: int = MAX_FOUND):

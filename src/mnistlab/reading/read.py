@@ -240,10 +240,8 @@ class Reader:
 
     def find(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(boxes [N, 4] in `g`'s pixels, finder scores [N]) of the digits found in grey picture `g`."""
-        framed = frame.prepare(g)
-        boxes, scores = frame.decode(*run_finder(self.finder, framed.input[None]))
-        keep = scores[0] >= frame.DETECT
-        b, s = boxes[0][keep] / framed.scale, scores[0][keep]
+        views = frame.views(g)
+        b, s = frame.merge(views, *frame.decode(*run_finder(self.finder, np.stack([v.input for v in views]))))
         h, w = g.shape
         b = np.clip(b, 0, [w, h, w, h]).astype(np.float32)
         ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)

@@ -47,9 +47,14 @@ class Ranges:
     numbers: int = MAX_NUMBERS  # the most numbers in a scene (1: exactly one, as the benchmark's number sets)
     fewest: int = 1  # the fewest digits in a number
     big: float = 0.2  # the share of scenes holding one digit, large in the frame (BIG of the side), as photos of one do
+    small: float = 0.0  # the share of those lone digits drawn at any height instead (a small digit on a large page)
+    big_sizes: tuple[float, float] = BIG  # a large lone digit's height as a share of the side (1: filling it)
+    cut: float = 0.08  # the most of a large lone digit's box left out of the picture on a side (touching, cut off)
 
 
-TRAIN = Ranges()
+# Training holds more lone digits than the validation and benchmark scenes: photos of one digit, small or filling
+# the frame, cut by its edges (the bundled finder, trained on Ranges(), finds no digit in 5-15% of such pictures)
+TRAIN = Ranges(big=0.35, small=0.3, big_sizes=(0.3, 1.05), cut=0.3)
 WIDE = Ranges(min_height=10.0, max_height=200.0, slant=16.0, perspective=0.12, noise=0.07, blur=3.0, empty=0.1)
 
 
@@ -176,16 +181,18 @@ def _numbers(sp: Sprites, rng: np.random.Generator, canvas: np.ndarray, r: Range
         n = 1 if lone else int(rng.integers(r.fewest, MAX_DIGITS + 1))
         height = math.exp(rng.uniform(math.log(r.min_height), math.log(r.max_height)))
         height = min(height, S / (0.75 * n + 0.2) * rng.uniform(0.5, 1.0))  # the number fits across
-        height = S * rng.uniform(*BIG) if lone else height
+        big = lone and not (r.small and rng.random() < r.small)  # (no draw when none are small: WIDE's scenes stay)
+        height = S * rng.uniform(*r.big_sizes) if big else height
         parts = _number(sp, rng, n, height, r)
         if not parts:
             continue
         w = max(x + s.shape[1] for s, x, _, _ in parts)
         h = max(y + s.shape[0] for s, _, y, _ in parts) - min(y for _, _, y, _ in parts)
-        if w > S or h > S:
+        cut, most = (r.cut, S / (1 - r.cut)) if big else (0.08, S)
+        if w > most or h > most:
             continue
         for _ in range(8):
-            ox, oy = rng.uniform(-0.08 * w, S - 0.92 * w), rng.uniform(-0.08 * h, S - 0.92 * h)
+            ox, oy = rng.uniform(-cut * w, S - (1 - cut) * w), rng.uniform(-cut * h, S - (1 - cut) * h)
             if _free((ox, oy, ox + w, oy + h), numbers, 0.3 * height):
                 break
         else:
