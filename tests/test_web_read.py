@@ -34,10 +34,17 @@ def pictures(data_dir) -> dict:
     small, small_boxes = written_number(images.numpy(), labels.numpy(), "42", size=(160, 90), height=40)
     rgba = np.zeros((*paper.shape, 4), np.uint8)
     rgba[..., 3] = 255 - paper  # black ink, the paper transparent
+    tiny, tiny_boxes = written_number(images.numpy(), labels.numpy(), NUMBER, size=(160, 60), height=24)
+    page = np.full((700, 1000), 255, np.uint8)  # found in the tiles of frame.views: 8 px tall in the whole view
+    page[500:560, 700:860] = tiny
     return {
         "305 on paper": (encoded(paper), boxes),
         "42 in chalk, small": (encoded(255 - small), small_boxes),
         "305 on transparent": (encoded(rgba), boxes),
+        "305 small on a large page": (
+            encoded(page),
+            [(x0 + 700, y0 + 500, x1 + 700, y1 + 500) for x0, y0, x1, y1 in tiny_boxes],
+        ),
     }
 
 

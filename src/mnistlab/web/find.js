@@ -124,14 +124,54 @@ export function distinct(boxes) {
 
 // Reader.find: the digits found in grey picture g by `run` (the finder: input -> {heat, size, offset, grid}):
 // {boxes: [x0, y0, x1, y1] in g's pixels, found: the finder's scores}.
+// frame.views: the picture whole and, when its longer side is at least LOOK px, up to 2 x 2 overlapping tiles of
+// TILE of that side, each as the finder sees it ({input, scale, origin, inner}).
+export function views(g) {
+  const out = [{ ...prepare(g), origin: [0, 0], inner: [false, false, false, false] }];
+  if (Math.max(g.h, g.w) < K.LOOK) return out;
+  const t = Math.ceil(K.TILE * Math.max(g.h, g.w));
+  const starts = [g.h, g.w].map((side) => (side <= t ? [0] : [0, side - t]));
+  for (const y of starts[0]) {
+    for (const x of starts[1]) {
+      const tile = prepare(cut(g, y, Math.min(y + t, g.h), x, Math.min(x + t, g.w), 1));
+      out.push({ ...tile, origin: [x, y], inner: [x > 0, y > 0, x + t < g.w, y + t < g.h] });
+    }
+  }
+  return out;
+}
+
+// frame.merge: the views' finds (decode's, one per view) at DETECT or more, in the picture's px, the best
+// MAX_FOUND highest first: the whole view's, and a tile's under SMALL px in the whole view, off its inner edges.
+export function merge(seen, decoded) {
+  const whole = seen[0].scale, b = [], s = [];
+  seen.forEach((f, v) => {
+    const { boxes, scores } = decoded[v];
+    boxes.forEach((box, i) => {
+      if (!(scores[i] >= f32(K.DETECT))) return;
+      if (v > 0) {
+        if (!(f32(f32(f32(box[3] - box[1]) * f32(whole)) / f32(f.scale)) < K.SMALL)) return;
+        const off = [box[0] > K.STRIDE, box[1] > K.STRIDE, box[2] < K.INPUT - K.STRIDE, box[3] < K.INPUT - K.STRIDE];
+        if (f.inner.some((side, k) => side && !off[k])) return;
+      }
+      b.push(box.map((val, c) => f32(f32(val / f32(f.scale)) + f.origin[c % 2])));
+      s.push(scores[i]);
+    });
+  });
+  const order = s.map((_, i) => i).sort((i, j) => s[j] - s[i] || i - j).slice(0, K.MAX_FOUND);
+  return { boxes: order.map((i) => b[i]), scores: order.map((i) => s[i]) };
+}
+
+// Reader.find: the digits found in grey picture g by `run` (the finder, one view at a time): {boxes, found}.
 export async function findDigits(g, run) {
-  const framed = prepare(g), out = await run(framed.input);
-  const { boxes, scores } = decode(out.heat, out.size, out.offset, out.grid);
-  const scale = f32(framed.scale), most = [g.w, g.h, g.w, g.h];
+  const seen = views(g), decoded = [];
+  for (const v of seen) {
+    const out = await run(v.input);
+    decoded.push(decode(out.heat, out.size, out.offset, out.grid));
+  }
+  const { boxes, scores } = merge(seen, decoded), most = [g.w, g.h, g.w, g.h];
   const kept = [], found = [];
   boxes.forEach((b, i) => {
-    if (!(scores[i] >= f32(K.DETECT))) return;
-    const box = b.map((v, c) => Math.min(most[c], Math.max(0, f32(v / scale))));
+    const box = b.map((v, c) => Math.min(most[c], Math.max(0, v)));
     if (f32(box[2] - box[0]) >= 1 && f32(box[3] - box[1]) >= 1) { kept.push(box); found.push(scores[i]); }
   });
   const keep = distinct(kept);
