@@ -157,7 +157,8 @@ def work(reader: Reader, pictures: dict[str, bytes]) -> dict[str, dict]:
         r = reader.read(data, name=name)
         took = time.perf_counter() - start
         g = _to_grey(data, name)
-        rows[name] = {"bytes": len(data), "pixels": int(g.size), "finder input": list(frame.prepare(g).input.shape),
+        looks = [len(frame.views(g)), *frame.prepare(g).input.shape]  # views x channels x INPUT x INPUT
+        rows[name] = {"bytes": len(data), "pixels": int(g.size), "finder input": looks,
                       "boxes kept": len(reader.find(g)[0]), "boxes scored": len(r.digits) + len(r.rejected),
                       "digits read": len(r.digits), "ms": round(1000 * took, 1)}  # fmt: skip
     return rows
