@@ -66,3 +66,21 @@ def draw(page, strokes) -> None:
         for x, y in points[1:]:
             page.mouse.move(x, y, steps=6)
         page.mouse.up()
+
+
+def expect_boxes_on_digits(page, number: str, pasted, width: int) -> None:
+    """The page's photo view shows one box per digit of `number`, left to right, each labelled with its digit and
+    centred on the digit as pasted (`pasted`: x0, y0, x1, y1 in the picture's px; the picture `width` px wide)."""
+    from playwright.sync_api import expect
+
+    boxes = page.get_by_test_id("photo-view").locator(".box")
+    expect(boxes).to_have_count(len(number))
+    picture = page.locator("#photo-img").bounding_box()
+    scale = picture["width"] / width
+    for i, (digit, (x0, y0, x1, y1)) in enumerate(zip(number, pasted)):
+        expect(boxes.nth(i)).to_have_attribute("data-digit", digit)
+        expect(boxes.nth(i)).to_have_text(digit)
+        shown = boxes.nth(i).bounding_box()  # the box's centre lies on the digit as pasted, in page pixels
+        cx, cy = shown["x"] + shown["width"] / 2, shown["y"] + shown["height"] / 2
+        assert picture["x"] + x0 * scale < cx < picture["x"] + x1 * scale, (digit, shown, picture)
+        assert picture["y"] + y0 * scale < cy < picture["y"] + y1 * scale, (digit, shown, picture)

@@ -15,7 +15,7 @@ pytest.importorskip("fastapi", reason='mnistlab serve needs the serve extra: pip
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (the test extra)")
 
 from conftest import REPO, serving  # noqa: E402
-from drawing import DIGITS, HASH, draw, launch, needs_chromium, pad_points, path  # noqa: E402
+from drawing import DIGITS, HASH, draw, expect_boxes_on_digits, launch, needs_chromium, pad_points, path  # noqa: E402
 
 pytestmark = needs_chromium
 
@@ -116,17 +116,7 @@ def test_a_photo_of_a_number_is_read_and_each_digit_boxed(browser, served, data_
         page.goto(served)
         page.get_by_test_id("photo").set_input_files(str(photo))
         expect(page.get_by_test_id("number")).to_have_text("305")
-        boxes = page.get_by_test_id("photo-view").locator(".box")
-        expect(boxes).to_have_count(3)
-        picture = page.locator("#photo-img").bounding_box()
-        scale = picture["width"] / paper.shape[1]
-        for i, (digit, (x0, y0, x1, y1)) in enumerate(zip("305", pasted)):
-            expect(boxes.nth(i)).to_have_attribute("data-digit", digit)
-            expect(boxes.nth(i)).to_have_text(digit)
-            shown = boxes.nth(i).bounding_box()  # the box's centre lies on the digit as pasted, in page pixels
-            cx, cy = shown["x"] + shown["width"] / 2, shown["y"] + shown["height"] / 2
-            assert picture["x"] + x0 * scale < cx < picture["x"] + x1 * scale, (digit, shown, picture)
-            assert picture["y"] + y0 * scale < cy < picture["y"] + y1 * scale, (digit, shown, picture)
+        expect_boxes_on_digits(page, "305", pasted, paper.shape[1])
         expect(page.get_by_test_id("prediction")).to_have_text("")  # the drawing pad's answer is left alone
     finally:
         context.close()

@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 import pytest
 from conftest import encoded
-from drawing import launch, needs_chromium
+from drawing import expect_boxes_on_digits, launch, needs_chromium
 from photos import written_number
 from test_web_export import site, static_url  # noqa: F401 (the fixtures: the exported site on a static server)
 
@@ -88,17 +88,7 @@ def test_the_static_page_reads_a_photo_of_a_number_with_a_box_on_each_digit(page
     page_reading(page, png, tmp_path)
     expect(page.get_by_test_id("number")).to_have_text(NUMBER)
     expect(page.get_by_test_id("read-message")).to_have_text("")
-    boxes = page.get_by_test_id("photo-view").locator(".box")
-    expect(boxes).to_have_count(len(NUMBER))
-    picture = page.locator("#photo-img").bounding_box()
-    scale = picture["width"] / 400
-    for i, (digit, (x0, y0, x1, y1)) in enumerate(zip(NUMBER, pasted)):
-        expect(boxes.nth(i)).to_have_attribute("data-digit", digit)
-        expect(boxes.nth(i)).to_have_text(digit)
-        shown = boxes.nth(i).bounding_box()  # the box's centre lies on the digit as pasted, in page pixels
-        cx, cy = shown["x"] + shown["width"] / 2, shown["y"] + shown["height"] / 2
-        assert picture["x"] + x0 * scale < cx < picture["x"] + x1 * scale, (digit, shown, picture)
-        assert picture["y"] + y0 * scale < cy < picture["y"] + y1 * scale, (digit, shown, picture)
+    expect_boxes_on_digits(page, NUMBER, pasted, 400)
     expect(page.get_by_test_id("prediction")).to_have_text("")  # the drawing pad's answer is left alone
 
 
