@@ -6,7 +6,7 @@ down, and the work done on hostile pictures.
     python benchmarks/reading.py --finder runs/finder/finder.safetensors -n 300
     python benchmarks/reading.py --engine onnx                     # the bundled ONNX copies on onnxruntime
 
-Scenes are made by `reading.scenes` with the wider validation ranges (`scenes.WIDE`), seeds no training used:
+Scenes are made by `synth.scenes` with the wider validation ranges (`scenes.WIDE`), seeds no training used:
 one number of 2-6 digits each in the first two sets, one digit at 30-90% of the picture's side in the third. The
 digits are ones nobody trained on: MNIST's TEST split (read here for measurement only, never to choose anything)
 and, in the second set, printed digits and distractors in the Liberation fonts (held out from training, which
@@ -46,9 +46,10 @@ import photos  # noqa: E402
 
 from mnistlab.calibration import threshold  # noqa: E402
 from mnistlab.data import load_tensors  # noqa: E402
-from mnistlab.reading import frame, scenes, sprites  # noqa: E402
+from mnistlab.reading import frame
 from mnistlab.reading.finder_onnx import OnnxFinder  # noqa: E402
 from mnistlab.reading.read import IS_DIGIT, SCORE_POWER, Reader, digit_like, load_finder  # noqa: E402
+from mnistlab.synth import scenes, sprites  # noqa: E402
 
 SEED = 20261207  # the benchmark's scenes: a seed no training run uses (not-digit sets: SEED + 10 ...)
 KEEP = 0.99  # the share of true digits found kept by the threshold the not-digit rows are also given at

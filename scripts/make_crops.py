@@ -3,7 +3,7 @@
     nice -n 10 python scripts/make_crops.py --scenes 8000 --seed 29001 --out runs/crops-train.npz  # to train on
     nice -n 10 python scripts/make_crops.py --scenes 1500 --seed 29002 --split val --out runs/crops-val.npz
 
-Scenes are made by `reading.scenes` (`--split train`: the TRAIN ranges; `val`: the wider WIDE ones) from MNIST
+Scenes are made by `synth.scenes` (`--split train`: the TRAIN ranges; `val`: the wider WIDE ones) from MNIST
 training digits and the DejaVu fonts. `train` draws its handwriting from the part of MNIST's training split that the
 bundled recipe trains on (`load_data` with the recipe's `val`: all but the last 5,000); `val` draws it from the
 5,000 held out, so that settings can be chosen on digits no recogniser has seen (never on MNIST's test split). The
@@ -27,9 +27,10 @@ import torch
 
 import mnistlab
 from mnistlab.build import load_data
-from mnistlab.reading import frame, scenes
+from mnistlab.reading import frame
 from mnistlab.reading.read import Reader, load_finder, seen_of
 from mnistlab.recipes import get_recipe
+from mnistlab.synth import scenes
 
 NOT_DIGIT = 0.2  # a found box whose IoU with every true digit is below this is a not-digit (label -1)
 CHUNK = 64  # scenes made at a time (the camera works on batches)

@@ -2,7 +2,7 @@
 
     nice -n 5 python scripts/not_digit_threshold.py -n 1500 --json benchmarks/results/not-digit-choice.json
 
-Every box the finder keeps (heatmap peak >= frame.DETECT) on scenes made by `reading.scenes` from MNIST's
+Every box the finder keeps (heatmap peak >= frame.DETECT) on scenes made by `synth.scenes` from MNIST's
 TRAINING split, the DejaVu fonts and their distractors (letters, symbols, words, shapes, lines, specks), with the
 wide validation ranges (`scenes.WIDE`) and SEED, which no finder training or validation used (train_finder.py uses
 seeds 1, 2 and 1001), is read and scored `read.digit_like(found, score, power)`: the finder's peak times the
@@ -23,8 +23,9 @@ import torch
 
 import mnistlab
 from mnistlab.calibration import threshold
-from mnistlab.reading import frame, scenes
+from mnistlab.reading import frame
 from mnistlab.reading.read import Reader, digit_like
+from mnistlab.synth import scenes
 
 SEED = 7007  # the validation scenes (and the sprites' drawn shapes): a seed no finder training or validation used
 KEEP = 0.99  # the share of true digits found that must be kept

@@ -3,7 +3,7 @@
     python scripts/numbers_figure.py                 # examples/numbers/*.png (once) and images/numbers.png
     python scripts/numbers_figure.py --model runs/mine --out /tmp/numbers.png
 
-The photos are scenes from `mnistlab.reading.scenes` (seed 2026, 480 px, one number of 4-6 digits, 40-110 px tall)
+The photos are scenes from `mnistlab.synth.scenes` (seed 2026, 480 px, one number of 4-6 digits, 40-110 px tall)
 written with MNIST's TEST digits, which no finder or classifier trained on; they are made once and kept in
 examples/numbers/, named by the number written. Each is read as `mnistlab predict` reads it (the bundled finder and
 the model, on onnxruntime for the bundled one); the caption gives what was written and what was read. The first
@@ -37,7 +37,7 @@ def make_photos() -> list[Path]:
     if len(done) == COUNT:
         return done
     from mnistlab.data import load_tensors
-    from mnistlab.reading import scenes
+    from mnistlab.synth import scenes
 
     images, labels = load_tensors(train=False)  # MNIST's test split: for showing, never for training
     sprites = scenes.load_sprites(images, labels, fonts=[])

@@ -1,4 +1,4 @@
-"""Draw 16 synthetic scenes (`mnistlab.reading.scenes`) with their digits' boxes and classes: a contact sheet to
+"""Draw 16 synthetic scenes (`mnistlab.synth.scenes`) with their digits' boxes and classes: a contact sheet to
 look at what the finder trains on.
 
     python scripts/scenes_sheet.py --out images/scenes.png --seed 3
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mnistlab.reading import scenes
+from mnistlab.synth import scenes
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
     nice -n 10 python scripts/train_finder.py --out runs/finder-2 --init runs/finder/finder.safetensors \
         --minutes 40 --seed 2 --val-seed 1001 --lr 1.5e-3            # train on from a run, on other scenes
 
-Scenes come from `reading.scenes` (MNIST's training split, DejaVu fonts, procedural backgrounds and
+Scenes come from `synth.scenes` (MNIST's training split, DejaVu fonts, procedural backgrounds and
 distractors). A pool of POOL scenes is kept and half of each batch is replaced by fresh scenes every step, so
 making scenes costs about as much as training on them. The learning rate follows a cosine over the time budget.
 The validation set is generated once from another seed (`--seed` + VAL_SEED) with the wider `scenes.WIDE` ranges;
@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from mnistlab.reading import finder, frame, scenes
+from mnistlab.reading import finder, frame
 from mnistlab.reading.read import bundled_finder, bundled_finder_onnx, load_finder
+from mnistlab.synth import scenes
 
 POOL = 256  # scenes kept for reuse: each is trained on about twice
 VAL_SEED = 1000  # the validation scenes' seed is --seed + this: never a training scene
@@ -159,7 +160,7 @@ def main() -> None:
         "minutes": round((time.monotonic() - start) / 60, 1),
         "bytes": finder.parameter_bytes(model), "detect": frame.DETECT, "init": before,
         "val": {**final, "scenes": a.val, "seed": val_seed, "ranges": "scenes.WIDE", "iou": 0.5},
-        "data": "MNIST training split, DejaVu fonts, procedural scenes (reading.scenes); never MNIST's test split",
+        "data": "MNIST training split, DejaVu fonts, procedural scenes (synth.scenes); never MNIST's test split",
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }  # fmt: skip

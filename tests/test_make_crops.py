@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistlab.reading import frame, scenes
+from mnistlab.reading import frame
 from mnistlab.reading.read import seen_of
+from mnistlab.synth import scenes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import make_crops  # noqa: E402

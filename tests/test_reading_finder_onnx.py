@@ -16,9 +16,10 @@ from PIL import Image
 import mnistlab
 from mnistlab.bundled import bundled_onnx
 from mnistlab.errors import UserError
-from mnistlab.reading import finder, frame, scenes
+from mnistlab.reading import finder, frame
 from mnistlab.reading.finder_onnx import OnnxFinder
 from mnistlab.reading.read import Reader, bundled_finder_onnx, load_finder
+from mnistlab.synth import scenes
 
 PARITY = 1e-4  # the bound on the finder's ONNX outputs against torch's (max abs difference)
 

@@ -135,7 +135,7 @@ def test_letters_and_shapes_are_mostly_not_digits(bundled):
     taken for a digit."""
     import glob
 
-    from mnistlab.reading import scenes, sprites
+    from mnistlab.synth import scenes, sprites
 
     fonts = sprites.dejavu_fonts()[:2] + sorted(glob.glob("/usr/share/fonts/truetype/liberation*/*.ttf"))[:2]
     assert len(fonts) == 4, "DejaVu and Liberation are installed here (fonts-dejavu-core, fonts-liberation)"

@@ -1,1 +1,2 @@
-"""Reading every digit of a picture: synthetic scenes, the learned digit finder, and finder -> crops -> `Net`."""
+"""Reading every digit of a picture: the learned digit finder (frame, finder, finder_onnx), then finder -> crops ->
+`Net` (read); the scenes it trains on are in `mnistlab.synth`."""

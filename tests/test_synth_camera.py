@@ -1,11 +1,11 @@
-"""mnistlab.reading.camera: perspective maps boxes with the picture; ink stays legible; blur keeps the light."""
+"""mnistlab.synth.camera: perspective maps boxes with the picture; ink stays legible; blur keeps the light."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from mnistlab.reading import camera
+from mnistlab.synth import camera
 
 
 def test_homography_takes_the_corners_where_asked():

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from mnistlab.reading import camera
 from mnistlab.reading.frame import INPUT
-from mnistlab.reading.sprites import Sprites as Sprites
-from mnistlab.reading.sprites import crop
-from mnistlab.reading.sprites import dejavu_fonts as dejavu_fonts
-from mnistlab.reading.sprites import load_sprites as load_sprites
+from mnistlab.synth import camera
+from mnistlab.synth.sprites import Sprites as Sprites
+from mnistlab.synth.sprites import crop
+from mnistlab.synth.sprites import dejavu_fonts as dejavu_fonts
+from mnistlab.synth.sprites import load_sprites as load_sprites
 
 SIZE = INPUT  # scenes are made at the finder's input side
 MAX_NUMBERS = 3  # numbers per scene (most scenes hold one)

@@ -1,4 +1,4 @@
-"""mnistlab.reading.scenes: synthetic scenes whose labels are exact, made from allowed sources only."""
+"""mnistlab.synth.scenes: synthetic scenes whose labels are exact, made from allowed sources only."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab.reading import scenes
+from mnistlab.synth import scenes
 
 
 @pytest.fixture(scope="module")

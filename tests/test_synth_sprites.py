@@ -1,10 +1,10 @@
-"""mnistlab.reading.sprites: scenes are drawn from allowed sources only, digits and not-digits apart."""
+"""mnistlab.synth.sprites: scenes are drawn from allowed sources only, digits and not-digits apart."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mnistlab.reading import sprites
+from mnistlab.synth import sprites
 
 
 def test_only_dejavu_fonts_make_scenes():
