@@ -84,24 +84,45 @@ def test_two_local_workers_share_a_sqlite_study_and_its_best_recipe_trains(tmp_p
     assert card["recipe"]["tuned"]["trial"] == recipe["tuned"]["trial"] and "val_acc" in card["recipe"]["tuned"]
 
 
+def progress(db: Path) -> list[tuple[int, str, bool]]:
+    """(number, state, has a recipe) of each trial in the study file `db`, read with SQLite in read-only mode: a
+    poll that can neither create the file nor its tables, nor hold a write lock, while a tune writes to it."""
+    import sqlite3
+
+    if not db.is_file():
+        return []
+    con = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = con.execute(
+            "SELECT t.number, t.state, EXISTS (SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id "
+            "AND a.key = 'recipe') FROM trials t ORDER BY t.number"
+        ).fetchall()
+    except sqlite3.OperationalError:  # no tables yet, or locked for the moment: the next poll
+        return []
+    finally:
+        con.close()
+    return [(int(n), str(state), bool(recipe)) for n, state, recipe in rows]
+
+
 def test_a_killed_tune_resumes_where_it_stopped(tmp_path, env):
     args = [sys.executable, "-m", "mnistlab", "tune", "--study", "k", "--trials", 2, "--objective", "time-to:0.01"]
     args += ["--limit-train", 2000, "--epochs", 1, *TINY[4:]]  # longer trials (500 to 2,000 images), to kill one
-    proc = subprocess.Popen(list(map(str, args)), cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
-    url = f"sqlite:///{tmp_path / 'runs' / 'tune-k' / 'study.db'}"
+    log = (tmp_path / "tune.err").open("w")
+    proc = subprocess.Popen(list(map(str, args)), cwd=tmp_path, env=env, stderr=log)
+    db = tmp_path / "runs" / "tune-k" / "study.db"
+    url = f"sqlite:///{db}"
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:  # until a trial is done and the next one running
         time.sleep(0.2)
-        try:
-            trials = trials_of(url, "k")
-        except (KeyError, Exception):
-            continue
-        if any(t.state.is_finished() for t in trials) and any(
-            "recipe" in t.user_attrs and t.state.name == "RUNNING" for t in trials[1:]
+        trials = progress(db)
+        if any(state in ("COMPLETE", "PRUNED", "FAIL") for _, state, _ in trials) and any(
+            number > 0 and state == "RUNNING" and recipe for number, state, recipe in trials
         ):
             break
+    assert proc.poll() is None, f"the tune ended first ({proc.returncode}): {(tmp_path / 'tune.err').read_text()}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    log.close()
     running = [t.number for t in trials_of(url, "k") if t.state == optuna.trial.TrialState.RUNNING]
     assert running, "the kill should have left a trial running"
     r = run_cli(*args[3:], env=env, cwd=tmp_path, timeout=300)
