@@ -68,10 +68,10 @@ def seen_paths(folder: Path, files) -> list[Path]:
     for file in files:
         stem, n = Path(file).stem, 1
         name = f"{stem}.png"
-        while name in used or f"{Path(name).stem}{BOXED}.png" in used:  # the same name in two input folders
+        while name in used or boxed_path(Path(name)).name in used:  # the same name in two input folders
             n += 1
             name = f"{stem}-{n}.png"
-        used.update((name, f"{Path(name).stem}{BOXED}.png"))
+        used.update((name, boxed_path(Path(name)).name))
         out.append(folder / name)
     return out
 
