@@ -55,7 +55,7 @@ def worker(cfg: dict) -> dict:
     import torch
 
     from mnistlab.recipes import get_recipe
-    from mnistlab.training import fit
+    from mnistlab.train.training import fit
 
     imported = time.perf_counter()
     recipe = get_recipe(cfg["recipe"], **cfg["overrides"])

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from mnistlab import folders
-from mnistlab.classifier import load
+from mnistlab.data import folders
+from mnistlab.infer.classifier import load
 from mnistlab.recipes import get_recipe
-from mnistlab.runtime import machine_name
-from mnistlab.training import fit
-from mnistlab.weights import bundled_weights
+from mnistlab.store.weights import bundled_weights
+from mnistlab.train.runtime import machine_name
+from mnistlab.train.training import fit
 
 
 def main() -> None:

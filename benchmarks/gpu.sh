@@ -20,7 +20,7 @@ $PY -c "from mnistlab import data; data.load_tensors(True); data.load_tensors(Fa
 step() { local name=$1; shift; echo "=== $name: $*"; local t=$SECONDS; timeout "${LIMIT:-240}" "$@" 2>&1 | tee "$OUT/$name.log"; echo "=== $name took $((SECONDS - t)) s"; }
 
 # 1. correctness on CUDA: cpu vs cuda agreement, the graphed step against eager, the Run API on the GPU
-step tests $PY -m pytest -q -p no:cacheprovider tests/test_train.py -k "cuda or run_" -rA
+step tests $PY -m pytest -q -p no:cacheprovider tests/train/test_train.py -k "cuda or run_" -rA
 # 2. the named recipes over 5 seeds, with the seed recipe (1 epoch, 1 seed) in the same invocation for the ratio
 step recipes $PY benchmarks/bench.py --device cuda --recipes seed,fast99,fast994,best --seeds 1 2 3 4 5 \
   --seed-pipeline-seeds 1 --seed-epochs 1 --out "$OUT/gpu-recipes.json"

@@ -45,7 +45,7 @@ import hostile  # noqa: E402
 import photos  # noqa: E402
 
 from mnistlab.calibration import threshold  # noqa: E402
-from mnistlab.data import load_tensors  # noqa: E402
+from mnistlab.data.download import load_tensors  # noqa: E402
 from mnistlab.reading import frame
 from mnistlab.reading.finder_onnx import OnnxFinder  # noqa: E402
 from mnistlab.reading.read import IS_DIGIT, SCORE_POWER, Reader, digit_like, load_finder  # noqa: E402

@@ -1,5 +1,5 @@
 """How long refusing hostile images takes: pixel bombs, damaged files, extreme shapes (the figures that used to be
-timing assertions in tests/test_preprocess.py), and hostile ONNX models (tests/hostile_onnx.py: `mnistlab.load`,
+timing assertions in tests/images/test_preprocess.py), and hostile ONNX models (tests/hostile_onnx.py: `mnistlab.load`,
 refused before onnxruntime reads them). Prints a table and writes JSON.
 
     python benchmarks/refusals.py                       # writes benchmarks/results/refusals-DATE.json
@@ -32,8 +32,8 @@ import hostile_onnx  # noqa: E402
 
 import mnistlab  # noqa: E402
 from mnistlab.errors import UserError  # noqa: E402
-from mnistlab.images import open_image  # noqa: E402
-from mnistlab.preprocess import candidates  # noqa: E402
+from mnistlab.images.decode import open_image  # noqa: E402
+from mnistlab.images.preprocess import candidates  # noqa: E402
 
 
 def png_claiming(width: int, height: int) -> bytes:

@@ -30,7 +30,7 @@ import photos  # noqa: E402
 import realsets  # noqa: E402
 
 import mnistlab  # noqa: E402
-from mnistlab.data import load_tensors  # noqa: E402
+from mnistlab.data.download import load_tensors  # noqa: E402
 from mnistlab.errors import UserError  # noqa: E402
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")  # Debian's dataset-fashion-mnist

@@ -41,7 +41,7 @@ def digits(n: int) -> list[bytes]:
     """The first `n` MNIST test digits as PNG files (from $MNISTLAB_DATA / $MNISTLAB_MIRROR, as training gets them)."""
     from PIL import Image
 
-    from mnistlab.data import load_tensors
+    from mnistlab.data.download import load_tensors
 
     images, _ = load_tensors(False, limit=n)
     out = []

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from mnistlab import tboard
 from mnistlab.recipes import get_recipe
-from mnistlab.rundir import RunDir
-from mnistlab.training import fit
+from mnistlab.train import tboard
+from mnistlab.train.rundir import RunDir
+from mnistlab.train.training import fit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mnistlab.data import load_tensors
+from mnistlab.data.download import load_tensors
 
 OUT = Path(__file__).parent / "digits"
 

@@ -8,8 +8,9 @@ and a Reader on onnxruntime read.
 The model's copy is `mnistlab export --onnx` of `mnistlab.load()`: the normalisation and the model card inside,
 opset 17. tests/test_bundled_onnx.py checks it against the safetensors (log-probabilities within 1e-4 on 1,000
 MNIST test images, the same digits, the same card), so run this after every change of the bundled weights. The
-finder's copy is `reading.finder.export_onnx` of `load_finder()`, its card inside (scripts/train_finder.py --bundle
-writes it too); tests/test_reading_onnx.py checks its outputs against torch's (within 1e-4).
+finder's copy is `export.onnx_export.export_finder` of `load_finder()`, its card inside
+(scripts/train_finder.py --bundle writes it too); tests/reading/test_finder_onnx.py checks its outputs against
+torch's (within 1e-4).
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mnistlab.bundled import BUNDLED_ONNX
+from mnistlab.store.bundled import BUNDLED_ONNX
 
 DEST = Path(__file__).resolve().parents[1] / "src" / "mnistlab" / BUNDLED_ONNX
 
 
 def write_onnx(weights: Path | None = None, dest: Path = DEST) -> Path:
     """`weights` (None: the bundled safetensors) exported as ONNX to `dest`."""
-    from mnistlab.classifier import load
-    from mnistlab.onnx_export import export_onnx
+    from mnistlab.export.onnx_export import export_onnx
+    from mnistlab.infer.classifier import load
 
     return export_onnx(load(weights, device="cpu", engine="torch"), dest)
 
@@ -33,11 +34,11 @@ def write_onnx(weights: Path | None = None, dest: Path = DEST) -> Path:
 def write_finder_onnx(weights: Path | None = None, dest: Path | None = None) -> Path:
     """The finder's `weights` (None: the bundled safetensors) exported as ONNX to `dest` (None: the bundled
     finder.onnx), with the card stored in the safetensors."""
-    from mnistlab.reading.finder import export_onnx
+    from mnistlab.export.onnx_export import export_finder
     from mnistlab.reading.read import bundled_finder_onnx, load_finder
 
     model, card = load_finder(weights)
-    return export_onnx(model, card, dest or bundled_finder_onnx())
+    return export_finder(model, card, dest or bundled_finder_onnx())
 
 
 if __name__ == "__main__":

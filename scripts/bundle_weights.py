@@ -35,13 +35,15 @@ import numpy as np
 import torch
 from bundle_onnx import write_onnx  # (scripts/ is on the path of a script run from it)
 
-from mnistlab import calibration, checkpoints, loops
-from mnistlab.build import load_data
-from mnistlab.loaders import DeviceLoader
+from mnistlab import calibration
+from mnistlab.data.loaders import DeviceLoader
 from mnistlab.recipes import Recipe, get_recipe
-from mnistlab.run import Run
-from mnistlab.training import fit
-from mnistlab.weights import BUNDLED, read_weights
+from mnistlab.store import checkpoints
+from mnistlab.store.weights import BUNDLED, read_weights
+from mnistlab.train import loops
+from mnistlab.train.build import load_data
+from mnistlab.train.run import Run
+from mnistlab.train.training import fit
 
 DEST = Path(__file__).resolve().parents[1] / "src" / "mnistlab" / BUNDLED
 # Phase 3's length and peak lr, judged on the held-out 5,000 and on crops of WIDE scenes of them (make_crops.py

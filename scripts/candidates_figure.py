@@ -28,9 +28,9 @@ import realsets  # noqa: E402
 
 import mnistlab  # noqa: E402
 from mnistlab.calibration import digit_score  # noqa: E402
-from mnistlab.data import default_data_dir, load_tensors  # noqa: E402
-from mnistlab.gray import array_to_gray  # noqa: E402
-from mnistlab.preprocess import candidates  # noqa: E402
+from mnistlab.data.download import default_data_dir, load_tensors  # noqa: E402
+from mnistlab.images.gray import array_to_gray  # noqa: E402
+from mnistlab.images.preprocess import candidates  # noqa: E402
 
 
 def examples(x: np.ndarray) -> list[tuple[str, np.ndarray]]:

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 import mnistlab
-from mnistlab.build import load_data
 from mnistlab.reading import frame
 from mnistlab.reading.read import Reader, load_finder, seen_of
 from mnistlab.recipes import get_recipe
 from mnistlab.synth import scenes
+from mnistlab.train.build import load_data
 
 NOT_DIGIT = 0.2  # a found box whose IoU with every true digit is below this is a not-digit (label -1)
 CHUNK = 64  # scenes made at a time (the camera works on batches)

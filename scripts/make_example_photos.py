@@ -2,7 +2,7 @@
 
 Each photo-D.png is MNIST test digit D rendered by tests/photos.py as a phone photo with the effects listed below,
 280 px on its longer side; seen/photo-D.png next to it is the 28x28 image the network sees for it
-(`mnistlab.preprocess.prepare`), scaled up 4x with nearest-neighbour sampling (112x112) for viewing.
+(`mnistlab.images.preprocess.prepare`), scaled up 4x with nearest-neighbour sampling (112x112) for viewing.
 
     python scripts/make_example_photos.py
     mnistlab predict examples/photos/*.png
@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from photos import photo_like  # noqa: E402
 
-from mnistlab.data import load_tensors  # noqa: E402
-from mnistlab.preprocess import prepare  # noqa: E402
+from mnistlab.data.download import load_tensors  # noqa: E402
+from mnistlab.images.preprocess import prepare  # noqa: E402
 
 OUT = ROOT / "examples" / "photos"
 SIZE = 280  # the photos' longer side, px

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import mnistlab  # noqa: E402
-from mnistlab import output  # noqa: E402
+from mnistlab.infer import output
 from mnistlab.reading.read import Reader  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def make_photos() -> list[Path]:
     done = sorted(FOLDER.glob("*.png"))
     if len(done) == COUNT:
         return done
-    from mnistlab.data import load_tensors
+    from mnistlab.data.download import load_tensors
     from mnistlab.synth import scenes
 
     images, labels = load_tensors(train=False)  # MNIST's test split: for showing, never for training

@@ -4,7 +4,7 @@
     python scripts/photo_accuracy.py -n 200 --wrong /tmp/wrong   # also save the misread photos there
 
 Image i is made by `tests/photos.py` (`numbered_photo`) from test digit i with its own generator, seeded with
-(seed, i), so the first N images are the same whatever N is (and the same as tests/test_photos.py's, which uses
+(seed, i), so the first N images are the same whatever N is (and the same as tests/infer/test_photos.py's, which uses
 seed 0). A refused image (NoInkError, NoDigitError) counts as wrong.
 """
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from photos import EFFECTS, numbered_photo  # noqa: E402
 
 import mnistlab  # noqa: E402
-from mnistlab.data import load_tensors  # noqa: E402
+from mnistlab.data.download import load_tensors  # noqa: E402
 from mnistlab.errors import UserError  # noqa: E402
 
 

@@ -35,7 +35,7 @@ VIEWS = {  # what each view shows: the URL fragment of the dashboard, and the ta
 def train(logdir: Path, epochs: float, limit: int) -> None:
     """Three short runs in `logdir`, one per learning rate, each evaluated 4 times an epoch."""
     from mnistlab.recipes import get_recipe
-    from mnistlab.training import fit
+    from mnistlab.train.training import fit
 
     for lr in LRS:
         recipe = get_recipe("default", epochs=epochs, lr=lr, limit_train=limit, limit_test=2000, device="cpu")

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from mnistlab.export.onnx_export import export_finder
 from mnistlab.reading import finder, frame
 from mnistlab.reading.read import bundled_finder, bundled_finder_onnx, load_finder
 from mnistlab.synth import scenes
@@ -172,7 +173,7 @@ def main() -> None:
     print(json.dumps(card["val"]))
     if a.bundle:
         shutil.copyfile(a.out / "finder.safetensors", bundled_finder())
-        finder.export_onnx(model.eval(), card, bundled_finder_onnx())
+        export_finder(model.eval(), card, bundled_finder_onnx())
         print(f"bundled as {bundled_finder()} and {bundled_finder_onnx()}")
 
 

@@ -3,7 +3,7 @@
 #
 # The static site of `mnistlab export --web` runs the model with these files, shipped inside the site (no CDN):
 # ort.wasm.bundle.min.mjs (the API with the wasm glue built in) and the one .wasm it loads. SHA256SUMS lists them,
-# and tests/test_web_export.py checks the files against it and this script's VERSION against ort/VERSION.
+# and tests/export/test_web_export.py checks the files against it and this script's VERSION against ort/VERSION.
 # Usage: scripts/vendor_ort_web.sh (from the repository's root; needs npm and the registry).
 set -euo pipefail
 VERSION=1.30.0

@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import re
+import resource
 import signal
 import struct
 import subprocess
@@ -66,6 +67,17 @@ SEED_RF = [
     ("conv4", 14, 8, 2),
     ("pool2", 16, 4, 4),
 ]
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int):
+    """Writes past `limit` bytes fail with EFBIG (Python ignores SIGXFSZ): a disk that fills up midway."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -211,7 +223,7 @@ def data_dir(tmp_path_factory) -> Path:
     With $MNISTLAB_MIRROR (as in CI) a fresh folder is filled from that mirror; without it, the user's own data
     folder ($MNISTLAB_DATA or ~/.cache/mnistlab) is used, downloading from the internet if it is empty.
     """
-    from mnistlab import data
+    from mnistlab.data import download as data
 
     d = tmp_path_factory.mktemp("mnist-data") if os.environ.get("MNISTLAB_MIRROR") else data.default_data_dir()
     data.load_tensors(True, d)
@@ -235,7 +247,7 @@ def env(data_dir, mirror) -> dict:
 def trained_one_epoch(data_dir, mirror):
     """The default recipe trained for one full epoch on real MNIST on the CPU (about 30 s); a `Run`."""
     from mnistlab.recipes import get_recipe
-    from mnistlab.training import fit
+    from mnistlab.train.training import fit
 
     recipe = get_recipe("default", epochs=1, device="cpu")
     return fit(recipe, data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
@@ -250,7 +262,7 @@ def served(data_dir) -> str:
 
 @pytest.fixture(scope="session")
 def bundled_onnx(bundled, tmp_path_factory) -> Path:
-    """The bundled weights exported once as ONNX (`mnistlab.onnx_export.export_onnx`), for the ONNX tests."""
-    from mnistlab.onnx_export import export_onnx
+    """The bundled weights exported once as ONNX (`mnistlab.export.onnx_export.export_onnx`), for the ONNX tests."""
+    from mnistlab.export.onnx_export import export_onnx
 
     return export_onnx(bundled, tmp_path_factory.mktemp("onnx") / "bundled.onnx")

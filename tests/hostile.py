@@ -1,6 +1,6 @@
 """Hostile pictures for the reading's work bound (issue 28, row 1): many equal ink parts, which no digit has.
 
-Shared by tests/test_ink.py and benchmarks/refusals.py (which puts this folder on its path)."""
+Shared by tests/images/test_ink.py and benchmarks/refusals.py (which puts this folder on its path)."""
 
 from __future__ import annotations
 

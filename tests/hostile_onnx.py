@@ -1,5 +1,5 @@
-"""Tiny hostile ONNX files, made with onnx.helper: what issue 28 tried on `--model x.onnx` (tests/test_onnx_check.py
-checks each is refused before it runs; benchmarks/refusals.py times the refusals)."""
+"""Tiny hostile ONNX files, made with onnx.helper: what issue 28 tried on `--model x.onnx`
+(tests/infer/test_onnx_check.py checks each is refused before it runs; benchmarks/refusals.py times the refusals)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistlab.datasets import DatasetSpec
+from mnistlab.data.datasets import DatasetSpec
 
 
 def idx_bytes(a: np.ndarray) -> bytes:

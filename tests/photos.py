@@ -34,7 +34,8 @@ def numbered_photo(
     digit28: np.ndarray | None, seed: int, i: int, *, size: int = 240, strength: float = 1.0
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Photo number i of a set (and its effects): its own generator, seeded with (seed, i), so that a photo is the
-    same in every set that has it, whatever the set's size (scripts/photo_accuracy.py and tests/test_photos.py)."""
+    same in every set that has it, whatever the set's size (scripts/photo_accuracy.py and
+    tests/infer/test_photos.py)."""
     rng = np.random.default_rng([seed, i])
     effects = random_effects(rng)
     return photo_like(digit28, rng, size=size, effects=effects, strength=strength), effects

@@ -2,7 +2,7 @@
 
 Each maker takes a 28x28 uint8 MNIST digit (white on black) and a NumPy generator and returns what a person would
 hand to `mnistlab predict`: a dark-on-light array (grey or RGB), or for EXIF the bytes of a JPEG file. Used by the
-tests (tests/test_realdigits.py) and by benchmarks/robustness.py, on sets that no model here was tuned on.
+tests (tests/infer/test_realdigits.py) and by benchmarks/robustness.py, on sets that no model here was tuned on.
 """
 
 from __future__ import annotations

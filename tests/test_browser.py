@@ -103,7 +103,7 @@ def test_a_photo_of_a_number_is_read_and_each_digit_boxed(browser, served, data_
     from conftest import encoded
     from photos import written_number
 
-    from mnistlab.data import load_tensors
+    from mnistlab.data.download import load_tensors
 
     expect = sync_api.expect
     images, labels = load_tensors(True, data_dir, limit=300)  # MNIST's training split only
@@ -189,8 +189,8 @@ def test_a_model_with_other_classes_gets_its_own_bars(browser, tmp_path):
     as the model names them, and the answer is one of those names."""
     import torch
 
-    from mnistlab.checkpoints import save_weights
     from mnistlab.model import Net
+    from mnistlab.store.checkpoints import save_weights
 
     torch.manual_seed(0)
     names = ["alpha", "beta", "gamma"]

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mnistlab import checkpoints
 from mnistlab.cli import main
 from mnistlab.errors import UserError
 from mnistlab.model import Net
+from mnistlab.store import checkpoints
 
 TRAIN = ["train", "--device", "cpu", "--quiet", "--no-plots"]
 TINY = ["--epochs", "2", "--limit-train", "256", "--limit-test", "128", "--batch-size", "64"]
@@ -374,7 +374,7 @@ def test_files_in_formats_that_run_external_programs_are_refused_in_one_line(tmp
     refused from their header, whatever the file's name says, by `predict` and by the API; the other images still
     read."""
     import mnistlab
-    from mnistlab.images import open_image
+    from mnistlab.images.decode import open_image
 
     eps = tmp_path / "digit.png"
     eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\n{ 1 pop } loop\n")
@@ -397,7 +397,7 @@ def test_files_in_formats_that_run_external_programs_are_refused_in_one_line(tmp
 def test_torchvisions_pickled_cache_is_never_loaded(tmp_path, mirror, capsys):
     """`MNIST/processed/training.pt` and `test.pt` (torchvision's old cache, which it unpickles whenever both exist)
     are refused in one line, before torchvision sees them: a poisoned copy must not train silently."""
-    from mnistlab.data import load_tensors
+    from mnistlab.data.download import load_tensors
 
     root = tmp_path / "data"
     load_tensors(False, root, str(mirror), limit=1)  # a good data folder
@@ -448,7 +448,7 @@ def test_decoder_work_is_bounded_before_decoding(tmp_path):
     """Issue 19, rows 1b and 3: a JPEG of thousands of scans (libjpeg decodes the image once per scan: minutes) and a
     28x28 TIFF in 40000x40000 tiles (libtiff allocates a tile: gigabytes) are refused from their markers and tags,
     in one line, by the API and by `predict`; a normal progressive JPEG and a TIFF in small tiles still open."""
-    from mnistlab.images import MAX_SCANS, open_image
+    from mnistlab.images.decode import MAX_SCANS, open_image
 
     assert open_image(_jpeg_of_scans(3)).size == (28, 28)
     with pytest.raises(UserError, match=f"JPEG of over {MAX_SCANS} scans"):
@@ -473,8 +473,8 @@ def test_float_tiff_with_a_nan_pixel_and_stale_part_files(tmp_path, mirror):
 
     import numpy as np
 
-    from mnistlab.data import load_tensors
-    from mnistlab.preprocess import candidates
+    from mnistlab.data.download import load_tensors
+    from mnistlab.images.preprocess import candidates
 
     a = np.zeros((28, 28), np.float32)
     a[5:20, 10:14], a[0, 0] = 1.0, np.nan

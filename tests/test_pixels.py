@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from conftest import REPO
 
-from mnistlab import datasets
+from mnistlab.data import datasets
 from mnistlab.pixels import MEAN, STD, is_tensor, normalize
 
 

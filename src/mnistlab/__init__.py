@@ -15,15 +15,15 @@ __version__ = "0.2.0"
 
 # Imported on first use, so that `mnistlab --help` does not wait for torch.
 _EXPORTS = {
-    "load": "mnistlab.classifier",
-    "Classifier": "mnistlab.classifier",
-    "Prediction": "mnistlab.classifier",
-    "Run": "mnistlab.run",
-    "fit": "mnistlab.training",
+    "load": "mnistlab.infer.classifier",
+    "Classifier": "mnistlab.infer.classifier",
+    "Prediction": "mnistlab.infer.classifier",
+    "Run": "mnistlab.train.run",
+    "fit": "mnistlab.train.training",
     "Recipe": "mnistlab.recipes",
     "get_recipe": "mnistlab.recipes",
     "UserError": "mnistlab.errors",
-    "prepare": "mnistlab.preprocess",
+    "prepare": "mnistlab.images.preprocess",
     "read": "mnistlab.reading.read",
     "Reading": "mnistlab.reading.read",
 }

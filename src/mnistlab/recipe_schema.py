@@ -77,7 +77,7 @@ def check_setting(name: str, v) -> str | None:
     if name in _FLAGS:
         return None if isinstance(v, bool) else f"must be true or false, not {shown(v)}"
     if name == "dataset":
-        from mnistlab.datasets import FOLDER_PREFIX, names
+        from mnistlab.data.datasets import FOLDER_PREFIX, names
 
         folder = isinstance(v, str) and v.startswith(FOLDER_PREFIX) and len(v) > len(FOLDER_PREFIX)
         if not isinstance(v, str) or not (v in names() or folder):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mnistlab.analysis import input_gradient, unit_geometry
 
 import mnistlab
-from mnistlab.analysis import input_gradient, unit_geometry
 from mnistlab.data import load_tensors
 
 

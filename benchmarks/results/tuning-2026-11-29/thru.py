@@ -7,9 +7,10 @@ import statistics
 import sys
 import time
 
+from mnistlab.run import Run
+
 from mnistlab import loops
 from mnistlab.recipes import get_recipe
-from mnistlab.run import Run
 
 sizes = [64, 128, 256]
 runs = {

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         return report.interrupted(e, debug)
     except Exception as e:
-        from mnistlab.distributed import launched
+        from mnistlab.train.distributed import launched
 
         if not launched() or debug:
             raise

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from mnistlab import engine
 from mnistlab.errors import UserError
+from mnistlab.infer import engine
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 AMP = ("auto", "bf16", "off")

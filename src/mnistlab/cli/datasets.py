@@ -19,8 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnistlab import output
-    from mnistlab.datasets import rows
+    from mnistlab.data.datasets import rows
+    from mnistlab.infer import output
 
     output.print_datasets(rows(args.data_dir), as_json=args.json)
     return 0

@@ -38,14 +38,15 @@ def recipe(args: argparse.Namespace, folder):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnistlab import output, plots
-    from mnistlab.analysis import confusion_matrix
-    from mnistlab.build import load_data
-    from mnistlab.loaders import DeviceLoader
-    from mnistlab.loops import predictions
-    from mnistlab.rundir import RunDir
-    from mnistlab.runtime import amp_dtype, get_device
-    from mnistlab.weights import load_model
+    from mnistlab.data.loaders import DeviceLoader
+    from mnistlab.explain import plots
+    from mnistlab.explain.analysis import confusion_matrix
+    from mnistlab.infer import output
+    from mnistlab.store.weights import load_model
+    from mnistlab.train.build import load_data
+    from mnistlab.train.loops import predictions
+    from mnistlab.train.rundir import RunDir
+    from mnistlab.train.runtime import amp_dtype, get_device
 
     folder = RunDir(args.run_dir)
     r = recipe(args, folder)
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(folder, dataset: str, classes, cm) -> dict:
     """evaluation.json's content, from the confusion matrix."""
-    from mnistlab.analysis import per_class_accuracy
+    from mnistlab.explain.analysis import per_class_accuracy
 
     correct, total = int(cm.diag().sum()), int(cm.sum())
     return {

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from mnistlab.engine import is_onnx_file
 from mnistlab.errors import UserError
+from mnistlab.infer.engine import is_onnx_file
 
 HELP = "write a model as ONNX (or a torch.export program) for use outside mnistlab"
 DESCRIPTION = (
@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--onnx must name a .onnx file (mnistlab.load reads it by that suffix), not {args.onnx!r}")
     if is_onnx_file(args.model):
         raise UserError("--model must be a run folder or a .safetensors file, not an ONNX file")
-    from mnistlab import onnx_export, web_export
-    from mnistlab.atomic_write import check_space, write_bytes
-    from mnistlab.classifier import load
-    from mnistlab.output import printable
+    from mnistlab.export import onnx_export, web_export
+    from mnistlab.infer.classifier import load
+    from mnistlab.infer.output import printable
+    from mnistlab.store.atomic_write import check_space, write_bytes
 
     _check_destinations(args)  # every mistake told before the model loads, and before anything is written
     if args.onnx or args.web:
@@ -77,7 +77,7 @@ def _check_destinations(args: argparse.Namespace) -> None:
     """--onnx and --torch-export name files in existing folders one may write to, not the same file, and neither
     inside --web DIR (the site writes its own files there: its model is DIR/model.onnx); --web DIR is fit for a
     site (`web_export.check_target`)."""
-    from mnistlab import web_export
+    from mnistlab.export import web_export
 
     files = {flag: Path(path) for flag, path in (("--onnx", args.onnx), ("--torch-export", args.torch_export)) if path}
     for flag, path in files.items():

@@ -34,7 +34,7 @@ def error_file(rank: int) -> str | None:
     folder = os.environ.get(ERROR_DIR_ENV)
     if not folder:
         return None
-    from mnistlab.distributed import restart_count  # torch: imported only in the workers
+    from mnistlab.train.distributed import restart_count  # torch: imported only in the workers
 
     return os.path.join(folder, f"rank-{rank}-restart-{restart_count()}.txt")
 
@@ -42,8 +42,8 @@ def error_file(rank: int) -> str | None:
 def start(plan, argv: list[str], *, nproc: int | None, max_restarts: int | None, debug: bool) -> int:
     """Check here what needs no data (the run folder, the batch's split), then `launch` the workers; each loads
     its data and trains as `mnistlab train` alone does. `plan`: a train.Plan."""
-    from mnistlab import distributed
-    from mnistlab.rundir import RunDir
+    from mnistlab.train import distributed
+    from mnistlab.train.rundir import RunDir
 
     if distributed.launched():
         raise UserError(

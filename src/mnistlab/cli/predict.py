@@ -9,7 +9,7 @@ from mnistlab.cli import args as types
 from mnistlab.cli.report import EXIT_USER_ERROR
 from mnistlab.errors import UserError
 
-# The columns output.write_results writes to a .csv (tests/test_cli.py checks the two agree).
+# The columns output.write_results writes to a .csv (tests/cli/test_cli.py checks the two agree).
 FOUND = "found digit"  # the candidate named for a picture of several digits: the most digit-like one found
 CSV_COLUMNS = "file, digit, label, digit_score, is_digit, number, p0..p9, error"
 
@@ -47,8 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnistlab import output
-    from mnistlab.classifier import image_files, load
+    from mnistlab.infer import output
+    from mnistlab.infer.classifier import image_files, load
 
     if args.output and not args.output.lower().endswith((".csv", ".jsonl")):
         raise UserError(f"--output must name a .csv or a .jsonl file, not {args.output!r}")
@@ -74,9 +74,9 @@ def read_numbers(classifier, files, results: list, rows: list[dict], top_k: int)
     answer (and the 28x28 --show saves; "found digit") when its digit score is over PREFER above theirs. So a number
     read as one blob of ink ("2076" as a 9 at digit score 0.18) gives way to one of its digits, and a digit that
     fills its picture, which the finder may see as two, keeps its own reading."""
-    from mnistlab import output
-    from mnistlab.classifier import PREFER
-    from mnistlab.preprocess import Candidate
+    from mnistlab.images.preprocess import Candidate
+    from mnistlab.infer import output
+    from mnistlab.infer.classifier import PREFER
     from mnistlab.reading.read import Reader
 
     reader = None

@@ -25,7 +25,7 @@ def on_sigterm(signum, frame):
 def rank() -> int:
     """This process's rank among torchrun's training processes; 0 alone, or when RANK is not one (the training
     itself reports that)."""
-    from mnistlab.distributed import world
+    from mnistlab.train.distributed import world
 
     try:
         return world().rank
@@ -37,7 +37,7 @@ def user_error(e: Exception, debug: bool) -> int:
     """A mistake of the user's or of their environment (disk full, ...): one line, exit status 2."""
     if debug:
         traceback.print_exc()
-    from mnistlab.output import printable
+    from mnistlab.infer.output import printable
 
     _report(f"mnistlab: error: {printable(_describe(e))}")
     return EXIT_USER_ERROR
@@ -52,7 +52,7 @@ def interrupted(e: KeyboardInterrupt, debug: bool, run_dir: Path | None = None) 
         return status
     message = "terminated" if isinstance(e, Terminated) else "interrupted"
     if run_dir is not None:
-        from mnistlab.rundir import RunDir
+        from mnistlab.train.rundir import RunDir
 
         if RunDir(run_dir).has_checkpoint():
             message += f"; checkpoints written so far are kept (continue with --resume {run_dir})"
@@ -66,7 +66,7 @@ def peer_failed(e: Exception) -> int:
     """One of several training processes stopped on an unexpected error, most often a peer that was lost (killed,
     or failed first): one line, not a traceback, and exit status 1."""
     from mnistlab.errors import one_line
-    from mnistlab.output import printable
+    from mnistlab.infer.output import printable
 
     _report(f"mnistlab: error: process {rank()} stopped: {printable(one_line(e))[:300]} (--debug shows more)")
     return 1
@@ -80,7 +80,7 @@ def broken_pipe() -> int:
 
 def _describe(e: Exception) -> str:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) and e.filename:
-        from mnistlab.checkpoints import space_report
+        from mnistlab.store.checkpoints import space_report
 
         return f"cannot write {e.filename}: {e.strerror}; {space_report(Path(e.filename).parent)}"
     return str(e)

@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from mnistlab.cli import args as types
-from mnistlab.engine import is_onnx_file
 from mnistlab.errors import UserError
+from mnistlab.infer.engine import is_onnx_file
 
 HELP = 'an HTTP API and a page to draw digits on (needs: pip install "mnistlab[serve]")'
 DESCRIPTION = (
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         missing = e.name or "FastAPI"
         raise UserError(f'mnistlab serve needs {missing}: install it with pip install "mnistlab[serve]"') from None
-    from mnistlab.classifier import load
+    from mnistlab.infer.classifier import load
     from mnistlab.serve import create_app
     from mnistlab.serve.server import HttpLimits, listen, serve, url
 

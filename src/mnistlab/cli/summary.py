@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnistlab.analysis import model_summary, receptive_field, rf_rows_as_dicts, rf_table_markdown
+    from mnistlab.explain.analysis import model_summary, receptive_field, rf_rows_as_dicts, rf_table_markdown
     from mnistlab.model import Net
 
     model = Net()

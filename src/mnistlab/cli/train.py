@@ -62,8 +62,8 @@ class Plan:
 
 def plan(args: argparse.Namespace) -> Plan:
     """The plan the options ask for; a one-line UserError for options that contradict each other."""
-    from mnistlab import distributed
-    from mnistlab.rundir import RunDir
+    from mnistlab.train import distributed
+    from mnistlab.train.rundir import RunDir
 
     if args.resume:
         fixed = given(args, keep=("epochs", "device"))
@@ -85,8 +85,8 @@ def plan(args: argparse.Namespace) -> Plan:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mnistlab import distributed
-    from mnistlab.training import fit
+    from mnistlab.train import distributed
+    from mnistlab.train.training import fit
 
     if args.nproc is not None or args.max_restarts is not None:
         return _launch(args)
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _finish(args: argparse.Namespace, trained, run_dir: Path) -> int:
     """Plots and the closing line, by the process that writes the run folder (rank 0); then leave the group."""
-    from mnistlab import distributed, output
+    from mnistlab.infer import output
+    from mnistlab.train import distributed
 
     if trained.folder is None and trained.world.distributed:
         distributed.destroy()

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     from optuna.exceptions import ExperimentalWarning
 
-    from mnistlab import tune_study
-    from mnistlab.tune import Objective, Trainer
+    from mnistlab.tune import study as tune_study
+    from mnistlab.tune.trial import Objective, Trainer
 
     warnings.filterwarnings("ignore", category=ExperimentalWarning)  # heartbeats and the plots are "experimental"
     _check_study_name(args.study)
@@ -112,7 +112,7 @@ def _check_study_name(name: str) -> None:
 
 def _finish(args: argparse.Namespace, study, wall_s: float) -> int:
     """The study's summary.json and plots, and its closing line (a --worker started by --workers leaves them)."""
-    from mnistlab import tune_study
+    from mnistlab.tune import study as tune_study
 
     if args.worker:
         return 0

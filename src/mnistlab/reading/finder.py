@@ -4,25 +4,18 @@ It reads a picture as `frame.prepare` makes it (grey less its median, and the pi
 field). Five strided stages (to stride 32) and a light top-down path back to stride 4 give, on a 64 x 64 grid: a
 "digit centre here" heatmap, the box's log width and height, and the centre's sub-cell offset, which
 `frame.decode` turns into boxes. Trained on `scenes` by `scripts/train_finder.py` with `targets` and `loss` (focal
-loss on the heatmap, L1 on the rest); `export_onnx` writes the copy that onnxruntime runs (`finder_onnx`).
+loss on the heatmap, L1 on the rest); `export.onnx_export.export_finder` writes the copy that onnxruntime runs
+(`finder_onnx`).
 """
 
 from __future__ import annotations
-
-import copy
-import io
-import json
-import warnings
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab.reading.finder_onnx import INPUT_NAME, OUTPUTS
-from mnistlab.reading.frame import INPUT, STRIDE
+from mnistlab.reading.frame import STRIDE
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -109,33 +102,3 @@ def loss(outputs, target):
     l_off = ((off - toff).abs() * mask).sum() / n
     total = focal + l_size + l_off
     return total, {"focal": focal.item(), "size": l_size.item(), "offset": l_off.item()}
-
-
-def onnx_bytes(model: Finder, card: dict) -> bytes:
-    """`model` as an ONNX file's bytes: input INPUT_NAME [batch, 2, INPUT, INPUT], outputs OUTPUTS, the classifier
-    export's opset, `card` in the metadata (under onnx_net.CARD, as the classifier's)."""
-    from mnistlab.onnx_export import OPSET, require_onnx
-    from mnistlab.onnx_net import CARD
-
-    onnx = require_onnx()
-    module = copy.deepcopy(model).float().cpu().eval()
-    buffer: Any = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript-based exporter warns that it is the older one
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, (torch.zeros(1, 2, INPUT, INPUT),), buffer, input_names=[INPUT_NAME], output_names=list(OUTPUTS),
-            opset_version=OPSET, dynamo=False, dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *OUTPUTS)},
-        )  # fmt: skip
-    proto = onnx.load_from_string(buffer.getvalue())
-    proto.metadata_props.add(key=CARD, value=json.dumps(card, sort_keys=True, default=str))
-    proto.producer_name = "mnistlab"
-    proto.doc_string = "digit finder: frame.prepare's input in; heatmap logits, log box size, centre offset out"
-    onnx.checker.check_model(proto)
-    return proto.SerializeToString()
-
-
-def export_onnx(model: Finder, card: dict, file: str | Path) -> Path:
-    """Write `model` (with `card`) to `file` as ONNX: whole or not at all (a failed write keeps the old file)."""
-    from mnistlab.atomic_write import write_bytes
-
-    return write_bytes(file, onnx_bytes(model, card))

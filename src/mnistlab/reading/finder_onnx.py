@@ -1,4 +1,4 @@
-"""The digit finder's ONNX copy (`finder.export_onnx`) run by onnxruntime: a Reader's finder without torch."""
+"""The digit finder's ONNX copy (`onnx_export.export_finder`) run by onnxruntime: a Reader's finder without torch."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from mnistlab.errors import UserError, one_line
-from mnistlab.onnx_net import card_of, session
+from mnistlab.infer.onnx_net import card_of, session
 from mnistlab.reading.frame import INPUT
 
-# The file's contract, written by finder.onnx_bytes (which imports these; this module imports no torch).
+# The file's contract, written by onnx_export.finder_onnx_bytes (which imports these; this module imports no torch).
 INPUT_NAME = "framed"  # [batch, 2, INPUT, INPUT] float32: frame.prepare's input
 OUTPUTS = ("heat", "size", "offset")  # heatmap logits [batch, 1, g, g], log box size and offset [batch, 2, g, g]
 

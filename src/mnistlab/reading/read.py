@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from mnistlab.calibration import digit_score
 from mnistlab.errors import UserError
-from mnistlab.field import FIELD, bbox, to_field
+from mnistlab.images.field import FIELD, bbox, to_field
 from mnistlab.pixels import is_tensor
 from mnistlab.reading import frame
 from mnistlab.reading.finder_onnx import OnnxFinder
@@ -117,8 +117,8 @@ def load_finder(path: str | os.PathLike | None = None) -> tuple[Finder, dict]:
 def _to_grey(image, name: str) -> np.ndarray:
     from PIL import Image
 
-    from mnistlab.gray import array_to_gray, to_grayscale
-    from mnistlab.images import open_image
+    from mnistlab.images.decode import open_image
+    from mnistlab.images.gray import array_to_gray, to_grayscale
 
     if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
         image = open_image(image, None if isinstance(image, (str, os.PathLike)) else name)

@@ -13,8 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab.about import version
-from mnistlab.classifier import Classifier
 from mnistlab.errors import one_line
+from mnistlab.infer.classifier import Classifier
 from mnistlab.serve.metrics import IMAGE_ROUTES
 from mnistlab.serve.observe import ACCESS_LOGS, Observed, error_body
 from mnistlab.serve.routes import router, static_dir

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from mnistlab.errors import NoDigitError, NoInkError, UserError, one_line
-from mnistlab.images import ImageTooLarge, open_image
-from mnistlab.preprocess import Candidate, candidates
+from mnistlab.images.decode import ImageTooLarge, open_image
+from mnistlab.images.preprocess import Candidate, candidates
 
 NAME = "the uploaded image"  # how error messages name the image
 
@@ -67,7 +67,7 @@ def reader(source: str | None):
     """The `Reader` (finder and classifier) a worker process reads whole pictures with: the served weights
     (`source`: a run folder or a weights file; None for the bundled ones) on onnxruntime where they can be (the
     bundled model), else torch. Built once per worker process (`PreparePool.run`'s `using`); 503 if it cannot be."""
-    from mnistlab.classifier import load
+    from mnistlab.infer.classifier import load
     from mnistlab.reading.read import Reader
 
     try:

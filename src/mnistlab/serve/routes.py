@@ -12,9 +12,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
 
-from mnistlab.classifier import Classifier
-from mnistlab.output import result_row
-from mnistlab.preprocess import Candidate
+from mnistlab.images.preprocess import Candidate
+from mnistlab.infer.classifier import Classifier
+from mnistlab.infer.output import result_row
 from mnistlab.serve.batcher import QueueFull
 from mnistlab.serve.metrics import CONTENT_TYPE
 from mnistlab.serve.reading import png_data_url
@@ -67,7 +67,7 @@ def prediction(classifier: Classifier, probs, found: list[Candidate], top_k: int
 
 def explanation(classifier: Classifier, seen: np.ndarray) -> np.ndarray:
     """The 28x28 input-gradient heat-map in [0, 1] of a prepared image (`classifier` on the torch engine)."""
-    from mnistlab.analysis import input_gradient  # torch: imported by the first explanation on the onnx engine
+    from mnistlab.explain.analysis import input_gradient  # torch: imported by the first explanation on the onnx engine
 
     _, heat = input_gradient(classifier.model, classifier.inputs(seen[None]))
     return heat.cpu().numpy()

@@ -14,11 +14,11 @@ from typing import Annotated
 import numpy as np
 from fastapi import Depends, Request
 
-from mnistlab.classifier import Classifier, load
 from mnistlab.errors import one_line
-from mnistlab.onnx_net import LAYERS, PARAMS
+from mnistlab.images.preprocess import Candidate
+from mnistlab.infer.classifier import Classifier, load
+from mnistlab.infer.onnx_net import LAYERS, PARAMS
 from mnistlab.pixels import is_tensor
-from mnistlab.preprocess import Candidate
 from mnistlab.serve.batcher import Batcher
 from mnistlab.serve.metrics import Metrics
 from mnistlab.serve.pool import Overrun, PoolFull, PreparePool, WorkerLost
@@ -99,7 +99,7 @@ class State:
         if self._layers is None and self.classifier is not None:
             self._layers = self._stored(LAYERS)
         if self._layers is None and self.classifier is not None:
-            from mnistlab.analysis import unit_geometry
+            from mnistlab.explain.analysis import unit_geometry
 
             self._layers = unit_geometry(self.torch_model().model)
         return self._layers or []

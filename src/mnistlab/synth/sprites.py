@@ -48,7 +48,7 @@ def _render_text(text: str, font: ImageFont.FreeTypeFont) -> np.ndarray | None:
 
 def shapes(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     """Drawn shapes a finder must not call digits: the not-digit bank's pen shapes, smileys and scribbles."""
-    from mnistlab.notdigits import DRAWN
+    from mnistlab.data.notdigits import DRAWN
 
     out = []
     kinds = list(DRAWN.values())
@@ -85,7 +85,7 @@ def load_sprites(mnist_images=None, mnist_labels=None, *, fonts: list[str] | Non
     """The sprites: MNIST's training split (loaded from the mirror unless given), the digits and distractors in
     every DejaVu font found (or `fonts`), and drawn shapes."""
     if mnist_images is None:
-        from mnistlab.data import load_tensors
+        from mnistlab.data.download import load_tensors
 
         mnist_images, mnist_labels = load_tensors(train=True)
     faces = [ImageFont.truetype(p, 64) for p in (dejavu_fonts() if fonts is None else fonts)]

@@ -1,0 +1,1 @@
+"""Using a trained network: `load` weights into a `Classifier` on torch or onnxruntime, and what it writes."""

@@ -1,0 +1,62 @@
+"""checkpoints: a run's checkpoint holds its step and no scheduler; older checkpoints still resume; damage is named."""
+
+import pytest
+import torch
+
+from mnistlab.errors import UserError
+from mnistlab.recipes import get_recipe
+from mnistlab.store import checkpoints
+from mnistlab.train.run import Run
+from mnistlab.train.training import fit
+
+ONE_EPOCH = [
+    dict(epoch=1, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5, lr=0.01, train_time_s=1.0, imgs_per_s=9.0)
+]
+
+
+def _tiny():
+    return get_recipe("default", epochs=2, limit_train=256, limit_test=128, batch_size=64, device="cpu")
+
+
+def _save(path, **meta_changes):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    checkpoints.save_checkpoint(path, model=model, optimizer=opt, epoch=1, step=4, history=ONE_EPOCH, recipe={})
+    if meta_changes:
+        tensors, meta = checkpoints.read_safetensors(path)
+        checkpoints.atomic_save(tensors, path, {**meta, **meta_changes})
+
+
+def test_a_checkpoint_holds_the_step_and_no_scheduler(tmp_path):
+    _save(tmp_path / "c.safetensors")
+    _, meta = checkpoints.read_checkpoint(tmp_path / "c.safetensors")
+    assert (meta["epoch"], meta["step"]) == (1, 4) and "scheduler" not in meta
+
+
+@pytest.mark.parametrize("step", ["4", 0, 1.5, True])
+def test_a_damaged_step_is_named(tmp_path, step):
+    _save(tmp_path / "c.safetensors", step=step)
+    with pytest.raises(UserError, match="damaged: its step is not a whole number"):
+        checkpoints.read_checkpoint(tmp_path / "c.safetensors")
+
+
+def test_a_checkpoint_written_with_a_torch_scheduler_resumes_bit_identically(tmp_path, data_dir, mirror):
+    """Checkpoints from before the step was stored: no step, a OneCycleLR state, its keys in the param groups."""
+    quiet = dict(data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    ref = fit(_tiny(), out=tmp_path / "ref", **quiet)
+    cut = Run.create(_tiny(), tmp_path / "cut", **quiet)
+    cut.train_epoch()
+    cut.evaluate()
+    cut.save()
+    cut.release()  # as the process's end would: the folder's lock
+    path = tmp_path / "cut" / checkpoints.CHECKPOINT
+    tensors, meta = checkpoints.read_safetensors(path)
+    del meta["step"]
+    meta["scheduler"] = {"total_steps": 8, "last_epoch": 4, "_last_lr": [0.003]}
+    for group in meta["optimizer"]["param_groups"]:
+        group.update(initial_lr=0.0003, max_lr=0.003, min_lr=3e-06)
+    checkpoints.atomic_save(tensors, path, meta)
+    resumed = fit(None, out=tmp_path / "cut", resume=True, **quiet)
+    assert resumed.step == 8 and [r["epoch"] for r in resumed.history.records] == [1, 2]
+    for k, v in ref.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[k], v), k
