@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
 from conftest import REPO
 
+from mnistlab import pixels
 from mnistlab.data import datasets
 from mnistlab.pixels import MEAN, STD, is_tensor, normalize
 
@@ -20,8 +23,15 @@ def test_normalize_is_the_same_on_arrays_and_tensors():
     assert np.allclose(a, t.numpy(), atol=1e-6) and np.isclose(a[0, 0], -MEAN / STD)
 
 
-def test_the_constants_have_one_place_and_datasets_gives_the_same():
-    assert (datasets.MEAN, datasets.STD, datasets.normalize) == (MEAN, STD, normalize)
+def test_the_constants_have_one_place_and_mnist_is_normalised_by_them():
+    """MEAN and STD are written in pixels.py only: no other module of mnistlab assigns or re-exports them."""
+    src = Path(pixels.__file__).parent
+    for path in src.rglob("*.py"):
+        if path.name == "pixels.py":
+            continue
+        text = path.read_text()
+        assert not re.search(r"^(MEAN|STD)\s*=", text, re.M), f"{path} defines MEAN or STD again"
+        assert "__all__" not in text or '"MEAN"' not in text, f"{path} re-exports MEAN"
     assert datasets.get("mnist").mean == MEAN and datasets.get("mnist").std == STD
 
 
@@ -35,6 +45,8 @@ def test_is_tensor_without_importing_torch():
 
 HALF_IMPORTED = """
 import sys, threading
+from pathlib import Path
+
 import numpy as np
 sys.path.insert(0, sys.argv[1])  # a package named torch that stops half-way through its import, until released
 import gate

@@ -18,9 +18,10 @@ import torch
 from idx import gz_bytes, make_mirror
 from torchvision import datasets as tv
 
-from mnistlab.data import download as data
 from mnistlab.data import datasets
+from mnistlab.data import download as data
 from mnistlab.errors import UserError
+from mnistlab.pixels import MEAN, STD, normalize
 
 NAMES = ("mnist", "fashion-mnist", "kmnist", "emnist-digits", "emnist-letters", "emnist-balanced", "qmnist")
 
@@ -84,7 +85,7 @@ def test_registry_is_frozen_and_matches_torchvision():
                 else res
             )
             assert {f.name: f.md5 for f in spec.files} == dict(res)
-    assert (datasets.get("mnist").mean, datasets.get("mnist").std) == (data.MEAN, data.STD) == (0.1307, 0.3081)
+    assert (datasets.get("mnist").mean, datasets.get("mnist").std) == (MEAN, STD) == (0.1307, 0.3081)
     assert datasets.get("emnist-letters").classes == tuple("abcdefghijklmnopqrstuvwxyz")
     assert datasets.get("emnist-balanced").classes == tuple(tv.EMNIST.classes_split_dict["balanced"])
     assert datasets.get("emnist-balanced").num_classes == 47
@@ -125,7 +126,7 @@ def test_pixel_stats():
 
 def test_pixel_stats_of_mnist_are_the_recorded_ones(data_dir):
     mean, std = datasets.pixel_stats(data.load_tensors(True, data_dir)[0])
-    assert round(mean, 4) == data.MEAN and round(std, 4) == data.STD
+    assert round(mean, 4) == MEAN and round(std, 4) == STD
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -295,13 +296,13 @@ def test_unverified_copy_is_said_in_one_line(known, small, tmp_path, capsys):
 
 def test_normalization_is_resolved_in_one_place():
     mnist, fashion = datasets.get("mnist"), datasets.get("fashion-mnist")
-    assert datasets.normalization(mnist, _no_download) == (data.MEAN, data.STD) == (datasets.MEAN, datasets.STD)
+    assert datasets.normalization(mnist, _no_download) == (MEAN, STD)
     assert datasets.normalization(fashion, _no_download, 0.5, 0.25) == (0.5, 0.25)
     images = torch.tensor([[0, 255], [0, 255]], dtype=torch.uint8)
     assert datasets.normalization(fashion, lambda: images) == (0.5, 0.5)
     x = torch.tensor([0.0, 1.0])
-    assert datasets.normalize(x).tolist() == pytest.approx([-0.1307 / 0.3081, 0.8693 / 0.3081])
-    assert datasets.normalize(np.float32([1.0]), 0.5, 0.25).dtype == np.float32
+    assert normalize(x).tolist() == pytest.approx([-0.1307 / 0.3081, 0.8693 / 0.3081])
+    assert normalize(np.float32([1.0]), 0.5, 0.25).dtype == np.float32
 
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"  # Debian's package dataset-fashion-mnist (re-compressed)

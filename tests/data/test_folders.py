@@ -11,14 +11,14 @@ from conftest import one_line_error, run_cli, run_main
 from PIL import Image
 
 from mnistlab.data import folders
-from mnistlab.infer.classifier import load
 from mnistlab.data.download import load_tensors
-from mnistlab.errors import UserError
 from mnistlab.data.loaders import Augment
+from mnistlab.errors import UserError
+from mnistlab.infer.classifier import load
 from mnistlab.recipes import get_recipe
+from mnistlab.store.weights import bundled_weights
 from mnistlab.train.run import Run
 from mnistlab.train.training import fit
-from mnistlab.store.weights import bundled_weights
 
 CLASSES = {3: "three", 5: "five", 8: "eight"}  # three digits that look alike, so a fresh head has work to do
 PER_CLASS = 100

@@ -1,4 +1,5 @@
-"""mnistlab.data.integrity: a dataset's .gz files checked on their md5 or content, extracted idx files on their layout."""
+"""mnistlab.data.integrity: a dataset's .gz files checked on their md5 or content, extracted idx files on their
+layout."""
 
 from __future__ import annotations
 

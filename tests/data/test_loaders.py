@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mnistlab.data import download as data
-from mnistlab.data.loaders import Augment, epoch_seed, DeviceLoader, EpochSampler, seed_loader, seed_transforms
+from mnistlab.data.loaders import Augment, DeviceLoader, EpochSampler, epoch_seed, seed_loader, seed_transforms
 
 
 @pytest.mark.parametrize("world_size", [1, 3, 7])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mnistlab.errors import UserError
 from mnistlab.data.mirrors import default_mirror, parse_mirror
+from mnistlab.errors import UserError
 
 
 def test_default_mirror_argument_then_environment(monkeypatch):

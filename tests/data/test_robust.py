@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from mnistlab.data import notdigits, robust
+from mnistlab.data.download import load_tensors
 from mnistlab.images import furniture
-from mnistlab.data import notdigits
-from mnistlab.data import robust
-from mnistlab.data.download import MEAN, STD, load_tensors
+from mnistlab.pixels import MEAN, STD
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,18 @@ import slow_work  # noqa: E402
 from conftest import REPO  # noqa: E402
 
 SEVEN = (REPO / "examples" / "digits" / "seven_pen.png").read_bytes()
+# Waits are counted polls, not deadlines: a test waits for a state, and the count only ends one whose server never
+# gets there (POLLS polls of POLL s is 10 minutes; socket timeouts are as long, and end only a broken run).
+POLL, POLLS, STALL_S = 0.05, 12_000, 600
+
+
+def poll_until(ready, what: str):
+    """Call `ready()` every POLL s until it is true (its value returned); fail saying `what` after POLLS calls."""
+    for _ in range(POLLS):
+        if value := ready():
+            return value
+        time.sleep(POLL)
+    raise AssertionError(f"{what}: not after {POLLS} polls")
 
 
 @contextmanager
@@ -30,10 +42,12 @@ def server(tmp_path: Path, *args):
     with open(log, "w") as err:
         p = subprocess.Popen([sys.executable, "-m", "mnistlab", "serve", "--port", "0", *map(str, args)], stderr=err)
     try:
-        deadline = time.monotonic() + 600
-        while not (m := re.search(r"http://([\d.]+):(\d+)/", log.read_text())):
-            assert p.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+
+        def listening():
+            assert p.poll() is None, log.read_text()  # it ended before it listened
+            return re.search(r"http://([\d.]+):(\d+)/", log.read_text())
+
+        m = poll_until(listening, "the server never said where it listens")
         yield m.group(1), int(m.group(2)), p, log
     finally:
         if p.poll() is None:
@@ -41,7 +55,7 @@ def server(tmp_path: Path, *args):
         p.wait()
 
 
-def exchange(addr, raw: bytes, timeout: float = 10.0) -> tuple[int, dict, bytes]:
+def exchange(addr, raw: bytes, timeout: float = STALL_S) -> tuple[int, dict, bytes]:
     """Send `raw` on a new connection, read until the server closes it or answers in full: (status, headers, body)."""
     with socket.create_connection(addr, timeout=timeout) as s:
         s.sendall(raw)
@@ -64,7 +78,7 @@ def read_answer(s: socket.socket) -> tuple[int, dict, bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-def closed_by_server(s: socket.socket, timeout: float = 60.0) -> bool:
+def closed_by_server(s: socket.socket, timeout: float = STALL_S) -> bool:
     """Whether the server closes `s` (a reset counts: it had unread bytes from us). `timeout` only ends a test whose
     server never does: a request that never completes is closed by nothing but the server's own timeout."""
     s.settimeout(timeout)
@@ -103,7 +117,7 @@ def test_slow_half_open_and_malformed_clients_cannot_lock_the_server_out(tmp_pat
         status, _, body = exchange(addr, post(addr, SEVEN))
         assert status == 200 and json.loads(body)["digit"] == 7
 
-        with socket.create_connection(addr, timeout=600) as s:  # a slow upload: 1 byte of 1,000, then nothing
+        with socket.create_connection(addr, timeout=STALL_S) as s:  # a slow upload: 1 byte of 1,000, then nothing
             s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
             answer = b""
             while chunk := s.recv(65536):  # the server closes after its answer
@@ -135,7 +149,7 @@ def test_sigterm_drains_within_drain_s_with_a_slow_upload_in_flight(tmp_path):
         slow.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxx")
         time.sleep(0.3)
         p.send_signal(signal.SIGTERM)
-        p.wait(300)  # it ends by --drain-s 1: the upload's own timeout is an hour away (this only bounds a broken one)
+        p.wait(STALL_S)  # it ends by --drain-s 1: the upload's own timeout is an hour away (this bounds a broken one)
         slow.close()
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
@@ -148,24 +162,24 @@ def test_sigterm_under_load_answers_every_request_in_flight_and_exits_0(tmp_path
     with server(tmp_path, "--drain-s", 30, "--access-log", "json") as (h, port, p, log):
         clients = []
         for i in range(n):
-            s = socket.create_connection((h, port), timeout=300)
+            s = socket.create_connection((h, port), timeout=STALL_S)
             head = (
                 f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(SEVEN)}\r\nX-Request-ID: drain-{i}\r\n"
             )
             s.sendall(f"{head}Connection: close\r\n\r\n".encode() + SEVEN[:half])
             clients.append(s)
-        deadline = time.monotonic() + 300  # (only ends a broken run: a loaded machine may be slow to accept them)
-        while not re.search(
-            rf"^mnistlab_bodies_reading {n}\.0$", exchange((h, port), get("/metrics"))[2].decode(), re.M
-        ):
-            assert time.monotonic() < deadline, "the requests never got in flight"
-            time.sleep(0.05)
+        poll_until(
+            lambda: re.search(
+                rf"^mnistlab_bodies_reading {n}\.0$", exchange((h, port), get("/metrics"))[2].decode(), re.M
+            ),
+            "the requests never got in flight",
+        )
         p.send_signal(signal.SIGTERM)
         time.sleep(0.5)  # the server is shutting down while every one of them waits for the rest of its body
         for s in clients:
             s.sendall(SEVEN[half:])
         answers = [read_answer(s) for s in clients]
-        assert p.wait(30) == 0
+        assert p.wait(STALL_S) == 0
     for status, _, body in answers:
         assert status == 200 and json.loads(body)["digit"] == 7
     assert sorted(headers["x-request-id"] for _, headers, _ in answers) == [f"drain-{i}" for i in range(n)]
@@ -196,10 +210,7 @@ def test_an_image_that_overruns_is_a_422_its_worker_killed_and_the_server_answer
     with TestClient(app) as c, ThreadPoolExecutor(1) as pool:
         assert c.post("/v1/predict", content=SEVEN).json()["digit"] == 7
         stalled = pool.submit(c.post, "/v1/predict", content=f"stall:{pid_file}".encode())
-        for _ in range(3000):  # (bounded) until the only worker holds the stalled image
-            if pid_file.exists() and pid_file.read_text():
-                break
-            time.sleep(0.01)
+        poll_until(lambda: pid_file.exists() and pid_file.read_text(), "the only worker never took the stalled image")
         assert c.get("/healthz").status_code == 200 and not stalled.done()
         r = stalled.result(60)
         assert r.status_code == 422 and "took over 3 s to prepare" in r.json()["error"]
@@ -208,11 +219,7 @@ def test_an_image_that_overruns_is_a_422_its_worker_killed_and_the_server_answer
         pool_ = app.state.mnistlab.pool
         assert (pool_.killed, pool_.started) == (1, 2)
     pid = int(pid_file.read_text())
-    for _ in range(500):
-        if not alive(pid):
-            break
-        time.sleep(0.01)
-    assert not alive(pid)
+    poll_until(lambda: not alive(pid), "the stalled worker was never killed")
 
 
 def test_trickling_bodies_hold_no_place_and_the_json_log_stays_one_object_a_line(tmp_path):
@@ -225,15 +232,15 @@ def test_trickling_bodies_hold_no_place_and_the_json_log_stays_one_object_a_line
         addr = (h, port)
         trickling = []
         for _ in range(slow):  # each announces 100 KB and sends 1 byte: far slower than any real upload
-            s = socket.create_connection(addr, timeout=30)
+            s = socket.create_connection(addr, timeout=STALL_S)
             s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
             trickling.append(s)
-        for _ in range(600):  # (a bounded wait: every one of them is in the server, reading its body)
+
+        def all_reading():
             metrics = exchange(addr, get("/metrics"))[2].decode()
-            if re.search(rf"^mnistlab_bodies_reading {slow}\.0$", metrics, re.M):
-                break
-            time.sleep(0.05)
-        assert re.search(rf"^mnistlab_bodies_reading {slow}\.0$", metrics, re.M), metrics[-2000:]
+            return metrics if re.search(rf"^mnistlab_bodies_reading {slow}\.0$", metrics, re.M) else None
+
+        metrics = poll_until(all_reading, f"the {slow} trickling bodies never all got in (each reading its body)")
         assert re.search(r"^mnistlab_in_flight 0\.0$", metrics, re.M)  # none of them holds a place
         for _ in range(3):
             status, _, body = exchange(addr, post(addr, SEVEN))

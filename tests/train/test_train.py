@@ -139,9 +139,9 @@ def _one_step(device, data_dir):
 
 
 @needs_cuda
-def test_cpu_and_cuda_agree(data_dir):
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+def test_cpu_and_cuda_agree(data_dir, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # for this test only: restored after it
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     torch.testing.assert_close(_one_step("cuda", data_dir), _one_step("cpu", data_dir), atol=2e-3, rtol=2e-3)
 
 

@@ -15,7 +15,7 @@ from torchvision import datasets as tv
 
 from mnistlab.data.datafolder import default_data_dir, read_record
 from mnistlab.errors import UserError
-from mnistlab.pixels import MEAN, STD, normalize  # noqa: F401  (their one place is pixels; imported from here too)
+from mnistlab.pixels import MEAN, STD
 
 DEFAULT = "mnist"  # the default dataset; `Recipe.dataset` names it in every run folder
 FOLDER_PREFIX = "folder:"  # `folder:PATH` names a folder of your own images (mnistlab.data.folders), not one of these

@@ -13,14 +13,11 @@ from pathlib import Path
 
 from torchvision.datasets.utils import calculate_md5, check_integrity, download_url
 
-from mnistlab.data import datasets
-from mnistlab.data import integrity
+from mnistlab.data import datasets, integrity
 from mnistlab.data.datafolder import clear_stale_parts, default_data_dir, part, read_record, write_record
-
-# MEAN, STD: their one place is datasets; tests (test_robust) still import them from here
-from mnistlab.data.datasets import DEFAULT, MEAN, STD, DatasetSpec, IdxFile, is_folder  # noqa: F401
-from mnistlab.errors import UserError, one_line
+from mnistlab.data.datasets import DEFAULT, DatasetSpec, IdxFile, is_folder
 from mnistlab.data.mirrors import default_mirror, parse_mirror
+from mnistlab.errors import UserError, one_line
 
 _DELETE = "delete it and run again to fetch a fresh copy"  # the fix for a bad file in the data folder
 _REPLACE = "replace it with the official file"  # ... and in a mirror folder

@@ -14,7 +14,7 @@ from torchvision.transforms import v2
 
 from mnistlab.data import datasets
 from mnistlab.data.download import load_tensors, mnist_dataset
-from mnistlab.data.datasets import MEAN, STD, normalize
+from mnistlab.pixels import MEAN, STD, normalize
 
 if TYPE_CHECKING:  # robust is imported where its recipes are built (build.py), not by every loader
     from mnistlab.data.robust import RobustAugment

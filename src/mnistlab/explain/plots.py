@@ -12,7 +12,7 @@ if "ipykernel" not in sys.modules:  # headless everywhere but in a notebook, whe
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from mnistlab.data.datasets import MEAN, STD  # noqa: E402
+from mnistlab.pixels import MEAN, STD  # noqa: E402
 
 
 def _show(x: torch.Tensor, mean: float, std: float):
