@@ -88,3 +88,23 @@ def test_the_readmes_python_example_prints_what_it_says(monkeypatch):
     with contextlib.redirect_stdout(out):
         exec(compile("\n".join(code), "README.md", "exec"), {})
     assert out.getvalue().splitlines() == expected
+
+
+def test_the_docs_give_the_limits_the_code_declares():
+    """The limits the docs repeat are the declared ones (issue 30): each "`--flag` ... (default N)" in
+    docs/server.md is the flag's default (serve.limits), the server's pixel limit is `Limits.max_pixels`, and the
+    one of `mnistlab predict` and the static page is images.decode.MAX_PIXELS."""
+    from mnistlab.cli import build_parser
+    from mnistlab.images.decode import MAX_PIXELS
+    from mnistlab.serve.limits import Limits
+
+    server = (DOCS / "server.md").read_text(encoding="utf-8")
+    defaults = vars(build_parser().parse_args(["serve"]))
+    stated = re.findall(r"`--([\w-]+)`[^`(]{0,20}\(default\s+([\d.]+)", server)
+    assert len({flag for flag, _ in stated}) >= 10, stated
+    for flag, number in stated:
+        assert float(number) == defaults[flag.replace("-", "_")], flag
+    assert re.findall(r"over ([\d,]+) million pixels", server) == [f"{Limits.max_pixels / 10**6:g}"]
+    for page in ("reliability.md", "your-digits.md"):
+        said = re.findall(r"over \**([\d,]+) pixels", (DOCS / page).read_text(encoding="utf-8"))
+        assert said == [f"{MAX_PIXELS:,}"], page

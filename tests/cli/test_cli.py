@@ -197,33 +197,30 @@ def test_train_help_shows_every_recipes_value(field, env):
 
 
 def test_serve_help_shows_the_limits_the_server_gets(env):
-    """Each limit's help shows its default, and the default is the one create_app or HttpLimits has."""
+    """Each limit's flag shows the meaning and the default serve.limits declares (a size in MB), and the flags left
+    at their defaults give create_app and HttpLimits exactly the declared limits."""
     import dataclasses
-    import inspect
 
-    pytest.importorskip("fastapi")
-    from mnistlab.serve import create_app
-    from mnistlab.serve.server import HttpLimits
+    from mnistlab.cli import build_parser, serve
+    from mnistlab.serve.limits import HttpLimits, Limits
 
-    defaults = {k: v.default for k, v in inspect.signature(create_app).parameters.items()}
-    defaults |= {f.name: f.default for f in dataclasses.fields(HttpLimits)}
-    defaults["max_body_mb"] = defaults.pop("max_body") / 2**20
-    defaults["max_reading_mb"] = defaults.pop("max_reading") / 2**20
-    for name in (
-        "max_batch",
-        "max_wait_ms",
-        "max_queue",
-        "max_body_mb",
-        "max_reading_mb",
-        "body_timeout_s",
-        "prepare_workers",
-        "prepare_timeout_s",
-        "header_timeout_s",
-        "keep_alive_s",
-        "drain_s",
-        "max_connections",
-    ):
-        assert f"(default: {defaults[name]:g})" in _help_of("serve", "--" + name.replace("_", "-"), env), name
+    declared = {f.name: f for cls in (Limits, HttpLimits) for f in dataclasses.fields(cls)}
+    for name in serve.FLAGS:
+        f = declared[name]
+        default = f.default / 2**20 if f.metadata["mb"] else f.default
+        option = "--" + name.replace("_", "-") + ("-mb" if f.metadata["mb"] else "")
+        help = _help_of("serve", option, env)
+        assert f"{f.metadata['help']} (default: {default:g})" in help, name
+    args = build_parser().parse_args(["serve"])
+    assert serve.given_limits(args, Limits) == {
+        n: v for n, v in dataclasses.asdict(Limits()).items() if n != "max_pixels"
+    }
+    assert HttpLimits(**serve.given_limits(args, HttpLimits)) == HttpLimits()
+    given = build_parser().parse_args(["serve", "--max-body-mb", "0.5", "--max-batch", "3", "--drain-s", "2"])
+    assert (
+        serve.given_limits(given, Limits)["max_body"] == 2**19 and serve.given_limits(given, Limits)["max_batch"] == 3
+    )
+    assert serve.given_limits(given, HttpLimits)["drain_s"] == 2.0
 
 
 def test_predict_help_names_the_csv_columns_the_file_has(tmp_path, env):

@@ -36,6 +36,18 @@ def test_the_vendored_runtime_is_the_one_the_script_pins():
     assert f"v{web_export.ort_version()}" in (ORT / "ort.wasm.bundle.min.mjs").read_text()[:200]
 
 
+def test_the_static_page_refuses_the_pictures_mnistlab_predict_refuses():
+    """The page's pixel limit is images.decode.MAX_PIXELS, written into its constants.js (the one limit of
+    `mnistlab predict`); its scripts hold no limit of their own, and the served page leaves the limit to the server."""
+    from mnistlab.images.decode import MAX_PIXELS
+
+    assert web_export.reading_constants()["MAX_PIXELS"] == MAX_PIXELS
+    assert f'"MAX_PIXELS": {MAX_PIXELS}' in web_export.constants_module().decode()
+    scripts = {p: p.read_text() for d in ("web", "serve/static") for p in (REPO / "src/mnistlab" / d).glob("*.js")}
+    assert [p.name for p, text in scripts.items() if "MAX_PIXELS" in text] == ["find.js"]
+    assert not [p.name for p, text in scripts.items() if re.search(r"\d[\d_]{5,}|\de[67]\b", text)]
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The bundled model's site (`mnistlab export --web`), at a sub-path (a/b/site) of the folder a server serves."""

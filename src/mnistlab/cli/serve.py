@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from collections.abc import Callable
+from typing import cast
 
 from mnistlab.cli import args as types
 from mnistlab.errors import UserError
 from mnistlab.infer.engine import is_onnx_file
+from mnistlab.serve.limits import MB, HttpLimits, Limits
 
 HELP = 'an HTTP API and a page to draw digits on (needs: pip install "mnistlab[serve]")'
 DESCRIPTION = (
@@ -22,27 +26,42 @@ DESCRIPTION = (
 # is imported; --engine onnx (or auto) runs the batches on onnxruntime, in about a fifth of the memory
 ENGINE = "torch"
 
-# (option, type, default, help): the server's limits; each help ends in its default
-LIMITS = (
-    ("--max-batch", types.positive_int, 32, "most images per forward pass (1: no batching)"),
-    ("--max-wait-ms", types.non_negative_float, 5.0, "most time a batch waits to fill"),
-    ("--max-queue", types.positive_int, 256, "requests handled at once; more get 503"),
-    ("--max-body-mb", types.positive_float, 8.0, "largest request body, in MB"),
-    ("--header-timeout-s", types.positive_float, 10.0, "a connection's request headers must arrive within this"),
-    ("--body-timeout-s", types.positive_float, 30.0, "a request's body must arrive within this; slower ones get 408"),
-    ("--max-reading-mb", types.positive_float, 256.0, "bodies being read, all together, in MB; past it 503"),
-    ("--keep-alive-s", types.positive_float, 5.0, "idle kept-alive connections are closed after this"),
-    ("--max-connections", types.positive_int, 1000, "open connections at most, kept below the open-file limit"),
-    ("--prepare-workers", types.positive_int, 4, "images prepared at once; more get 503"),
-    ("--prepare-timeout-s", types.positive_float, 10.0, "an image that takes longer to prepare gets 422"),
-    ("--drain-s", types.positive_float, 10.0, "on Ctrl-C or SIGTERM, requests in flight get this long to finish"),
-)
+# the limits given as flags, in the order of the help; each is declared, with its default and meaning, in serve.limits
+FLAGS = (
+    "max_batch", "max_wait_ms", "max_queue", "max_body", "header_timeout_s", "body_timeout_s", "max_reading",
+    "keep_alive_s", "max_connections", "prepare_workers", "prepare_timeout_s", "drain_s",
+)  # fmt: skip
+DECLARED = {f.name: f for limits in (Limits, HttpLimits) for f in dataclasses.fields(limits)}
+
+
+def limit_flag(name: str) -> tuple[str, Callable, float, str]:
+    """The flag of the limit `name` as (option, type, default, help), from its declaration: in MB for a size held in
+    bytes; an int a whole number above 0; a float a number above 0 (or 0 too where the limit allows it)."""
+    f = DECLARED[name]
+    mb, zero, help = f.metadata["mb"], f.metadata["zero"], f.metadata["help"]
+    option = "--" + name.replace("_", "-") + ("-mb" if mb else "")
+    if isinstance(f.default, int) and not mb:
+        kind: Callable = types.positive_int
+    else:
+        kind = types.non_negative_float if zero else types.positive_float
+    default = cast(float, f.default)  # (every limit has one)
+    return option, kind, default / MB if mb else default, help
+
+
+def given_limits(args: argparse.Namespace, limits: type) -> dict:
+    """The fields of `limits` (Limits or HttpLimits) that flags give, as given (a size back in bytes)."""
+    given = {}
+    for f in dataclasses.fields(limits):
+        if f.name in FLAGS:
+            value = getattr(args, limit_flag(f.name)[0][2:].replace("-", "_"))
+            given[f.name] = int(value * MB) if f.metadata["mb"] else value
+    return given
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
     p.add_argument("--port", type=types.port, default=8000, help="0 picks a free port (default: %(default)s)")
-    for option, kind, default, help in LIMITS:
+    for option, kind, default, help in map(limit_flag, FLAGS):
         p.add_argument(option, type=kind, default=default, help=f"{help} (default: %(default)g)")
     p.add_argument(
         "--access-log",
@@ -70,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f'mnistlab serve needs {missing}: install it with pip install "mnistlab[serve]"') from None
     from mnistlab.infer.classifier import load
     from mnistlab.serve import create_app
-    from mnistlab.serve.server import HttpLimits, listen, serve, url
+    from mnistlab.serve.server import listen, serve, url
 
     sock = listen(args.host, args.port)  # OSError (port in use, ...): one line, exit 2
     try:
@@ -78,19 +97,8 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         sock.close()
         raise
-    app = create_app(
-        classifier,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        max_queue=args.max_queue,
-        max_body=int(args.max_body_mb * 2**20),
-        max_reading=int(args.max_reading_mb * 2**20),
-        body_timeout_s=args.body_timeout_s,
-        prepare_workers=args.prepare_workers,
-        prepare_timeout_s=args.prepare_timeout_s,
-        access_log=args.access_log,
-    )
-    http = HttpLimits(args.header_timeout_s, args.keep_alive_s, args.drain_s, args.max_connections)
+    app = create_app(classifier, **given_limits(args, Limits), access_log=args.access_log)
+    http = HttpLimits(**given_limits(args, HttpLimits))
     where = f"{classifier.source} on {classifier.engine}"
     print(f"mnistlab: serving {where} at {url(sock)} (Ctrl-C stops)", file=sys.stderr, flush=True)
     serve(app, sock, http, log=args.access_log)

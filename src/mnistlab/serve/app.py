@@ -15,10 +15,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mnistlab.about import version
 from mnistlab.errors import one_line
 from mnistlab.infer.classifier import Classifier
+from mnistlab.serve.limits import Limits
 from mnistlab.serve.metrics import IMAGE_ROUTES
 from mnistlab.serve.observe import ACCESS_LOGS, Observed, error_body
 from mnistlab.serve.routes import router, static_dir
-from mnistlab.serve.state import MAX_BODY, MAX_PIXELS, MAX_READING, Limits, State
+from mnistlab.serve.state import State
 from mnistlab.serve.uploads import ApiError
 
 
@@ -49,12 +50,12 @@ async def _internal(request: Request, e: Exception):  # a bug: still one JSON li
 
 def create_app(
     classifier: Classifier | Callable[[], Classifier],
-    max_batch: int = 32,
-    max_wait_ms: float = 5.0,
-    max_queue: int = 256,
-    max_body: int = MAX_BODY,
-    max_pixels: int = MAX_PIXELS,
-    max_reading: int = MAX_READING,
+    max_batch: int = Limits.max_batch,  # (each default is the one serve.limits declares)
+    max_wait_ms: float = Limits.max_wait_ms,
+    max_queue: int = Limits.max_queue,
+    max_body: int = Limits.max_body,
+    max_pixels: int = Limits.max_pixels,
+    max_reading: int = Limits.max_reading,
     body_timeout_s: float = Limits.body_timeout_s,
     prepare_workers: int = Limits.prepare_workers,
     prepare_timeout_s: float = Limits.prepare_timeout_s,

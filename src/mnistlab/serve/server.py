@@ -9,21 +9,11 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
 
+from mnistlab.serve.limits import HttpLimits
 from mnistlab.serve.observe import LogLines, error_body
 
 RESERVED_FDS = 64  # open files kept back from the connection cap: the model, images, logs, the loop's own
-
-
-@dataclass
-class HttpLimits:
-    """What one client may hold of the server at the HTTP layer (issue 19: slow or half-open clients)."""
-
-    header_timeout_s: float = 10.0  # a connection must finish its request's headers this long after it opens
-    keep_alive_s: float = 5.0  # an idle kept-alive connection is closed after this long
-    drain_s: float = 10.0  # on SIGTERM or Ctrl-C, requests in flight get this long to finish
-    max_connections: int = 1000  # connections beyond this are closed as they arrive (capped below the fd limit)
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -1,4 +1,4 @@
-"""What one server holds and may accept: its `Limits`, and the `State` its routes share (admission, preparation).
+"""What one server holds and may accept: its `Limits` (declared in serve.limits), and the `State` its routes share.
 
 On the onnx engine the batches run on onnxruntime and torch is imported only for what needs the torch network:
 explanations (input gradients) and /v1/model's layers and parameter count, from the same weights, on first use."""
@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
@@ -20,34 +19,13 @@ from mnistlab.infer.classifier import Classifier, load
 from mnistlab.infer.onnx_net import LAYERS, PARAMS
 from mnistlab.pixels import is_tensor
 from mnistlab.serve.batcher import Batcher
+from mnistlab.serve.limits import Limits
 from mnistlab.serve.metrics import Metrics
 from mnistlab.serve.pool import Overrun, PoolFull, PreparePool, WorkerLost
 from mnistlab.serve.reading import read_upload, reader
 from mnistlab.serve.uploads import NAME, RETRY_AFTER, ApiError, Reading, image_bytes, prepare_upload
 
-__all__ = ["MAX_BODY", "MAX_PIXELS", "MAX_READING", "RETRY_AFTER", "Limits", "Served", "State", "state"]
-
-MAX_BODY = 8 * 2**20  # bytes: a phone's JPEG fits, an upload that only wastes memory does not
-MAX_PIXELS = 16_000_000  # an uploaded image's width x height, checked from its header (a 12 MP photo fits)
-# bytes held by the request bodies being read, all together: bodies are read before a request takes an admission
-# place (issue 28: trickling bodies had held every place), so --max-queue no longer bounds their memory; this
-# does: 32 bodies of MAX_BODY arriving at once fit, and a slow client holds only the bytes it has sent
-MAX_READING = 256 * 2**20
-
-
-@dataclass
-class Limits:
-    """What one server accepts and how it batches."""
-
-    max_batch: int = 32
-    max_wait_ms: float = 5.0
-    max_queue: int = 256  # requests handled at once (admission); more get 503
-    max_body: int = MAX_BODY
-    max_pixels: int = MAX_PIXELS
-    max_reading: int = MAX_READING
-    body_timeout_s: float = 30.0  # a body must arrive in full within this long (8 MB at 2 Mbit/s does)
-    prepare_workers: int = 4  # images prepared at once, each in a worker process of its own ...
-    prepare_timeout_s: float = 10.0  # ... within this long (a 16 MP photo takes about 1 s), else the worker is killed
+__all__ = ["RETRY_AFTER", "Limits", "Served", "State", "state"]
 
 
 class State:

@@ -13,6 +13,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from mnistlab.errors import one_line
+from mnistlab.serve.limits import Limits
 from mnistlab.serve.reading import NAME, ApiError, prepare_upload
 
 RETRY_AFTER = "1"  # seconds, sent with every 503
@@ -43,7 +44,9 @@ class Reading:
         self.bytes += n
 
 
-async def read_body(request: Request, cap: int, timeout_s: float = 30.0, reading: Reading | None = None) -> bytes:
+async def read_body(
+    request: Request, cap: int, timeout_s: float = Limits.body_timeout_s, reading: Reading | None = None
+) -> bytes:
     """The request's body, refused with 413 as soon as it is known to be over `cap` bytes, with 408 when it has
     not arrived in full within `timeout_s`, and with 503 when the bodies being read (`reading`) hold too much."""
     length = request.headers.get("content-length")
@@ -82,7 +85,9 @@ def _decode_base64(text: str) -> bytes:
         raise ApiError(400, "image is not valid base64") from None
 
 
-async def image_bytes(request: Request, cap: int, timeout_s: float = 30.0, reading: Reading | None = None) -> bytes:
+async def image_bytes(
+    request: Request, cap: int, timeout_s: float = Limits.body_timeout_s, reading: Reading | None = None
+) -> bytes:
     """The image's encoded bytes from a multipart form (field `file`), a JSON object {"image": base64 or data URL}
     or the raw body (read as `read_body` reads it). Malformed multipart or JSON, or no image at all, is a 400."""
     body = await read_body(request, cap, timeout_s, reading)
