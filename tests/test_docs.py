@@ -108,3 +108,21 @@ def test_the_docs_give_the_limits_the_code_declares():
     for page in ("reliability.md", "your-digits.md"):
         said = re.findall(r"over \**([\d,]+) pixels", (DOCS / page).read_text(encoding="utf-8"))
         assert said == [f"{MAX_PIXELS:,}"], page
+
+
+def test_the_layers_picture_is_drawn_from_the_imports(tmp_path):
+    """docs/hooks/layers.py draws a box for every package, rows from its imports: every solid arrow points down
+    (a package sits above all it imports), dashed ones for the named exceptions."""
+    from test_layout import hook_layers
+
+    layers = hook_layers()
+    graph, crossing, _ = layers.package_graph()
+    row = layers.rows(graph)
+    assert set(graph) == set(layers.MAY_IMPORT) and all(row[p] > row[q] for p in graph for q in graph[p])
+    svg = layers.svg()
+    assert all(f">{p}/<" in svg for p in graph if p != layers.CORE) and ">mnistlab (top)<" in svg
+    assert svg.count('stroke-dasharray="4 3"') == len(crossing) == 3
+    assert "`infer/` | classifier, engine" in layers.table()
+    page = (DOCS / "architecture.md").read_text()
+    assert "](img/layers.svg)" in page and layers.TABLE in page
+    assert "docs/hooks/layers.py" in (REPO / "mkdocs.yml").read_text()

@@ -5,6 +5,7 @@ lines, and no import cycle between mnistlab's modules."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -114,53 +115,29 @@ def test_tests_mirror_the_packages():
     assert not stray, f"test folders with no package of that name: {sorted(set(stray))}"
 
 
-# The layers (issue 30): what each package may import besides itself. "mnistlab" is the modules at the top (the
-# network, the recipe and its ranges, the pixels' normalisation, calibration, errors), which import no package.
-# Reading and inference import nothing of data/ or train/; serve imports no training; train no inference API.
-CORE = "mnistlab"
-MAY_IMPORT = {
-    CORE: set(),
-    "store": {CORE},
-    "images": {CORE},
-    "infer": {CORE, "store", "images"},
-    "data": {CORE, "store", "images"},
-    "explain": {CORE, "data"},
-    "reading": {CORE, "store", "images", "infer"},
-    "synth": {CORE, "images", "data", "reading"},
-    "train": {CORE, "store", "images", "data", "explain"},
-    "export": {CORE, "store", "images", "infer", "reading", "explain"},
-    "tune": {CORE, "store", "data", "train"},
-    "serve": {CORE, "store", "images", "infer", "reading", "explain"},
-}
-# Named exceptions, each with its reason; nothing else crosses a layer.
-CROSSING = {
-    # the seed's names for its notebook (train and test loops), kept where the seed had them
-    ("mnistlab.utils", "train"),
-    # `python -m mnistlab` is the command line
-    ("mnistlab.__main__", "cli"),
-    # a recipe names its dataset: checking that setting (only that one, imported there) reads the table of datasets
-    ("mnistlab.recipe_schema", "data"),
-}
-
-
-def layer(module: str) -> str:
-    """The package a module belongs to: mnistlab.PKG.NAME -> PKG; a module at the top -> CORE."""
-    parts = module.split(".")
-    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in MAY_IMPORT | {"cli": 0}) else CORE
+def hook_layers():
+    """docs/hooks/layers.py, where the layers are declared (MAY_IMPORT, CROSSING) and drawn; imported by path."""
+    spec = importlib.util.spec_from_file_location("layers", REPO / "docs" / "hooks" / "layers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_layers_hold():
-    """Each package imports only the packages below it (MAY_IMPORT; cli may import all), at any depth in a file,
-    TYPE_CHECKING imports included; the package's __init__ (lazy public names) is not checked."""
+    """Each package imports only the packages its rule names (docs/hooks/layers.py's MAY_IMPORT), at any depth in a
+    file, TYPE_CHECKING imports included; the package's __init__ (lazy public names) is not checked."""
+    rules = hook_layers()
     modules = {name(p): p for p in MODULES}
+    assert set(map(rules.package_of, modules)) == set(rules.MAY_IMPORT), "a package with no rule in MAY_IMPORT"
     broken = []
     for m, path in sorted(modules.items()):
-        if m == CORE:
+        if m == rules.CORE:
             continue
-        own = layer(m)
+        own = rules.package_of(m)
         for i in sorted(imports(path, type_checking=True)):
-            if i not in modules or layer(i) == own or own == "cli" or (m, layer(i)) in CROSSING:
+            other = rules.package_of(i)
+            if i not in modules or other == own or (m, other) in rules.CROSSING:
                 continue
-            if layer(i) not in MAY_IMPORT[own]:
-                broken.append(f"{m} ({own}) imports {i} ({layer(i)})")
+            if other not in rules.MAY_IMPORT[own]:
+                broken.append(f"{m} ({own}) imports {i} ({other})")
     assert not broken, "imports across the layers:\n" + "\n".join(broken)
