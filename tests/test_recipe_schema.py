@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from mnistlab.recipe_schema import check_setting
+from mnistlab.recipe_schema import Settings, check_setting
 
 
 @pytest.mark.parametrize(
@@ -45,3 +47,14 @@ def test_what_a_recipe_may_hold(name, value):
 def test_each_mistake_is_one_line(name, value, says):
     problem = check_setting(name, value)
     assert problem is not None and says in problem and "\n" not in problem and len(problem) < 300, problem
+
+
+def test_each_setting_is_declared_whole_in_its_field():
+    """Each field carries its range (its default inside it) and its option, if any; the options' ranks, their
+    order in `mnistlab train --help`, are 1, 2, 3... with none twice."""
+    fields = dataclasses.fields(Settings)
+    for f in fields:
+        assert callable(f.metadata["range"]), f.name
+        assert check_setting(f.name, f.default) is None, f"{f.name}'s default {f.default!r} is outside its range"
+    ranks = sorted(f.metadata["option"].rank for f in fields if f.metadata["option"])
+    assert ranks == list(range(1, len(ranks) + 1))

@@ -1,4 +1,4 @@
-"""Training recipes: one dataclass holds every setting of a run; `seed` and `default` are the named ones."""
+"""Training recipes: `Recipe` holds every setting of a run (declared in recipe_schema); `seed`, `default`… are named."""
 
 from __future__ import annotations
 
@@ -9,66 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistlab.errors import UserError, one_line
-from mnistlab.recipe_schema import RECIPE_MAX_BYTES, check_setting, shown
+from mnistlab.recipe_schema import RECIPE_MAX_BYTES, Settings, check_setting, shown
 
 
 @dataclass
-class Recipe:
-    """Everything that decides a training run. Saved as recipe.json in every run folder."""
-
-    name: str = "default"  # the named recipe this run started from
-    dataset: str = "mnist"  # the data: a name from `mnistlab datasets`, or folder:PATH (one sub-folder per class)
-    mean: float | None = None  # input normalisation on 0..1; None: the dataset's recorded value (MNIST 0.1307) or
-    std: float | None = None  # ... else computed from its training images; recipe.json records the value used
-    init: str | None = None  # start from these weights (a run folder or .safetensors): fine-tuning; None: random
-    epochs: float = 5  # passes over the training set; a fraction trains the first part of the last epoch's batches
-    # (0.6: 60% of one epoch, its images chosen by the seed's shuffle); OneCycle spans exactly this many
-    batch_size: int = 256  # training images per step
-    # optimiser
-    optimizer: str = "adamw"  # "adamw" | "sgd"
-    lr: float = 3e-3  # peak learning rate for onecycle, the starting one for step
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only
-    weight_decay: float = 5e-4  # decoupled for adamw, L2 for sgd
-    # schedule
-    scheduler: str = "onecycle"  # "onecycle" (stepped per batch) | "step" (stepped per epoch)
-    step_size: int = 2  # step only: epochs between decays
-    gamma: float = 0.1  # step only: the decay factor
-    pct_start: float = 0.25  # onecycle only: the fraction of steps spent warming up
-    div_factor: float = 10.0  # onecycle only: the warm-up starts at lr / div_factor
-    final_div_factor: float = 100.0  # onecycle only: it ends at lr / div_factor / final_div_factor
-    # loss
-    label_smoothing: float = 0.1  # 0 gives the seed's plain nll loss
-    # data pipeline
-    pipeline: str = "resident"  # "resident" (on-device tensors + affine) | "loader" (seed DataLoader + PIL)
-    num_workers: int = 2  # loader only: DataLoader worker processes
-    aug_degrees: float = 15.0  # resident only: rotation, +- degrees
-    aug_scale: float = 0.1  # resident only: scale 1 +- this
-    aug_translate: float = 2.0  # resident only: shift, +- pixels
-    aug_hflip: str = "auto"  # resident only: mirror images; "auto" = where it keeps labels (fashion-mnist) | on | off
-    augment: str = "affine"  # resident only: "affine" (the above) | "robust" (robust.py: elastic, strokes, marks,
-    # blur, light, noise, on top of the affine, and not-digits for outlier exposure) | "outliers" (the affine and
-    # the not-digits only: the bundled model's short last phase)
-    outliers: float = 0.125  # robust only: the fraction of each batch replaced by not-digits (uniform target)
-    outlier_weight: float = 0.5  # robust only: their loss's weight against the digits'
-    limit_train: int | None = None  # train on the first N training images only (None: all 60,000)
-    limit_test: int | None = None  # evaluate on the first N test images only (None: all 10,000)
-    val: int | None = None  # hold out the last N training images and evaluate on them, not the test set (for tuning)
-    crops: str | None = None  # also train on this crop set: a .npz of scripts/make_crops.py (the finder's crops of
-    # generated scenes, labelled); its not-digits (label -1) train as the robust augmentation's do (robust|outliers)
-    # execution
-    amp: str = "auto"  # "auto" (bf16 where it is faster) | "bf16" | "off"
-    channels_last: bool = True  # NHWC activations: faster convolutions on CPU and GPU
-    compile: bool = False  # torch.compile the model (measured slower here; see README)
-    cuda_graphs: str = "auto"  # "auto" (on CUDA with the resident pipeline) | "on" | "off"
-    keep_cpu_buffers: bool = True  # CPU: glibc keeps large buffers instead of mmap/munmap per step (runtime)
-    eval_batch_size: int = 2000  # test images per evaluation batch
-    device: str = "auto"  # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | "mps"
-    seed: int = 1  # every random choice of the run derives from it
-    # informational: the training processes (torchrun's WORLD_SIZE) that shared each batch_size batch; a run
-    # trains the same model whatever their number, and may be resumed with another
-    world_size: int = 1
-    tuned: dict | None = None  # informational: the `mnistlab tune` trial this recipe is (study, trial, val result)
+class Recipe(Settings):
+    """Everything that decides a training run: the settings of `recipe_schema.Settings` (each declared there once,
+    with its default, range and option). Saved as recipe.json in every run folder."""
 
     def validate(self, source: str | None = None) -> Recipe:
         """Raise a one-line UserError for any setting no run can use: wrong type, out of range, unknown choice.

@@ -7,9 +7,7 @@ import math
 
 from mnistlab.errors import UserError
 from mnistlab.infer import engine
-
-DEVICES = ["auto", "cpu", "cuda", "mps"]
-AMP = ("auto", "bf16", "off")
+from mnistlab.recipe_schema import DEVICES
 
 
 class Parser(argparse.ArgumentParser):

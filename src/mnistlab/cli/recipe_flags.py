@@ -1,4 +1,5 @@
-"""The options of `mnistlab train` that set a recipe's fields: declared once, their help showing each recipe's value."""
+"""The options of `mnistlab train` that set a recipe's fields, made from the fields' `Option`s (recipe_schema), their
+help showing each recipe's value."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnistlab.cli import args as types
+from mnistlab.recipe_schema import Choice, Option, Real, Switch, Whole
 from mnistlab.recipes import ABOUT, RECIPES, Recipe, get_recipe
 
 
@@ -28,36 +30,33 @@ class Flag:
         return "--" + self.field.replace("_", "-")
 
 
-FLAGS = (
-    Flag(
-        "dataset",
-        "what to train on: mnist, fashion-mnist, kmnist, emnist-digits, emnist-letters, emnist-balanced, qmnist (see "
-        "`mnistlab datasets`), or folder:PATH for your own images, one sub-folder per class (PATH/train and "
-        "PATH/test if you have a test split, else 20%% is held out)",
-    ),
-    Flag(
-        "init",
-        "start from these trained weights (a run folder or .safetensors) to fine-tune; a head with another class "
-        "count is replaced",
-        metavar="RUN_OR_WEIGHTS",
-        none="random weights",
-    ),
-    Flag("epochs", "number of epochs, fractions allowed: 0.6 trains 60%% of one epoch's batches", types.epochs),
-    Flag("batch_size", "training batch size", types.positive_int),
-    Flag("lr", "(peak) learning rate", types.positive_float),
-    Flag("seed", "random seed", types.nonneg_int),
-    Flag("limit_train", "train on the first N training images only", types.positive_int, "N", none="all"),
-    Flag("limit_test", "evaluate on the first N test images only", types.positive_int, "N", none="all"),
-    Flag(
-        "val",
-        "hold out the last N training images and evaluate on them instead of the test set (for choosing settings "
-        "without looking at the test set)",
-        types.positive_int,
-        "N",
-    ),
-    Flag("compile", "torch.compile the model", switch=True),
-    Flag("amp", "bf16 autocast: auto (where it is faster), bf16, or off for float32 throughout", choices=types.AMP),
-    Flag("device", "where to run: auto = cuda, then mps, then cpu", choices=tuple(types.DEVICES)),
+def _flag(field: dataclasses.Field) -> Flag:
+    """The option of a recipe field that has one (recipe_schema's `Option`), its type or choices from its range."""
+    option, held = field.metadata["option"], field.metadata["range"]
+    choices = held.options if isinstance(held, Choice) else None
+    switch = isinstance(held, Switch)
+    help = option.help.replace("%", "%%")
+    return Flag(field.name, help, _type(field.name, held, option), option.metavar, choices, option.none, switch)
+
+
+def _type(name: str, held, option: Option) -> Any:
+    """The argparse type that reads a value in the range `held` (the range itself checks it further, in the recipe)."""
+    if isinstance(held, Whole):
+        return types.int_at_least(held.lo)
+    if isinstance(held, Real):
+        if held.lo != 0:
+            raise TypeError(f"{name}: no option type for a real range from {held.lo}")
+        if option.whole_as_int:
+            return types.epochs
+        return types.non_negative_float if held.closed else types.positive_float
+    return None
+
+
+# The options of the recipe fields that have one, in the order of their `rank` (their place in --help)
+FLAGS = tuple(
+    _flag(f)
+    for f in sorted(dataclasses.fields(Recipe), key=lambda f: getattr(f.metadata["option"], "rank", 0))
+    if f.metadata["option"]
 )
 
 
