@@ -60,3 +60,39 @@ def test_a_checkpoint_written_with_a_torch_scheduler_resumes_bit_identically(tmp
     assert resumed.step == 8 and [r["epoch"] for r in resumed.history.records] == [1, 2]
     for k, v in ref.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[k], v), k
+
+
+def test_a_checkpoint_whose_step_counts_other_epochs_resumes_from_its_epoch_bit_identically(tmp_path, data_dir, mirror):
+    """A run moved from a device whose epochs are a batch longer (a CUDA graph drops the last, smaller batch where
+    the CPU keeps it): its saved step would land inside an epoch here, so the run continues from its epoch's end."""
+    quiet = dict(data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    ref = fit(_tiny(), out=tmp_path / "ref", **quiet)
+    cut = Run.create(_tiny(), tmp_path / "cut", **quiet)
+    cut.train_epoch()
+    cut.evaluate()
+    cut.save()
+    cut.release()
+    path = tmp_path / "cut" / checkpoints.CHECKPOINT
+    tensors, meta = checkpoints.read_safetensors(path)
+    assert (meta["epoch"], meta["step"]) == (1, 4)  # 256 images in batches of 64
+    checkpoints.atomic_save(tensors, path, {**meta, "step": 5})  # epoch 1 in 5-batch epochs
+    resumed = Run.resume(tmp_path / "cut", **quiet)
+    assert (resumed.step, resumed.epoch, resumed.saved_epoch) == (4, 1, 1)
+    while not resumed.done:
+        resumed.train_epoch()
+        resumed.evaluate()
+    assert [r["epoch"] for r in resumed.history.records] == [1, 2]
+    assert resumed.history.records[-1]["lr"] == ref.history.records[-1]["lr"]
+    for k, v in ref.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[k], v), k
+    resumed.release()
+
+
+def test_the_epoch_of_a_checkpoint_is_read_from_its_header(tmp_path):
+    _save(tmp_path / "c.safetensors")
+    assert checkpoints.checkpoint_epoch(tmp_path / "c.safetensors") == 1
+    assert checkpoints.checkpoint_epoch(tmp_path / "none.safetensors") == 0
+    (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
+    assert checkpoints.checkpoint_epoch(tmp_path / "bad.safetensors") == 0
+    checkpoints.atomic_save({"a": torch.zeros(1)}, tmp_path / "empty.safetensors", None)
+    assert checkpoints.checkpoint_epoch(tmp_path / "empty.safetensors") == 0

@@ -249,6 +249,17 @@ def read_checkpoint(path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+def checkpoint_epoch(path) -> int:
+    """The epoch a training checkpoint ends, read from its header alone (no tensor is loaded); 0 where there is no
+    checkpoint, or none that can be read: nothing to resume from."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            epoch = json.loads((f.metadata() or {}).get(_META_KEY, "{}")).get("epoch")
+    except (SafetensorError, OSError, ValueError, AttributeError):  # (AttributeError: JSON that is not an object)
+        return 0
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else 0
+
+
 def restore_checkpoint(
     path, tensors, meta, *, model, optimizer, scheduler=None, loader_generator: torch.Generator | None = None
 ) -> None:

@@ -27,6 +27,14 @@ class NonFiniteLoss(UserError):
     """The training loss became NaN or infinite."""
 
 
+def resumed_step(meta: dict, steps_per_epoch: int) -> int:
+    """The step a run resumed from checkpoint metadata `meta` continues from: the end of the checkpoint's epoch, in
+    this run's steps. Checkpoints end epochs, so that is the step the checkpoint saved, unless it has none (written
+    before steps were saved) or counted them in epochs of another length (a run moved to or from a GPU whose CUDA
+    graph drops an epoch's last, smaller batch): there the saved step would land inside an epoch."""
+    return meta["epoch"] * steps_per_epoch
+
+
 class Run:
     """One training run. `Run.create(recipe, out)` starts one, `Run.resume(out)` continues one from its checkpoint.
 
@@ -38,23 +46,21 @@ class Run:
     def __init__(
         self, recipe: Recipe, folder: RunDir | None, *, data_dir=None, mirror=None, progress=True, echo=True, fresh=True
     ):
-        self.world = world = distributed.world()
+        # Only what cannot be derived is kept; the rest (graphs, notes, criterion, eval_model, loader_generator,
+        # log_every, epoch, saved_epoch, a record's lr) are properties of these
+        self.world = world = distributed.world()  # read once: this process's rank decides, here, what it writes
         if not world.is_main:  # rank 0 alone writes the run folder and prints
             folder, progress, echo = None, False, False
         self.folder, self.progress, self.echo = folder, progress, echo
         recipe = dataclasses.replace(recipe, world_size=world.world_size).validate()  # for recipe.json
         distributed.share(recipe.batch_size, world.world_size)  # before joining the group: a mistake ends every rank
-        self.device, self.dtype = place(recipe, world)
-        self.graphs, self.notes = use_cuda_graphs(recipe, self.device), []
-        if self.graphs and world.distributed:
-            self.graphs = False
-            self.notes.append("CUDA graphs are off with several processes (DDP steps eagerly)")
+        self.device, self.dtype = place(recipe, world)  # kept: placing sets the device up (its process group)
         set_seed(recipe.seed)
         data = load_data(recipe, data_dir, mirror)
         self.recipe = recipe = resolve(recipe, data)  # the normalisation used, for recipe.json
-        self.classes = data.classes
+        self.classes = data.classes  # kept: the data itself is not
         shard = dict(rank=world.rank, world_size=world.world_size)
-        self.train_loader, self.test_loader, self.loader_generator = build_loaders(
+        self.train_loader, self.test_loader, _ = build_loaders(
             recipe, data, self.device, data_dir, mirror, graphs=self.graphs, **shard
         )
         self.model = Net(num_classes=len(data.classes)).to(self.device)
@@ -63,22 +69,18 @@ class Run:
         if recipe.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(recipe, self.model, self.device, graphs=self.graphs)
-        self.criterion = build_criterion(recipe)
-        # several processes: DistributedDataParallel averages the gradients (and starts every rank from rank 0's
-        # weights); evaluation uses the plain model, the same on every rank
+        # what trains the model: itself, or with several processes its DistributedDataParallel wrapper (which
+        # averages the gradients and starts every rank from rank 0's weights), compiled if the recipe asks; kept,
+        # as DDP's buckets and torch.compile's graphs live in it
         self.train_model = distributed.wrap(self.model, self.device)
         if recipe.compile:
             self.train_model = cast(nn.Module, torch.compile(self.train_model))  # (an OptimizedModule)
-        self.eval_model = self.model if world.distributed else self.train_model
         self.history = loops.History()
         self.step = 0  # the steps trained: the run's clock, from which its epoch and learning rate follow
-        self.saved_epoch = 0  # the epoch of the last checkpoint written or resumed from
-        self.log_every = 1 if self.device.type == "cpu" else 20  # steps between bar refreshes (each syncs)
         self.board = tboard.Board(folder, every=self.log_every)  # the TensorBoard event files, beside metrics.jsonl
-        self._batches: Iterator | None = None  # the current epoch's batches
+        self._batches: Iterator | None = None  # the current epoch's batches (the position in its draws)
         self._meter: loops.Meter | None = None  # the steps since the last evaluation, and their bar
-        self._last: tuple[loops.EpochResult, float] | None = None  # the last closed span and its first lr
-        self._span_lr = 0.0  # the learning rate of the open span's first step
+        self._last: loops.EpochResult | None = None  # the last closed span's numbers, measured (its lr follows)
         self._stepper: Callable | None = None  # `step(*batch)`, built on first use (after a resume's restore)
         self._set_lr()
 
@@ -123,15 +125,13 @@ class Run:
         run = cls(dataclasses.replace(recipe, device=device or recipe.device), folder, fresh=False, **kw)
         state = dict(model=run.model, optimizer=run.optimizer, loader_generator=run.loader_generator)
         checkpoints.restore_checkpoint(folder / RunDir.CHECKPOINT, tensors, meta, **state)
-        run.history, run.saved_epoch = loops.History(meta["history"]), meta["epoch"]
-        # a checkpoint ends an epoch: its step is counted in this run's epochs, which are shorter by a batch on a
-        # device whose CUDA graph drops an epoch's last, smaller batch
-        run.step = meta["epoch"] * run.steps_per_epoch
+        run.history = loops.History(meta["history"])
+        run.step = resumed_step(meta, run.steps_per_epoch)  # and from it the epoch and the learning rate
         run._set_lr()
         if run.folder is not None:  # rank 0 alone writes
             folder.resumed(run.history.records, run.recipe)
             run.board.resumed(run.step)
-        run.log(f"Resuming {folder} after epoch {run.saved_epoch}")
+        run.log(f"Resuming {folder} after epoch {run.epoch}")
         run._log_start()
         return run
 
@@ -164,9 +164,47 @@ class Run:
         e = self.step / self.steps_per_epoch
         return int(e) if e.is_integer() else e
 
+    @property
+    def saved_epoch(self) -> int:
+        """The epoch of the run folder's last checkpoint, 0 without one (read back from it, for the error messages)."""
+        return checkpoints.checkpoint_epoch(self.folder / RunDir.CHECKPOINT) if self.folder is not None else 0
+
     def lr_at(self, step: int) -> float:
         """The learning rate of step `step` (`recipes.lr_at`)."""
         return lr_at(self.recipe, step, self.steps_per_epoch)
+
+    # ---------------------------------------------------------------------------------------------------------
+    # How it trains: what follows from the recipe, the device and the world
+
+    @property
+    def graphs(self) -> bool:
+        """Whether the training step is a CUDA graph (not with several processes: DDP steps eagerly)."""
+        return use_cuda_graphs(self.recipe, self.device) and not self.world.distributed
+
+    @property
+    def notes(self) -> list[str]:
+        """What the run does otherwise than its recipe asks, for its opening lines."""
+        off = use_cuda_graphs(self.recipe, self.device) and self.world.distributed
+        return ["CUDA graphs are off with several processes (DDP steps eagerly)"] if off else []
+
+    @property
+    def criterion(self) -> Callable:
+        return build_criterion(self.recipe)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """What evaluates: with several processes the plain model (the same on every rank), else what trains."""
+        return self.model if self.world.distributed else self.train_model
+
+    @property
+    def loader_generator(self) -> torch.Generator | None:
+        """The seed DataLoader's shuffling state, which checkpoints save (the resident loader derives its own)."""
+        return getattr(self.train_loader, "generator", None)
+
+    @property
+    def log_every(self) -> int:
+        """Steps between bar refreshes (each syncs the device)."""
+        return 1 if self.device.type == "cpu" else 20
 
     # ---------------------------------------------------------------------------------------------------------
     # Training
@@ -189,7 +227,6 @@ class Run:
             self.train_model.train()
             total = min(self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch)
             self._meter = loops.Meter(self.device, total, first=first, progress=self.progress, log_every=self.log_every)
-            self._span_lr = self.lr_at(self.step)
         assert self._batches is not None and self._stepper is not None  # (set at the epoch's first step)
         batch = [t.to(self.device, non_blocking=True) for t in next(self._batches)]
         self._set_lr()
@@ -206,7 +243,7 @@ class Run:
         if self._meter is None:
             raise RuntimeError("no steps were trained since the last evaluation")
         res = self._meter.close(distributed.all_reduce_sum if self.world.distributed else None)
-        self._meter, self._last = None, (res, self._span_lr)
+        self._meter, self._last = None, res
         batch_id = (self.step - 1) % self.steps_per_epoch
         # the bar shows the seed's line already (echoing it too printed it twice); train.log gets it labelled
         self.log(
@@ -245,14 +282,14 @@ class Run:
         if not math.isfinite(loss):  # weights still finite can give NaN outputs: a diverged run stops here
             what = "val loss" if self.recipe.val else "test loss"
             raise NonFiniteLoss(runcard.non_finite(self, loss, what))
-        res, lr = self._last
+        res = self._last
         record = self.history.add(
             epoch=self.epochs_trained,
             train_loss=res.loss,
             train_acc=res.accuracy,
             test_loss=loss,
             test_acc=correct / total,
-            lr=lr,
+            lr=self.lr_at(self.step - res.batches),  # the span's first step's: the span ends at this step
             train_time_s=res.seconds,
             imgs_per_s=res.images / res.seconds if res.seconds > 0 else 0.0,
             eval_time_s=eval_time,
@@ -274,11 +311,10 @@ class Run:
         if self.step % self.steps_per_epoch:
             raise RuntimeError("checkpoints are written at epoch boundaries; finish the epoch first")
         self.check_finite_weights()
-        self.saved_epoch = self.step // self.steps_per_epoch
         self.folder.save_checkpoint(
             model=self.model,
             optimizer=self.optimizer,
-            epoch=self.saved_epoch,
+            epoch=self.step // self.steps_per_epoch,
             step=self.step,
             history=self.history.records,
             recipe=dataclasses.asdict(self.recipe),

@@ -26,18 +26,26 @@ class Run(Protocol):
     world: Any
     device: torch.device
     dtype: torch.dtype | None
-    graphs: bool
     init_note: str | None
-    notes: list[str]
     folder: RunDir | None
     history: loops.History
     classes: tuple[str, ...]
     model: Net
-    eval_model: torch.nn.Module
     test_loader: Any
     board: Any
     step: int
-    saved_epoch: int
+
+    @property
+    def graphs(self) -> bool: ...
+
+    @property
+    def notes(self) -> list[str]: ...
+
+    @property
+    def eval_model(self) -> torch.nn.Module: ...
+
+    @property
+    def saved_epoch(self) -> int: ...
 
     @property
     def epoch(self) -> int: ...
