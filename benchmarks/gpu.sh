@@ -15,7 +15,7 @@ PY=${PYTHON:-python3}
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   $PY -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'cuda', torch.version.cuda)"
 } 2>&1 | tee "$OUT/env.txt"
-$PY -c "from mnistlab import data; data.load_tensors(True); data.load_tensors(False)"  # fetch once from the mirror
+$PY -c "from mnistlab.data import download; download.load_tensors(True); download.load_tensors(False)"  # fetch once from the mirror
 
 step() { local name=$1; shift; echo "=== $name: $*"; local t=$SECONDS; timeout "${LIMIT:-240}" "$@" 2>&1 | tee "$OUT/$name.log"; echo "=== $name took $((SECONDS - t)) s"; }
 
