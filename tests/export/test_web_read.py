@@ -125,7 +125,7 @@ def test_the_page_reads_as_mnistlab_reads(page, pictures, tmp_path):
 # find.js's steps run by node against mnistlab's, on random inputs (the pictures above need not reach every branch)
 
 NODE_RUN = """
-import { prepare, decode, distinct, readingOrder, numberOf, digitLike } from "./find.js";
+import { prepare, decode, distinct, readingOrder, numberOf, digitLike, views, merge } from "./find.js";
 import { readFileSync } from "node:fs";
 const c = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const f = (a) => Float32Array.from(a);
@@ -136,6 +136,10 @@ console.log(JSON.stringify({
   lines: readingOrder(c.page.map(f)),
   number: numberOf(c.page.map(f), c.digits, readingOrder(c.page.map(f))),
   digitLike: c.found.map((v, i) => digitLike(v, c.scores[i])),
+  views: c.greys.map((g) => views({ a: f(g.a), h: g.h, w: g.w }).map((v) => [Array.from(v.input), v.scale, v.origin,
+    v.inner, Boolean(v.zoomed)])),
+  merged: merge(views({ a: f(c.greys[2].a), h: c.greys[2].h, w: c.greys[2].w }),
+    c.viewBoxes.map((b, v) => ({ boxes: b.map((x) => Array.from(f(x))), scores: Array.from(f(c.viewScores[v])) }))),
 }));
 """
 
@@ -151,6 +155,7 @@ def test_the_pages_reading_steps_are_mnistlabs(site, tmp_path):  # noqa: F811
     (tmp_path / "package.json").write_text('{"type": "module"}')
     (tmp_path / "run.js").write_text(NODE_RUN)
     greys = [rng.random((170, 300), np.float32), rng.random((120, 90), np.float32)]  # shrunk, enlarged
+    greys.append(np.random.default_rng(1).random((520, frame.LOOK + 7), np.float32))  # tiles too (frame.views)
     grid = frame.INPUT // frame.STRIDE
     heat, size, offset = (rng.normal(0, 2, (1, c, grid, grid)).astype(np.float32) for c in (1, 2, 2))
     size += 3
@@ -165,10 +170,33 @@ def test_the_pages_reading_steps_are_mnistlabs(site, tmp_path):  # noqa: F811
     case |= {"boxes": boxes.tolist(), "page": page.tolist(), "digits": digits}
     found_at, score_of = rng.uniform(0.3, 1, 200).astype(np.float32), rng.uniform(0, 1, 200).astype(np.float32)
     case |= {"found": found_at.tolist(), "scores": score_of.tolist()}
+    looked = frame.views(greys[2])  # whole, zoomed, 2 x 2 tiles: boxes of every size, some on a tile's inner edge
+    more = np.random.default_rng(2)  # (the draws above stay as they were)
+    corners = more.uniform(-10, 250, (len(looked), 20, 2)).astype(np.float32)
+    view_boxes = np.concatenate([corners, corners + more.uniform(4, 120, corners.shape).astype(np.float32)], 2)
+    for v, f in enumerate(looked[1:], 1):  # heights about the least (zoomed) or most (tiles) kept: either side of it
+        near = (frame.LARGE if f.zoomed else frame.SMALL) + more.uniform(-8, 8, 20)
+        view_boxes[v, :, 3] = view_boxes[v, :, 1] + near * f.scale / looked[0].scale
+    view_scores = more.uniform(0.3, 1, (len(looked), 20)).astype(np.float32)
+    case |= {"viewBoxes": view_boxes.tolist(), "viewScores": view_scores.tolist()}
     (tmp_path / "in.json").write_text(json.dumps(case))
     run = subprocess.run(["node", "run.js", "in.json"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
+    for g, seen in zip(greys, out["views"]):  # frame.views: the same inputs, scales and origins
+        want = frame.views(g)
+        assert [v[4] for v in seen] == [v.zoomed for v in want] and len(want) == (6 if g is greys[2] else 2)
+        for (x, scale, origin, inner, _), v in zip(seen, want):
+            assert scale == v.scale and np.allclose(origin, v.origin, rtol=0, atol=1e-9) and inner == list(v.inner)
+            assert np.abs(np.asarray(x).reshape(v.input.shape) - v.input).max() < 1e-6
+    merged = frame.merge(looked, view_boxes, view_scores)  # the whole view's, the zoomed view's large, tiles' small
+    assert np.array_equal(np.asarray(out["merged"]["scores"], np.float32), merged[1])
+    assert np.abs(np.asarray(out["merged"]["boxes"]) - merged[0]).max() < 1e-3
+    for chosen in ([1], [2, 3, 4, 5]):  # the zoomed view's finds, the tiles': some kept, some left out
+        alone = np.where(np.isin(np.arange(len(looked)), chosen)[:, None], view_scores, 0)
+        over = int((alone >= frame.DETECT).sum())
+        assert 0 < len(frame.merge(looked, view_boxes, alone)[1]) < over, chosen
+    assert len(merged[1]) < frame.MAX_FOUND
     for g, (x, scale) in zip(greys, out["prepared"]):
         framed = frame.prepare(g)
         assert scale == framed.scale and np.abs(np.asarray(x).reshape(framed.input.shape) - framed.input).max() < 1e-6

@@ -100,8 +100,8 @@ def test_a_picture_is_read_on_onnx_without_torch_as_on_torch(made, bundled, tmp_
 
 
 def test_a_dot_picture_is_read_on_onnx_with_bounded_work(onnx_finder, tmp_path, monkeypatch):
-    """2000 x 2000 px of isolated 1-px dots: one finder batch of INPUT x INPUT inputs (the whole view and at most
-    2 x 2 tiles of the second look), at most MAX_FOUND crops scored."""
+    """2000 x 2000 px of isolated 1-px dots: one finder batch of INPUT x INPUT inputs (the whole view, the zoomed
+    view and at most 2 x 2 tiles of the second look), at most MAX_FOUND crops scored."""
     rng = np.random.default_rng(3)
     page = np.full((2000, 2000), 255, np.uint8)
     ys, xs = np.mgrid[1:2000:4, 1:2000:4]  # one dot at most per 4 x 4 cell, at its centre: never touching
@@ -121,7 +121,7 @@ def test_a_dot_picture_is_read_on_onnx_with_bounded_work(onnx_finder, tmp_path, 
     probabilities = classifier.probabilities
     monkeypatch.setattr(classifier, "probabilities", lambda seen: scored.append(len(seen)) or probabilities(seen))
     r = Reader(classifier, Counting(bundled_finder_onnx())).read(path)
-    assert inputs == [(1 + 4, 2, frame.INPUT, frame.INPUT)]
+    assert inputs == [(2 + 4, 2, frame.INPUT, frame.INPUT)]
     assert sum(scored) <= frame.MAX_FOUND and len(r.digits) <= frame.MAX_FOUND
 
 

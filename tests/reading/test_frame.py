@@ -83,16 +83,18 @@ def test_match_pairs_each_box_once():
 
 
 def test_a_large_picture_gets_a_bounded_second_look_in_tiles():
-    """Under LOOK px: the whole view alone; from LOOK px: at most 2 x 2 tiles more, covering the picture, each a
-    fixed input; a tile of a side no longer than a tile is not repeated."""
+    """Under LOOK px: the whole and zoomed views alone; from LOOK px: at most 2 x 2 tiles more, covering the
+    picture, each a fixed input; a tile of a side no longer than a tile is not repeated."""
     rng = np.random.default_rng(0)
-    assert len(frame.views(rng.random((300, frame.LOOK - 1), dtype=np.float32))) == 1
-    for shape, count in (((1200, 1600), 5), ((600, 3000), 3), ((frame.LOOK, frame.LOOK), 5), ((4000, 500), 3)):
+    small = frame.views(rng.random((300, frame.LOOK - 1), dtype=np.float32))
+    assert [v.zoomed for v in small] == [False, True]
+    for shape, count in (((1200, 1600), 6), ((600, 3000), 4), ((frame.LOOK, frame.LOOK), 6), ((4000, 500), 4)):
         g = rng.random(shape, dtype=np.float32)
         views = frame.views(g)
         assert len(views) == count and all(v.input.shape == (2, frame.INPUT, frame.INPUT) for v in views)
+        assert [v.zoomed for v in views].count(True) == 1 and views[1].zoomed
         covered = np.zeros(shape, bool)
-        for v in views[1:]:
+        for v in views[2:]:
             x, y = v.origin
             side = round(frame.INPUT / v.scale)
             covered[y : y + side, x : x + side] = True
@@ -103,18 +105,62 @@ def test_a_large_picture_gets_a_bounded_second_look_in_tiles():
 def test_merging_keeps_the_whole_views_finds_and_a_tiles_small_whole_ones():
     g = np.zeros((1200, 1600), np.float32)
     views = frame.views(g)
-    tile = views[4]  # the bottom right tile: its left and top sides are inner
+    tile = views[5]  # the bottom right tile: its left and top sides are inner
     s = 1 / tile.scale
-    boxes = np.zeros((5, 3, 4), np.float32)
-    scores = np.zeros((5, 3), np.float32)
+    boxes = np.zeros((6, 3, 4), np.float32)
+    scores = np.zeros((6, 3), np.float32)
     boxes[0, 0], scores[0, 0] = (100, 100, 150, 160), 0.9  # the whole view's: kept, at any size
-    boxes[4, 0], scores[4, 0] = (100, 100, 120, 125), 0.8  # small, inside the tile: kept
-    boxes[4, 1], scores[4, 1] = (1, 100, 20, 125), 0.8  # on the tile's inner left side: cut, left to another tile
-    boxes[4, 2], scores[4, 2] = (100, 100, 160, 180), 0.8  # large: the whole view's to find
-    boxes[2, 0], scores[2, 0] = (100, 100, 120, 125), 0.3  # under DETECT
+    boxes[5, 0], scores[5, 0] = (100, 100, 120, 125), 0.8  # small, inside the tile: kept
+    boxes[5, 1], scores[5, 1] = (1, 100, 20, 125), 0.8  # on the tile's inner left side: cut, left to another tile
+    boxes[5, 2], scores[5, 2] = (100, 100, 160, 180), 0.8  # large: the whole view's to find
+    boxes[3, 0], scores[3, 0] = (100, 100, 120, 125), 0.3  # under DETECT
+    boxes[1, 0], scores[1, 0] = (100, 100, 120, 125), 0.95  # the zoomed view's, small: the whole view's to find
     b, sc = frame.merge(views, boxes, scores)
     assert np.allclose(sc, [0.9, 0.8])
     assert np.allclose(b[0], np.array([100, 100, 150, 160]) / views[0].scale)
     assert np.allclose(b[1], np.array([100, 100, 120, 125]) * s + np.array(tile.origin * 2))
-    many = np.full((5, frame.MAX_FOUND, 4), (10, 10, 14, 14), np.float32)
-    assert len(frame.merge(views, many, np.ones((5, frame.MAX_FOUND), np.float32))[0]) == frame.MAX_FOUND
+    many = np.full((6, frame.MAX_FOUND, 4), (10, 10, 14, 14), np.float32)
+    assert len(frame.merge(views, many, np.ones((6, frame.MAX_FOUND), np.float32))[0]) == frame.MAX_FOUND
+
+
+def test_the_zoomed_view_is_the_picture_centred_on_a_sheet_of_its_own_paper():
+    """The picture prepared at INPUT / ZOOM px, centred on a sheet ZOOM times its size whose paper is the picture's
+    median (0 in the input), the mask 1 over the picture and 0 beyond; its origin maps it back."""
+    g = np.random.default_rng(3).random((90, 150), dtype=np.float32)
+    g[30:, :70] *= 0.2
+    z = frame.zoomed(g)
+    inner = frame.prepare(g, round(frame.INPUT / frame.ZOOM))
+    nh, nw = round(90 * inner.scale), round(150 * inner.scale)
+    sh, sw = round(nh * frame.ZOOM), round(nw * frame.ZOOM)
+    x, y = (sw - nw) // 2, (sh - nh) // 2
+    assert z.zoomed and z.input.shape == (2, frame.INPUT, frame.INPUT) and z.scale == inner.scale
+    assert sw == frame.INPUT and 0 < x and 0 < y  # the longer side fills the input; paper on every side
+    assert np.array_equal(z.input[0, y : y + nh, x : x + nw], inner.input[0, :nh, :nw])
+    assert float(np.abs(z.input[0]).sum()) == float(np.abs(inner.input[0, :nh, :nw]).sum())  # paper: 0
+    assert z.input[1, y : y + nh, x : x + nw].all() and z.input[1].sum() == nh * nw
+    assert np.allclose(np.array(z.origin) * z.scale, (-x, -y))
+    for shape in ((1, 1), (31, 7), (3000, 2000)):  # any picture: a fixed input, the picture inside it
+        framed = frame.zoomed(np.random.default_rng(0).random(shape, dtype=np.float32))
+        assert framed.input.shape == (2, frame.INPUT, frame.INPUT) and max(framed.origin) <= 0
+
+
+def test_merging_keeps_the_zoomed_views_large_finds_mapped_back_into_the_picture():
+    from mnistlab.reading.read import found_in
+
+    g = np.zeros((200, 300), np.float32)
+    views = frame.views(g)
+    z = views[1]
+    x, y = -np.array(z.origin) * z.scale  # the picture's top left in the zoomed input
+    boxes = np.zeros((2, 3, 4), np.float32)
+    scores = np.zeros((2, 3), np.float32)
+    boxes[1, 0], scores[1, 0] = (x + 30, y + 10, x + 90, y + 70), 0.9  # large: kept, in the picture's px
+    boxes[1, 1], scores[1, 1] = (x + 100, y + 10, x + 110, y + 20), 0.9  # small: the whole view's to find
+    boxes[1, 2], scores[1, 2] = (x - 20, y + 20, x + 40, y + 80), 0.8  # cut by the picture's edge: clipped
+    b, s = frame.merge(views, boxes, scores)
+    assert np.allclose(s, [0.9, 0.8])
+    assert np.allclose(b[0], np.array([30, 10, 90, 70]) / z.scale, atol=1e-3)
+    assert frame.LARGE <= (b[0, 3] - b[0, 1]) * views[0].scale
+    assert np.allclose(b[1], np.array([-20, 20, 40, 80]) / z.scale, atol=1e-3)
+    kept, _ = found_in(g, views, boxes, scores)
+    assert np.allclose(kept[1], np.array([0, 20, 40, 80]) / z.scale, atol=1e-3)  # clipped to the picture
+    assert len(found_in(g, views, boxes, scores, large=10**6)[0]) == 0  # none large enough: none kept

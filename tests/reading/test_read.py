@@ -162,3 +162,24 @@ def test_a_small_digit_in_a_large_photo_is_found_by_the_second_look(bundled, dat
     alone = sum(len(reader.find(p.astype(np.float32) / 255)[0]) > 0 for p in pictures)
     print(f"found in {found} of 20 pictures with the second look, {alone} without")
     assert found >= 9 and found >= alone + 6
+
+
+def test_one_large_digit_is_found_more_often_with_the_zoomed_look(bundled, data_dir):
+    """Photos of one digit 30-90% of the picture's side, some cut by its edge (`synth.scenes`, MNIST training digits,
+    a seed the choice of ZOOM did not use): the zoomed-out look finds clearly more of them than the whole view."""
+    from mnistlab.data.download import load_tensors
+    from mnistlab.synth import scenes
+
+    images, labels = load_tensors(True, data_dir, limit=2000)
+    lone = scenes.Ranges(**{**scenes.WIDE.__dict__, "empty": 0.0, "big": 1.0})
+    made = scenes.make_scenes(scenes.load_sprites(images, labels, fonts=[]), 40, np.random.default_rng(31), r=lone)
+    reader = reading.Reader(bundled)
+    found = alone = 0
+    for s in made:
+        g = frame.grey(s.image)
+        views = frame.views(g)
+        boxes, scores = frame.decode(*reading.run_finder(reader.finder, np.stack([v.input for v in views])))
+        found += len(frame.match(reading.found_in(g, views, boxes, scores)[0], s.boxes))
+        alone += len(frame.match(reading.found_in(g, views[:1], boxes[:1], scores[:1])[0], s.boxes))
+    print(f"found {found} of 40 digits with the zoomed look, {alone} without")
+    assert found >= alone + 4

@@ -95,7 +95,7 @@ def reading_constants() -> dict:
 
     return {
         "INPUT": frame.INPUT, "STRIDE": frame.STRIDE, "MAX_FOUND": frame.MAX_FOUND, "DETECT": frame.DETECT,
-        "LOOK": frame.LOOK, "TILE": frame.TILE, "SMALL": frame.SMALL,
+        "LOOK": frame.LOOK, "TILE": frame.TILE, "SMALL": frame.SMALL, "ZOOM": frame.ZOOM, "LARGE": frame.LARGE,
         "GREY": list(frame.GREY), "INPUT_NAME": finder_onnx.INPUT_NAME, "OUTPUTS": list(finder_onnx.OUTPUTS),
         "SAME": read.SAME, "MARGIN": read.MARGIN, "NUMBER_GAP": read.NUMBER_GAP, "CROP_SIDE": read.CROP_SIDE,
         "INK_FLOOR": read.INK_FLOOR, "SCORE_POWER": read.SCORE_POWER, "IS_DIGIT": read.IS_DIGIT,

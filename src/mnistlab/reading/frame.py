@@ -5,9 +5,12 @@ field (`prepare`); the network (`finder.Finder`, or its ONNX copy) sees two chan
 picture's median (ink is then signed: dark ink on paper below zero, chalk on a board above, both polarities alike)
 and a mask of where the picture is (1) or padding (0). `decode` keeps the peaks of its heatmap (a 3x3 maximum), the
 best MAX_FOUND of them: the work is fixed by the input size, whatever the picture holds. A large picture also gets a
-bounded second look in tiles (`views`, their finds joined by `merge`): a small digit in it. The scaling is the one the
-bundled finder was trained with (torch's `interpolate`, "area" when shrinking, "bilinear" when enlarging), done
-here in NumPy; `iou` and `match` pair found boxes with true ones (training, tests, benchmarks).
+bounded second look in tiles (`views`, their finds joined by `merge`): a small digit in it. Every picture also gets a
+zoomed-out look (`zoomed`): itself on a sheet of its own paper ZOOM times its size, so that one digit filling it,
+or cut by its edge, is seen at a size the finder knows; of it `merge` keeps the LARGE digits only. Two finder
+inputs per picture, six at most, whatever it holds. The scaling is the one the bundled finder was trained with
+(torch's `interpolate`, "area" when shrinking, "bilinear" when enlarging), done here in NumPy; `iou` and `match`
+pair found boxes with true ones (training, tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -28,12 +31,25 @@ DETECT = 0.45
 GREY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as Pillow's convert("L")
 # A picture whose longer side is at least LOOK px gets a second look (`views`): the finder also sees it as up to
 # 2 x 2 overlapping square tiles of TILE of that side (each then 1 / TILE times larger than in the whole view),
-# in one batch with it: at most five inputs per picture, whatever it holds. A tile keeps only the digits under
-# SMALL input px tall in the whole view (larger ones the whole view finds: of the 5%-of-a-large-photo digits,
-# 13 px there, it found 12%) and not touching the tile's inner edges (the tiles overlap by more than SMALL).
+# in one batch with it and the zoomed view: at most six inputs per picture, whatever it holds. A tile keeps only
+# the digits under SMALL input px tall in the whole view (larger ones the whole view finds: of the
+# 5%-of-a-large-photo digits, 13 px there, it found 12%) and not touching the tile's inner edges (the tiles overlap
+# by more than SMALL).
 LOOK = 2 * INPUT
 TILE = 0.6
 SMALL = 24
+# Every picture gets a zoomed-out look (`zoomed`), one finder input more, in the same batch: the picture 1 / ZOOM
+# as large, centred on a sheet ZOOM times its size of its own paper (its median grey, 0 in the input), the mask 1
+# over the picture only. A digit filling the picture or cut by its edge (far larger than most in the finder's
+# training) is then 1 / ZOOM as tall, with paper around it. Of it `merge` keeps only the digits at least LARGE input
+# px tall in the whole view (smaller ones the whole view finds). Chosen by `python scripts/zoom_choice.py -n 300`
+# (2026-12-07, benchmarks/results/zoom-choice-2026-12-07.json) on generated scenes of MNIST's training split and
+# DejaVu fonts only (seed 777000) of ZOOM 1.5-3, LARGE 32-96 and the mask over the picture or the whole sheet: the
+# finder's recall on one large digit .657 -> .785 (MNIST), .658 -> .795 (with DejaVu), the precision there, on
+# numbers of 2-6 digits and the not-digit refusals within a point; ZOOM 2.5-3 and LARGE 32-48 cost precision or
+# refusals, and the mask over the sheet found as many (.789, .776).
+ZOOM = 2.0
+LARGE = 64
 
 
 @dataclass(frozen=True)
@@ -43,8 +59,9 @@ class Framed:
 
     input: np.ndarray
     scale: float  # input px per picture px
-    origin: tuple[int, int] = (0, 0)  # the tile's top left (x, y) in the picture's px
+    origin: tuple[float, float] = (0, 0)  # the input's top left (x, y) in the picture's px (a tile's; < 0 zoomed)
     inner: tuple[bool, bool, bool, bool] = (False,) * 4  # which of its sides (x0, y0, x1, y1) cut the picture
+    zoomed: bool = False  # the zoomed-out look (`zoomed`)
 
 
 def grey(image) -> np.ndarray:
@@ -103,16 +120,31 @@ def prepare(g: np.ndarray, size: int = INPUT) -> Framed:
     return Framed(x, scale)
 
 
-def views(g: np.ndarray) -> list[Framed]:
-    """Grey picture `g` as the finder sees it: whole, and when its longer side is at least LOOK px, also as up to
-    2 x 2 overlapping tiles of TILE of that side (none across a side no longer than a tile)."""
-    whole = prepare(g)
+def zoomed(g: np.ndarray, zoom: float = ZOOM) -> Framed:
+    """Grey picture `g` zoomed out: `g` prepared at INPUT / `zoom` px (the same work as the whole view), centred on
+    a sheet `zoom` times its size (each side; the sheet at the top left of the input, as any picture) whose rest is
+    its paper (its median grey: 0 once the median is taken off), the mask 1 over `g` only."""
+    inner = prepare(g, max(1, round(INPUT / zoom)))
+    h, w = g.shape
+    nh, nw = max(1, round(h * inner.scale)), max(1, round(w * inner.scale))
+    sh, sw = min(INPUT, round(nh * zoom)), min(INPUT, round(nw * zoom))  # the sheet, at the top left as any picture
+    y, x = (sh - nh) // 2, (sw - nw) // 2
+    out = np.zeros((2, INPUT, INPUT), np.float32)
+    out[0, y : y + nh, x : x + nw] = inner.input[0, :nh, :nw]
+    out[1, y : y + nh, x : x + nw] = 1.0
+    return Framed(out, inner.scale, (-x / inner.scale, -y / inner.scale), zoomed=True)
+
+
+def views(g: np.ndarray, zoom: float = ZOOM) -> list[Framed]:
+    """Grey picture `g` as the finder sees it: whole, zoomed out `zoom` times (`zoomed`), and when its longer side
+    is at least LOOK px, also as up to 2 x 2 overlapping tiles of TILE of that side (none across a side no longer
+    than a tile)."""
+    out = [prepare(g), zoomed(g, zoom)]
     h, w = g.shape
     if max(h, w) < LOOK:
-        return [whole]
+        return out
     t = int(np.ceil(TILE * max(h, w)))
     starts = [[0] if side <= t else [0, side - t] for side in (h, w)]
-    out = [whole]
     for y in starts[0]:
         for x in starts[1]:
             tile = prepare(g[y : y + t, x : x + t])
@@ -121,16 +153,22 @@ def views(g: np.ndarray) -> list[Framed]:
     return out
 
 
-def merge(found: list[Framed], boxes: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def merge(
+    found: list[Framed], boxes: np.ndarray, scores: np.ndarray, large: float = LARGE
+) -> tuple[np.ndarray, np.ndarray]:
     """The finds of `views` (decode's boxes [V, k, 4] and scores [V, k]) with scores >= DETECT as (boxes [N, 4] in
-    the picture's px, scores [N]), the best MAX_FOUND, highest first: the whole view's, and a tile's digits under
-    SMALL px in the whole view that keep STRIDE px off the tile's inner edges."""
+    the picture's px, scores [N]), the best MAX_FOUND, highest first: the whole view's, the zoomed view's digits at
+    least `large` px tall in the whole view, and a tile's digits under SMALL px in the whole view that keep STRIDE px
+    off the tile's inner edges."""
     whole = found[0].scale
     out_b, out_s = [], []
     for f, b, s in zip(found, boxes, scores):
         keep = s >= DETECT
-        if f is not found[0]:
-            keep &= (b[:, 3] - b[:, 1]) * whole / f.scale < SMALL
+        tall = (b[:, 3] - b[:, 1]) * whole / f.scale
+        if f.zoomed:
+            keep &= tall >= large
+        elif f is not found[0]:
+            keep &= tall < SMALL
             lo, hi = b[:, :2] > STRIDE, b[:, 2:] < INPUT - STRIDE  # off each side: x0, y0 and x1, y1
             for side, ok in zip(f.inner, (lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1])):
                 keep &= ok | (not side)

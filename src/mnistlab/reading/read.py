@@ -210,6 +210,18 @@ def distinct(b: np.ndarray) -> np.ndarray:
     return ~drop
 
 
+def found_in(g: np.ndarray, views: list[frame.Framed], boxes: np.ndarray, scores: np.ndarray, large=frame.LARGE):
+    """The digits found in grey picture `g` from its `views`' decoded finds (`frame.merge`'s, with `large`): boxes
+    [N, 4] clipped to `g`'s pixels (at least 1 px on each side) that are `distinct`, and their scores [N]."""
+    b, s = frame.merge(views, boxes, scores, large)
+    h, w = g.shape
+    b = np.clip(b, 0, [w, h, w, h]).astype(np.float32)
+    ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
+    b, s = b[ok], s[ok]
+    keep = distinct(b)
+    return b[keep], s[keep]
+
+
 def run_finder(finder: AnyFinder, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The finder's outputs (heat, size, offset: float32 arrays) for prepared inputs `x` [B, 2, INPUT, INPUT]."""
     if isinstance(finder, OnnxFinder):
@@ -241,13 +253,7 @@ class Reader:
     def find(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(boxes [N, 4] in `g`'s pixels, finder scores [N]) of the digits found in grey picture `g`."""
         views = frame.views(g)
-        b, s = frame.merge(views, *frame.decode(*run_finder(self.finder, np.stack([v.input for v in views]))))
-        h, w = g.shape
-        b = np.clip(b, 0, [w, h, w, h]).astype(np.float32)
-        ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
-        b, s = b[ok], s[ok]
-        keep = distinct(b)
-        return b[keep], s[keep]
+        return found_in(g, views, *frame.decode(*run_finder(self.finder, np.stack([v.input for v in views]))))
 
     def read(self, image, name: str | None = None) -> Reading:
         """The `Reading` of one picture: a path, encoded bytes, a PIL image, an array or a tensor."""

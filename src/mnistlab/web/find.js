@@ -54,9 +54,9 @@ function bilinear(m, n) {
   });
 }
 
-// frame.prepare: grey {a, h, w} -> {input: Float32Array [2, INPUT, INPUT], scale} (input px per picture px).
-export function prepare({ a, h, w }) {
-  const S = K.INPUT, scale = S / Math.max(h, w);
+// frame.prepare: grey {a, h, w} -> {input: Float32Array [2, S, S], scale} (input px per picture px), S INPUT or given.
+export function prepare({ a, h, w }, S = K.INPUT) {
+  const scale = S / Math.max(h, w);
   const nh = Math.max(1, pyRound(h * scale)), nw = Math.max(1, pyRound(w * scale));
   let small; // [nh, nw]
   if (scale < 1) {
@@ -122,12 +122,23 @@ export function distinct(boxes) {
   return keep;
 }
 
-// Reader.find: the digits found in grey picture g by `run` (the finder: input -> {heat, size, offset, grid}):
-// {boxes: [x0, y0, x1, y1] in g's pixels, found: the finder's scores}.
-// frame.views: the picture whole and, when its longer side is at least LOOK px, up to 2 x 2 overlapping tiles of
-// TILE of that side, each as the finder sees it ({input, scale, origin, inner}).
+// frame.zoomed: grey picture g prepared at INPUT / ZOOM px, centred on a sheet of its own paper ZOOM times its size
+// (the mask 1 over g only); origin < 0: the sheet's top left in g's px.
+export function zoomed(g) {
+  const S = K.INPUT, n = Math.max(1, pyRound(S / K.ZOOM)), inner = prepare(g, n);
+  const nh = Math.max(1, pyRound(g.h * inner.scale)), nw = Math.max(1, pyRound(g.w * inner.scale));
+  const sh = Math.min(S, pyRound(nh * K.ZOOM)), sw = Math.min(S, pyRound(nw * K.ZOOM));
+  const y0 = Math.floor((sh - nh) / 2), x0 = Math.floor((sw - nw) / 2), input = new Float32Array(2 * S * S);
+  for (let y = 0; y < nh; y++) for (let x = 0; x < nw; x++) input[(y0 + y) * S + x0 + x] = inner.input[y * n + x];
+  for (let y = y0; y < y0 + nh; y++) input.fill(1, S * S + y * S + x0, S * S + y * S + x0 + nw);
+  const origin = [-x0 / inner.scale, -y0 / inner.scale];
+  return { input, scale: inner.scale, origin, inner: [false, false, false, false], zoomed: true };
+}
+
+// frame.views: the picture whole, zoomed out (zoomed) and, when its longer side is at least LOOK px, up to 2 x 2
+// overlapping tiles of TILE of that side, each as the finder sees it ({input, scale, origin, inner, zoomed}).
 export function views(g) {
-  const out = [{ ...prepare(g), origin: [0, 0], inner: [false, false, false, false] }];
+  const out = [{ ...prepare(g), origin: [0, 0], inner: [false, false, false, false] }, zoomed(g)];
   if (Math.max(g.h, g.w) < K.LOOK) return out;
   const t = Math.ceil(K.TILE * Math.max(g.h, g.w));
   const starts = [g.h, g.w].map((side) => (side <= t ? [0] : [0, side - t]));
@@ -141,19 +152,23 @@ export function views(g) {
 }
 
 // frame.merge: the views' finds (decode's, one per view) at DETECT or more, in the picture's px, the best
-// MAX_FOUND highest first: the whole view's, and a tile's under SMALL px in the whole view, off its inner edges.
+// MAX_FOUND highest first: the whole view's, the zoomed view's at least LARGE px tall in the whole view, and a
+// tile's under SMALL px in the whole view, off its inner edges.
 export function merge(seen, decoded) {
   const whole = seen[0].scale, b = [], s = [];
   seen.forEach((f, v) => {
     const { boxes, scores } = decoded[v];
     boxes.forEach((box, i) => {
       if (!(scores[i] >= f32(K.DETECT))) return;
-      if (v > 0) {
-        if (!(f32(f32(f32(box[3] - box[1]) * f32(whole)) / f32(f.scale)) < K.SMALL)) return;
+      const tall = f32(f32(f32(box[3] - box[1]) * f32(whole)) / f32(f.scale));
+      if (f.zoomed) {
+        if (!(tall >= K.LARGE)) return;
+      } else if (v > 0) {
+        if (!(tall < K.SMALL)) return;
         const off = [box[0] > K.STRIDE, box[1] > K.STRIDE, box[2] < K.INPUT - K.STRIDE, box[3] < K.INPUT - K.STRIDE];
         if (f.inner.some((side, k) => side && !off[k])) return;
       }
-      b.push(box.map((val, c) => f32(f32(val / f32(f.scale)) + f.origin[c % 2])));
+      b.push(box.map((val, c) => f32(f32(val / f32(f.scale)) + f32(f.origin[c % 2]))));
       s.push(scores[i]);
     });
   });
