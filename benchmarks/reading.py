@@ -150,14 +150,14 @@ def hostile_pictures() -> dict[str, bytes]:
 
 def work(reader: Reader, pictures: dict[str, bytes]) -> dict[str, dict]:
     """Per hostile picture: its size, the finder's input, the boxes kept and scored, the digits read, the time."""
-    from mnistlab.reading.read import _to_grey
+    from mnistlab.reading.read import to_grey
 
     rows = {}
     for name, data in pictures.items():
         start = time.perf_counter()
         r = reader.read(data, name=name)
         took = time.perf_counter() - start
-        g = _to_grey(data, name)
+        g = to_grey(data, name)
         looks = [len(frame.views(g)), *frame.prepare(g).input.shape]  # views x channels x INPUT x INPUT
         rows[name] = {"bytes": len(data), "pixels": int(g.size), "finder input": looks,
                       "boxes kept": len(reader.find(g)[0]), "boxes scored": len(r.digits) + len(r.rejected),

@@ -114,7 +114,9 @@ def load_finder(path: str | os.PathLike | None = None) -> tuple[Finder, dict]:
     return model.eval(), card
 
 
-def _to_grey(image, name: str) -> np.ndarray:
+def to_grey(image, name: str) -> np.ndarray:
+    """Any picture a `Reader` reads (a path, encoded bytes, a PIL image, an array or a tensor) as the grey plane
+    [H, W] in [0, 1] it works on; `name` is what a mistake calls it."""
     from PIL import Image
 
     from mnistlab.images.decode import open_image
@@ -258,7 +260,7 @@ class Reader:
     def read(self, image, name: str | None = None) -> Reading:
         """The `Reading` of one picture: a path, encoded bytes, a PIL image, an array or a tensor."""
         source = str(image) if isinstance(image, (str, os.PathLike)) else None
-        g = _to_grey(image, name or source or "the image")
+        g = to_grey(image, name or source or "the image")
         boxes, found = self.find(g)
         fields, kept = [], []
         for i, box in enumerate(boxes):
