@@ -89,8 +89,7 @@ def reading_constants() -> dict:
     """The reading path's constants that the page's port of it (web/find.js) works with, from where mnistlab
     defines them: the finder's input and outputs (reading.frame, reading.finder_onnx), how boxes are kept,
     cropped and read as numbers (reading.read), and how a picture is made grey (gray) and how large it may be."""
-    from mnistlab.images import decode as images
-    from mnistlab.images import gray
+    from mnistlab.images import decode, gray
     from mnistlab.reading import finder_onnx, frame, read
 
     return {
@@ -99,7 +98,7 @@ def reading_constants() -> dict:
         "GREY": list(frame.GREY), "INPUT_NAME": finder_onnx.INPUT_NAME, "OUTPUTS": list(finder_onnx.OUTPUTS),
         "SAME": read.SAME, "MARGIN": read.MARGIN, "NUMBER_GAP": read.NUMBER_GAP, "CROP_SIDE": read.CROP_SIDE,
         "INK_FLOOR": read.INK_FLOOR, "SCORE_POWER": read.SCORE_POWER, "IS_DIGIT": read.IS_DIGIT,
-        "ALPHA_VARIATION": gray.ALPHA_VARIATION, "MAX_PIXELS": images.MAX_PIXELS,
+        "ALPHA_VARIATION": gray.ALPHA_VARIATION, "MAX_PIXELS": decode.MAX_PIXELS,
     }  # fmt: skip
 
 

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mnistlab.data import datasets, folders
-from mnistlab.data import download as data
+from mnistlab.data import datasets, download, folders
 from mnistlab.data.loaders import Augment, DeviceLoader, seed_loader
 from mnistlab.data.robust import RobustAugment
 from mnistlab.data.robust import criterion as robust_criterion
@@ -55,7 +54,7 @@ def load_data(recipe: Recipe, data_dir=None, mirror=None, *, train: bool = True)
         classes, mean, std, hflip_ok = tuple(spec.classes), spec.mean, spec.std, spec.hflip_ok
 
         def load(split: bool, limit):
-            return data.load_tensors(split, data_dir, mirror, recipe.dataset, limit)
+            return download.load_tensors(split, data_dir, mirror, recipe.dataset, limit)
 
     empty = torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)
     if recipe.val:  # the last `val` training images become the evaluation set; the test set is not read

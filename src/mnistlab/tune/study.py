@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mnistlab.errors import UserError, one_line
 from mnistlab.recipes import Recipe
-from mnistlab.tune import checks as tune_checks
+from mnistlab.tune import checks
 from mnistlab.tune.trial import Objective, Trainer, start_params
 
 HEARTBEAT_S = 20  # a worker's running trial is marked alive this often; one silent for GRACE_S is failed
@@ -35,13 +35,13 @@ def storage_url(name: str, url: str | None) -> str:
 
 def storage(url: str):
     """Optuna's RDBStorage on `url`, with heartbeats; an unreachable or malformed URL, or an SQLite file of another
-    program, is a one-line UserError (which shows the URL without its secrets, see `tune_checks.shown`)."""
+    program, is a one-line UserError (which shows the URL without its secrets, see `checks.shown`)."""
     import time
 
     import optuna
 
-    tune_checks.check_url(url)
-    tune_checks.check_sqlite(url)
+    checks.check_url(url)
+    checks.check_sqlite(url)
     for attempt in range(3):
         try:
             sqlite = url.startswith("sqlite:")
@@ -53,8 +53,8 @@ def storage(url: str):
         except Exception as e:  # sqlalchemy's OperationalError, ArgumentError, a missing driver's ImportError, ...
             # workers starting together race to create the tables: the loser's error goes away on a retry
             if attempt == 2 or "refused" in str(e) or isinstance(e, (ImportError, ValueError)):
-                message = tune_checks.scrub(one_line(e), url)
-                raise UserError(f"cannot open --storage {tune_checks.shown(url)}: {message}") from None
+                message = checks.scrub(one_line(e), url)
+                raise UserError(f"cannot open --storage {checks.shown(url)}: {message}") from None
             time.sleep(1 + attempt)
     raise AssertionError("unreachable")
 
@@ -91,14 +91,14 @@ def _driver(url: str) -> str:
 def create(name: str, url: str, objective: Objective, start: Recipe, budget: float, pruner: str, base: Recipe,
            evals_per_epoch: int = 5):  # fmt: skip
     """The study `name` (created, with the starting recipe as its first trial, if new); one made for another search
-    (objective, recipe, budget, seed, ...: `tune_checks.search`) is refused. `base`: the named recipe before the
+    (objective, recipe, budget, seed, ...: `checks.search`) is refused. `base`: the named recipe before the
     options that shaped the trials (--val, ...)."""
     import optuna
 
     store = storage(url)
-    search = tune_checks.search(objective, start, pruner, evals_per_epoch)
-    with tune_checks.storage_errors(url):  # a table of another program's, a lost connection: one line
-        tune_checks.check_study(name, _existing_attrs(store, name), search)  # before Optuna logs that it uses it
+    search = checks.search(objective, start, pruner, evals_per_epoch)
+    with checks.storage_errors(url):  # a table of another program's, a lost connection: one line
+        checks.check_study(name, _existing_attrs(store, name), search)  # before Optuna logs that it uses it
         study = optuna.create_study(
             study_name=name,
             storage=store,
@@ -144,7 +144,7 @@ def load(name: str, url: str | None):
         raise UserError(f"no study {name!r}: {folder(name) / 'study.db'} does not exist (give its --storage?)")
     store = storage(storage_url(name, url))
     try:
-        with tune_checks.storage_errors(storage_url(name, url)):
+        with checks.storage_errors(storage_url(name, url)):
             return optuna.load_study(study_name=name, storage=store)
     except KeyError:
         known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(store)) or "none"
