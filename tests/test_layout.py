@@ -5,6 +5,7 @@ lines, and no import cycle between mnistlab's modules."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -16,9 +17,17 @@ MODULES = sorted(p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts)
 MAX_MODULE, MAX_FUNCTION = 450, 60
 
 
+@functools.cache
+def hook_layers():
+    """docs/hooks/layers.py, where the layers are declared (MAY_IMPORT, CROSSING) and drawn; imported by path."""
+    spec = importlib.util.spec_from_file_location("layers", REPO / "docs" / "hooks" / "layers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def name(path: Path) -> str:
-    parts = path.relative_to(SRC.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return hook_layers().module_name(path)
 
 
 @pytest.mark.parametrize("path", MODULES, ids=name)
@@ -37,21 +46,9 @@ def test_module_is_short_and_says_what_it_is_for(path):
     assert not long, f"{name(path)}: functions over {MAX_FUNCTION} lines: {', '.join(long)}"
 
 
-def imports(path: Path, type_checking: bool = True) -> set[str]:
-    """The mnistlab modules `path` imports, at any depth in the file (lazy imports count too), and those under
-    `if TYPE_CHECKING:` unless type_checking is False."""
-    found = set()
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if not type_checking and isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            node.body = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("mnistlab"):
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("mnistlab"))
-    return found
+def imports(path: Path) -> set[str]:
+    """The mnistlab names `path` imports, at any depth in the file, TYPE_CHECKING imports too (the hook's reading)."""
+    return hook_layers().imported(path)
 
 
 def test_no_import_cycles():
@@ -115,14 +112,6 @@ def test_tests_mirror_the_packages():
     assert not stray, f"test folders with no package of that name: {sorted(set(stray))}"
 
 
-def hook_layers():
-    """docs/hooks/layers.py, where the layers are declared (MAY_IMPORT, CROSSING) and drawn; imported by path."""
-    spec = importlib.util.spec_from_file_location("layers", REPO / "docs" / "hooks" / "layers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_layers_hold():
     """Each package imports only the packages its rule names (docs/hooks/layers.py's MAY_IMPORT), at any depth in a
     file, TYPE_CHECKING imports included; the package's __init__ (lazy public names) is not checked."""
@@ -134,7 +123,7 @@ def test_layers_hold():
         if m == rules.CORE:
             continue
         own = rules.package_of(m)
-        for i in sorted(imports(path, type_checking=True)):
+        for i in sorted(imports(path)):
             other = rules.package_of(i)
             if i not in modules or other == own or (m, other) in rules.CROSSING:
                 continue

@@ -61,6 +61,7 @@ BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 150, 44, 24, 56, 16
 
 
 def module_name(path: Path) -> str:
+    """src/mnistlab/PKG/NAME.py -> mnistlab.PKG.NAME (a package's __init__: the package's name)."""
     parts = path.relative_to(SRC.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -75,18 +76,17 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(SRC.rglob("*.py")) if "__pycache__" not in p.parts}
 
 
-def imported(path: Path, known: set[str]) -> set[str]:
-    """The mnistlab modules `path` imports anywhere in the file (lazy and TYPE_CHECKING imports too): for
-    `from X import a`, X.a if that is a module, else X."""
+def imported(path: Path) -> set[str]:
+    """What `path` imports of mnistlab anywhere in the file (lazy and TYPE_CHECKING imports too): for `from X
+    import a`, both X (importing X.a runs X's __init__) and X.a (a module, or a name in X); keep the module names."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("mnistlab"):
-            found.update(
-                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module for a in node.names
-            )
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("mnistlab"))
-    return found & known
+    return found
 
 
 def package_graph() -> tuple[dict[str, set[str]], set[tuple[str, str]], dict[str, int]]:
@@ -101,7 +101,7 @@ def package_graph() -> tuple[dict[str, set[str]], set[tuple[str, str]], dict[str
         sizes[own] = sizes.get(own, 0) + 1
         if module == CORE:  # the package's __init__: its public names are imported lazily, by string
             continue
-        for other in {package_of(m) for m in imported(path, set(known))} - {own}:
+        for other in {package_of(m) for m in imported(path) if m in known} - {own}:
             if (module, other) in CROSSING:
                 crossing.add((own, other))
             else:
@@ -137,9 +137,10 @@ def reduced(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 def table() -> str:
     """Markdown: each package, its modules, and the packages it imports (all of them, not only the arrows)."""
     graph, crossing, sizes = package_graph()
+    row, known = rows(graph), modules()
     lines = ["| package | modules | imports |", "|---|---|---|"]
-    for p in sorted(graph, key=lambda p: (rows(graph)[p], p)):
-        names = sorted(m.rsplit(".", 1)[-1] for m in modules() if package_of(m) == p and m not in (CORE, f"{CORE}.{p}"))
+    for p in sorted(graph, key=lambda p: (row[p], p)):
+        names = sorted(m.rsplit(".", 1)[-1] for m in known if package_of(m) == p and m not in (CORE, f"{CORE}.{p}"))
         uses = sorted(graph[p]) + [f"{q} (named exception)" for o, q in sorted(crossing) if o == p]
         lines.append(f"| `{p if p == CORE else p + '/'}` | {', '.join(names)} | {', '.join(uses) or '(nothing)'} |")
     return "\n".join(lines) + "\n"
