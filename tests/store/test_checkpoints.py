@@ -40,16 +40,22 @@ def test_a_damaged_step_is_named(tmp_path, step):
         checkpoints.read_checkpoint(tmp_path / "c.safetensors")
 
 
-def test_a_checkpoint_written_with_a_torch_scheduler_resumes_bit_identically(tmp_path, data_dir, mirror):
-    """Checkpoints from before the step was stored: no step, a OneCycleLR state, its keys in the param groups."""
-    quiet = dict(data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+def _trained_and_cut(tmp_path, quiet: dict):
+    """A run of `_tiny()` trained whole (tmp_path/ref), and the same recipe stopped after epoch 1 (tmp_path/cut):
+    (the whole run, the path of the cut run's checkpoint)."""
     ref = fit(_tiny(), out=tmp_path / "ref", **quiet)
     cut = Run.create(_tiny(), tmp_path / "cut", **quiet)
     cut.train_epoch()
     cut.evaluate()
     cut.save()
     cut.release()  # as the process's end would: the folder's lock
-    path = tmp_path / "cut" / checkpoints.CHECKPOINT
+    return ref, tmp_path / "cut" / checkpoints.CHECKPOINT
+
+
+def test_a_checkpoint_written_with_a_torch_scheduler_resumes_bit_identically(tmp_path, data_dir, mirror):
+    """Checkpoints from before the step was stored: no step, a OneCycleLR state, its keys in the param groups."""
+    quiet = dict(data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
+    ref, path = _trained_and_cut(tmp_path, quiet)
     tensors, meta = checkpoints.read_safetensors(path)
     del meta["step"]
     meta["scheduler"] = {"total_steps": 8, "last_epoch": 4, "_last_lr": [0.003]}
@@ -66,13 +72,7 @@ def test_a_checkpoint_whose_step_counts_other_epochs_resumes_from_its_epoch_bit_
     """A run moved from a device whose epochs are a batch longer (a CUDA graph drops the last, smaller batch where
     the CPU keeps it): its saved step would land inside an epoch here, so the run continues from its epoch's end."""
     quiet = dict(data_dir=data_dir, mirror=str(mirror), progress=False, echo=False)
-    ref = fit(_tiny(), out=tmp_path / "ref", **quiet)
-    cut = Run.create(_tiny(), tmp_path / "cut", **quiet)
-    cut.train_epoch()
-    cut.evaluate()
-    cut.save()
-    cut.release()
-    path = tmp_path / "cut" / checkpoints.CHECKPOINT
+    ref, path = _trained_and_cut(tmp_path, quiet)
     tensors, meta = checkpoints.read_safetensors(path)
     assert (meta["epoch"], meta["step"]) == (1, 4)  # 256 images in batches of 64
     checkpoints.atomic_save(tensors, path, {**meta, "step": 5})  # epoch 1 in 5-batch epochs

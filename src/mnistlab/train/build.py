@@ -112,9 +112,9 @@ def build_loaders(
     rank: int = 0,
     world_size: int = 1,
 ):
-    """(train loader, test loader, the seed loader's generator or None) as the recipe asks, on `device`.
+    """(train loader, test loader) as the recipe asks, on `device`.
 
-    The generator is the seed DataLoader's shuffling state, which checkpoints save for an exact resume. With
+    The seed DataLoader's `generator` is its shuffling state, which checkpoints save for an exact resume. With
     `world_size` processes, `recipe.batch_size` is the global batch: the training loader of rank `rank` yields its
     share of each global batch (batch_size / world_size images); every rank evaluates the whole test set."""
     batch_size = distributed.share(recipe.batch_size, world_size)
@@ -123,7 +123,7 @@ def build_loaders(
         kw.update(seed=recipe.seed, pin_memory=device.type == "cuda", mean=d.mean, std=d.std)
         tr = seed_loader(True, batch_size, limit=recipe.limit_train, rank=rank, world_size=world_size, **kw)
         te = seed_loader(False, recipe.eval_batch_size, limit=recipe.limit_test, **kw)
-        return tr, te, tr.generator
+        return tr, te
     hflip = recipe.aug_hflip == "on" or (recipe.aug_hflip == "auto" and d.hflip_ok)
     aug: Augment | RobustAugment = Augment(recipe.aug_degrees, recipe.aug_scale, recipe.aug_translate, hflip)
     if recipe.augment in ("robust", "outliers"):
@@ -146,7 +146,7 @@ def build_loaders(
         rank=rank,
         world_size=world_size,
     )
-    return train_loader, on_device(d.test_images, d.test_labels, recipe.eval_batch_size, device), None
+    return train_loader, on_device(d.test_images, d.test_labels, recipe.eval_batch_size, device)
 
 
 def build_optimizer(recipe: Recipe, model, device: torch.device, *, graphs: bool = False):

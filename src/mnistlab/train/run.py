@@ -60,7 +60,7 @@ class Run:
         self.recipe = recipe = resolve(recipe, data)  # the normalisation used, for recipe.json
         self.classes = data.classes  # kept: the data itself is not
         shard = dict(rank=world.rank, world_size=world.world_size)
-        self.train_loader, self.test_loader, _ = build_loaders(
+        self.train_loader, self.test_loader = build_loaders(
             recipe, data, self.device, data_dir, mirror, graphs=self.graphs, **shard
         )
         self.model = Net(num_classes=len(data.classes)).to(self.device)
